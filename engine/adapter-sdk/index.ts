@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The contracts between the engine and its adapters. Inbound adapters hand each framed message to
+ * the engine and send the sender whatever acknowledgement the engine decides; outbound adapters
+ * send one request and classify the outcome so that the retry policy can decide.
+ */
+import type { StoredError } from '../message-store/message-store.ts';
+
+/** What the engine decided about one inbound message; the adapter turns it into an ACK. */
+export interface IngestOutcome {
+  /** AA: durably stored. AE: error (store failed, malformed). AR: rejected (not accepted here). */
+  ackCode: 'AA' | 'AE' | 'AR';
+  /** The engine's message id (absent when nothing could be stored). */
+  messageId?: string;
+  error?: StoredError;
+  duplicate?: boolean;
+}
+
+export interface InboundMessage {
+  /** The framed bytes as received (BOM and terminators untouched). */
+  raw: Buffer;
+  /** The text decoded with MSH-18 (or the channel's fallback charset). */
+  text: string;
+  encoding: string;
+  /** `ip:port` of the peer. */
+  remote: string;
+  /** Set when decoding failed: the message is stored as errored and NAKed. */
+  decodeError?: StoredError;
+}
+
+export type InboundHandler = (message: InboundMessage) => Promise<IngestOutcome>;
+
+export interface InboundAdapter {
+  /** Starts listening; rejects when the port cannot be bound. Idempotent. */
+  start(handler: InboundHandler): Promise<void>;
+  /** Stops accepting and closes connections. Idempotent. */
+  stop(): Promise<void>;
+  /** The bound address (port 0 in tests resolves to the real port). */
+  address(): { host: string; port: number } | undefined;
+}
+
+export interface OutboundRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The outcome of one send, classified for the retry policy. */
+export interface OutboundResult {
+  outcome: 'success' | 'transient' | 'permanent';
+  status?: number;
+  responseBody?: string;
+  /** From a Retry-After header, in milliseconds. */
+  retryAfterMs?: number;
+  error?: StoredError;
+  durationMs: number;
+  /** The request as sent, with secrets redacted, for the attempt log. */
+  sentRequest: OutboundRequest;
+}

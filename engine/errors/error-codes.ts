@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Every error Osprey reports has a stable code `OSPREY_ERR_<AREA>_<PROBLEM>` and a class that
+ * decides what happens next: `transient` (retry), `ambiguous` (retry only when the request is
+ * idempotent — ours always carry an Idempotency-Key, so they are retried), `permanent` (stop:
+ * error state or dead letter). Codes are never reused or renamed; add new ones at the end of their
+ * area. `docs/reference/error-codes.md` lists them (kept in step by a unit test).
+ */
+export const ErrorClass = { transient: 'transient', ambiguous: 'ambiguous', permanent: 'permanent' } as const;
+export type ErrorClass = (typeof ErrorClass)[keyof typeof ErrorClass];
+
+interface ErrorCodeSpec {
+  readonly class: ErrorClass;
+  readonly description: string;
+}
+
+export const ErrorCodes = {
+  // HL7 v2 parsing and validation
+  OSPREY_ERR_HL7_EMPTY: { class: 'permanent', description: 'The message has no content.' },
+  OSPREY_ERR_HL7_NO_MSH: { class: 'permanent', description: 'The message does not start with an MSH segment.' },
+  OSPREY_ERR_HL7_BAD_MSH: { class: 'permanent', description: 'MSH is too short to carry the field separator and encoding characters.' },
+  OSPREY_ERR_HL7_BAD_DELIMITERS: { class: 'permanent', description: 'MSH-1/MSH-2 delimiters are missing, repeated or not distinct.' },
+  OSPREY_ERR_HL7_BAD_SEGMENT: { class: 'permanent', description: 'A segment id is not three upper-case letters or digits.' },
+  OSPREY_ERR_HL7_MISSING_FIELD: { class: 'permanent', description: 'A required field (MSH-9, MSH-10, MSH-12 …) is empty.' },
+  OSPREY_ERR_HL7_UNSUPPORTED_TYPE: { class: 'permanent', description: 'The message type is not in the channel’s accept list.' },
+  OSPREY_ERR_HL7_BAD_PATH: { class: 'permanent', description: 'An HL7 path such as PID-3[2].1 is not well formed.' },
+  OSPREY_ERR_HL7_CHARSET: { class: 'permanent', description: 'The bytes cannot be decoded with the MSH-18 character set.' },
+  OSPREY_ERR_HL7_STRUCTURE: { class: 'permanent', description: 'The message structure does not match the HL7 definition of its type.' },
+  // MLLP transport
+  OSPREY_ERR_MLLP_FRAME_TOO_LARGE: { class: 'permanent', description: 'A frame exceeded the listener’s maxMessageSize.' },
+  OSPREY_ERR_MLLP_GARBAGE: { class: 'permanent', description: 'Bytes outside an MLLP frame were discarded.' },
+  OSPREY_ERR_MLLP_IDLE_TIMEOUT: { class: 'transient', description: 'The connection was idle (or stalled mid-frame) longer than idleTimeout.' },
+  // Ingest and store
+  OSPREY_ERR_STORE_UNAVAILABLE: { class: 'transient', description: 'The message store could not commit; the sender gets AE and should resend.' },
+  OSPREY_ERR_STORE_NOT_FOUND: { class: 'permanent', description: 'No message with that id.' },
+  // Channel files and configuration
+  OSPREY_ERR_CHANNEL_YAML: { class: 'permanent', description: 'The channel file is not valid YAML.' },
+  OSPREY_ERR_CHANNEL_SCHEMA: { class: 'permanent', description: 'A field is missing, unknown or of the wrong type.' },
+  OSPREY_ERR_CHANNEL_NAME: { class: 'permanent', description: 'metadata.name does not match the file name.' },
+  OSPREY_ERR_CHANNEL_DUPLICATE: { class: 'permanent', description: 'Two channels share a name or an inbound port.' },
+  OSPREY_ERR_CHANNEL_ENV: { class: 'permanent', description: 'A ${VAR} is not set in the environment and has no default.' },
+  OSPREY_ERR_CHANNEL_LITERAL_SECRET: { class: 'permanent', description: 'A secret (password, clientSecret, token, key) is written literally instead of ${VAR}.' },
+  OSPREY_ERR_CHANNEL_TRANSFORM: { class: 'permanent', description: 'A transform module is missing or does not export a transform.' },
+  OSPREY_ERR_CHANNEL_LOOKUP: { class: 'permanent', description: 'A lookup table is missing or unreadable.' },
+  OSPREY_ERR_CHANNEL_CONTRACT: { class: 'permanent', description: 'A destination names a contract that does not exist.' },
+  OSPREY_ERR_CHANNEL_RATE_LIMIT: { class: 'permanent', description: 'A destination names a rate limit that config does not define.' },
+  OSPREY_ERR_CONFIG_INVALID: { class: 'permanent', description: 'The engine configuration file is invalid.' },
+  // Pipeline
+  OSPREY_ERR_PIPELINE_VALIDATION: { class: 'permanent', description: 'The message failed the channel’s validate step.' },
+  OSPREY_ERR_TRANSFORM_FAILED: { class: 'permanent', description: 'The transform threw an error (a bug in the transform).' },
+  OSPREY_ERR_TRANSFORM_OUTPUT_INVALID: { class: 'permanent', description: 'The transform output does not match the destination contract.' },
+  OSPREY_ERR_BUSINESS_EXCEPTION: { class: 'permanent', description: 'A business rule stopped the message (unmapped department, unknown provider …); fix the lookup and replay.' },
+  // Delivery
+  OSPREY_ERR_DELIVERY_HTTP_TRANSIENT: { class: 'transient', description: 'The destination answered 408, 429 or 5xx (or a status listed in retryOn).' },
+  OSPREY_ERR_DELIVERY_HTTP_PERMANENT: { class: 'permanent', description: 'The destination answered a 4xx that is not retried.' },
+  OSPREY_ERR_DELIVERY_TIMEOUT: { class: 'ambiguous', description: 'The destination did not answer in time; it may or may not have applied the request.' },
+  OSPREY_ERR_DELIVERY_NETWORK: { class: 'transient', description: 'The connection to the destination failed or was reset.' },
+  OSPREY_ERR_DELIVERY_AUTH: { class: 'transient', description: 'The OAuth2 token could not be obtained.' },
+  OSPREY_ERR_DELIVERY_EXHAUSTED: { class: 'permanent', description: 'The last retry attempt failed; the delivery is dead-lettered.' },
+  // Management API
+  OSPREY_ERR_API_NOT_FOUND: { class: 'permanent', description: 'The resource does not exist.' },
+  OSPREY_ERR_API_BAD_REQUEST: { class: 'permanent', description: 'A query parameter or body is invalid.' },
+  OSPREY_ERR_API_NOT_REPLAYABLE: { class: 'permanent', description: 'The message is in a state that cannot be replayed.' },
+} as const satisfies Record<string, ErrorCodeSpec>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** An error with a stable code; `detail` is safe to log (it never carries message content). */
+export class OspreyError extends Error {
+  readonly code: ErrorCode;
+  readonly errorClass: ErrorClass;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OspreyError';
+    this.code = code;
+    this.errorClass = ErrorCodes[code].class;
+  }
+}
+
+export function isOspreyError(err: unknown): err is OspreyError {
+  return err instanceof OspreyError;
+}

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The bus moves work items between stages. A work item only points at the store (the outbox
+ * pattern): the store is the truth and the buffer, the bus is the signal. Two implementations:
+ * the embedded local bus (in process, recovered from the store at start) and RabbitMQ.
+ *
+ * Ordering guarantee of every implementation: items of one `key` on one queue are handed to the
+ * handler one at a time, in publish order; items of different keys run concurrently. A handler
+ * that is still working on an item (for example waiting for a retry) holds back its key only.
+ */
+export interface WorkItem {
+  /** Message id (pipeline queues) or delivery id (destination queues). */
+  id: string;
+  /** Ordering key (the channel's orderBy value). */
+  key: string;
+}
+
+/** Resolve when the item is done (its new state is stored): the bus then acknowledges it. */
+export type WorkHandler = (item: WorkItem) => Promise<void>;
+
+export interface ConsumeOptions {
+  /** Items of different keys in flight at once for this queue. */
+  concurrency?: number;
+}
+
+export interface MessageBus {
+  start(): Promise<void>;
+  /** Resolves once the item is accepted by the bus (publisher-confirmed on RabbitMQ). */
+  publish(queue: string, item: WorkItem): Promise<void>;
+  consume(queue: string, handler: WorkHandler, options?: ConsumeOptions): Promise<void>;
+  /** Stops consuming; in-flight handlers finish. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Queue names, one per channel stage, so a slow destination holds back only itself. */
+export const queueNames = {
+  pipeline: (channel: string) => `pipeline.${channel}`,
+  delivery: (channel: string, destination: string) => `deliver.${channel}.${destination}`,
+};

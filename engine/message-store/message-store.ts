@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The message store: the system of record. Every message is kept with its raw bytes, business
+ * keys, the transform output, every state transition (with a timestamp) and every delivery attempt
+ * (request, response status and body, error). The bus only carries ids that point here.
+ *
+ * Two implementations share this contract and one test suite: SQLite (embedded default, WAL) and
+ * PostgreSQL (production). Writes from concurrent callers are group-committed: each promise
+ * resolves only after the transaction holding its write has committed, so "resolved" means
+ * "durable" — the MLLP listener ACKs on that.
+ */
+import type { ErrorCode } from '../errors/error-codes.ts';
+
+/** Message states, in the words integration engineers already use (Mirth). */
+export const MessageState = {
+  RECEIVED: 'RECEIVED',
+  FILTERED: 'FILTERED',
+  QUEUED: 'QUEUED',
+  SENT: 'SENT',
+  ERROR: 'ERROR',
+  BUSINESS_EXCEPTION: 'BUSINESS_EXCEPTION',
+  DEAD_LETTERED: 'DEAD_LETTERED',
+} as const;
+export type MessageState = (typeof MessageState)[keyof typeof MessageState];
+
+/** Per-destination states. A delivery waiting for a retry stays QUEUED (with attempts and lastError). */
+export const DeliveryState = {
+  QUEUED: 'QUEUED',
+  SENT: 'SENT',
+  DEAD_LETTERED: 'DEAD_LETTERED',
+} as const;
+export type DeliveryState = (typeof DeliveryState)[keyof typeof DeliveryState];
+
+/** Business keys extracted at ingest and indexed for search. */
+export interface BusinessKeys {
+  controlId?: string;
+  /** MSH-3 and MSH-4 as sent, joined by `|`: the sender identity used for de-duplication. */
+  sender?: string;
+  /** e.g. `ADT^A01`. */
+  messageType?: string;
+  patientId?: string;
+  /** Visit (PV1-19) or appointment (SCH-1/SCH-2) id. */
+  visitId?: string;
+  facility?: string;
+}
+
+export interface StoredError {
+  code: ErrorCode;
+  /** Safe to log and show: never message content. */
+  detail: string;
+}
+
+export interface NewMessage {
+  id: string;
+  channel: string;
+  /** Epoch milliseconds. */
+  receivedAt: number;
+  raw: Buffer;
+  /** Character set the raw bytes were decoded with (from MSH-18 or the channel's fallback). */
+  encoding: string;
+  keys: BusinessKeys;
+  /** The channel's ordering key value (e.g. PID-3.1); messages of one key are processed in order. */
+  orderKey: string;
+  /** RECEIVED for a message to process; ERROR for one that failed parsing or was not accepted. */
+  state: typeof MessageState.RECEIVED | typeof MessageState.ERROR;
+  error?: StoredError;
+  /**
+   * When > 0 and `keys.sender` and `keys.controlId` are set, a message of the same channel, sender
+   * and control id received within this many milliseconds makes this one a duplicate: it is not
+   * stored again, a DUPLICATE event is added to the original, and `duplicateOf` is returned.
+   */
+  dedupeWindowMs: number;
+  /** Peer address, for the history. */
+  source?: string;
+}
+
+export interface ReceiveResult {
+  id: string;
+  /** Set when the message was a duplicate: the id of the original. */
+  duplicateOf?: string;
+}
+
+export interface NewDelivery {
+  destination: string;
+  outputIndex: number;
+  /** The payload to send (after the destination transform), JSON-serialisable. */
+  payload: unknown;
+}
+
+export type ProcessingOutcome =
+  | { state: typeof MessageState.FILTERED; reason: string }
+  | { state: typeof MessageState.ERROR; error: StoredError }
+  | {
+      state: typeof MessageState.BUSINESS_EXCEPTION;
+      exception: { category: string; detail: string; tags: Record<string, string | undefined> };
+    }
+  | {
+      state: typeof MessageState.QUEUED;
+      /** The canonical event(s) produced by the channel transform. */
+      canonical: unknown;
+      /** One per destination output; an empty list makes the message FILTERED. */
+      deliveries: NewDelivery[];
+      /** Why some destinations produced nothing (destination transform filtered). */
+      filteredDestinations?: Array<{ destination: string; reason: string }>;
+    };
+
+export interface StoredDelivery {
+  /** `${messageId}:${destination}:${outputIndex}`; also the Idempotency-Key sent to the receiver. */
+  id: string;
+  messageId: string;
+  channel: string;
+  destination: string;
+  outputIndex: number;
+  orderKey: string;
+  payload: unknown;
+  state: DeliveryState;
+  attempts: number;
+  /** Epoch ms of the next attempt, when waiting for a retry. */
+  nextAttemptAt?: number;
+  lastError?: StoredError;
+  /** Message receive sequence: deliveries are recovered and sent in this order. */
+  seq: number;
+}
+
+export interface AttemptRecord {
+  deliveryId: string;
+  startedAt: number;
+  durationMs: number;
+  request: { method: string; url: string; headers: Record<string, string>; body: string };
+  response?: { status: number; body: string };
+  error?: StoredError;
+  /** SENT ends the delivery; RETRY keeps it QUEUED until nextAttemptAt; DEAD_LETTERED ends it. */
+  outcome: 'SENT' | 'RETRY' | 'DEAD_LETTERED';
+  nextAttemptAt?: number;
+}
+
+/** A message the pipeline must (re)process. */
+export interface PendingMessage {
+  id: string;
+  channel: string;
+  orderKey: string;
+  seq: number;
+}
+
+export interface MessageEvent {
+  at: number;
+  /** A MessageState, a DeliveryState, or one of TRANSFORMED, DUPLICATE, REPLAYED, ATTEMPT. */
+  event: string;
+  destination?: string;
+  detail?: string;
+}
+
+export interface MessageSummary {
+  id: string;
+  seq: number;
+  channel: string;
+  receivedAt: number;
+  state: MessageState;
+  keys: BusinessKeys;
+  orderKey: string;
+  error?: StoredError;
+  exceptionCategory?: string;
+  updatedAt: number;
+}
+
+export interface MessageDetail extends MessageSummary {
+  raw: Buffer;
+  encoding: string;
+  source?: string;
+  canonical?: unknown;
+  exception?: { category: string; detail: string; tags: Record<string, string | undefined> };
+  filterReason?: string;
+  events: MessageEvent[];
+  deliveries: Array<StoredDelivery & { attemptLog: Array<Omit<AttemptRecord, 'deliveryId'>> }>;
+}
+
+export interface MessageQuery {
+  channel?: string;
+  state?: MessageState;
+  controlId?: string;
+  patientId?: string;
+  visitId?: string;
+  messageType?: string;
+  /** Epoch ms, inclusive. */
+  since?: number;
+  until?: number;
+  /** Default 50, max 1000. Newest first. */
+  limit?: number;
+  /** Keyset paging: only messages with seq below this. */
+  beforeSeq?: number;
+}
+
+/** What a replay re-queued: the whole pipeline, or the listed dead-lettered deliveries. */
+export type ReplayPlan =
+  | { kind: 'pipeline'; message: PendingMessage }
+  | { kind: 'deliveries'; deliveries: StoredDelivery[] };
+
+export interface MessageStore {
+  /** Runs the append-only migrations. Idempotent. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Stores a received message (group-committed). Resolves once durable. */
+  receive(message: NewMessage): Promise<ReceiveResult>;
+  /** The raw message and what the pipeline needs to run it. */
+  loadForProcessing(id: string): Promise<
+    | { id: string; channel: string; receivedAt: number; raw: Buffer; encoding: string; keys: BusinessKeys; orderKey: string; state: MessageState }
+    | undefined
+  >;
+  /** Records the pipeline's result (state, canonical output, deliveries, events) in one transaction. */
+  recordProcessing(id: string, outcome: ProcessingOutcome): Promise<StoredDelivery[]>;
+  loadDelivery(id: string): Promise<StoredDelivery | undefined>;
+  /**
+   * Records attempts (one, or one per item of a batched request) in one transaction, moves each
+   * delivery to its new state, and settles the message state once all its deliveries are final
+   * (SENT when all sent, DEAD_LETTERED when any was dead-lettered).
+   */
+  recordAttempts(attempts: AttemptRecord[]): Promise<void>;
+
+  /** Unfinished work after a restart, oldest first: RECEIVED messages and QUEUED deliveries. */
+  pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }>;
+  /** Resets a message for replay (ERROR/BUSINESS_EXCEPTION/FILTERED → RECEIVED; dead-lettered deliveries → QUEUED) and records REPLAYED. */
+  replay(id: string): Promise<ReplayPlan | undefined>;
+
+  getMessage(id: string): Promise<MessageDetail | undefined>;
+  findMessages(query: MessageQuery): Promise<MessageSummary[]>;
+  /** Counts per channel and state. */
+  countByChannel(): Promise<Record<string, Partial<Record<MessageState, number>>>>;
+}
