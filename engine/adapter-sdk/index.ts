@@ -5,6 +5,7 @@
  * send one request and classify the outcome so that the retry policy can decide.
  */
 import type { StoredError } from '../message-store/message-store.ts';
+import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
 
 /** What the engine decided about one inbound message; the adapter turns it into an ACK. */
 export interface IngestOutcome {
@@ -24,8 +25,10 @@ export interface InboundMessage {
   encoding: string;
   /** `ip:port` of the peer. */
   remote: string;
-  /** Set when decoding failed: the message is stored as errored and NAKed. */
-  decodeError?: StoredError;
+  /** The parsed message, when it parsed. */
+  hl7?: Hl7Message;
+  /** Set when decoding or parsing failed: the message is stored as errored and NAKed. */
+  parseError?: StoredError;
 }
 
 export type InboundHandler = (message: InboundMessage) => Promise<IngestOutcome>;
