@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The composition root: configuration → store → bus → channels → management API. Channels are
+ * independent: one whose file is broken, whose transform fails to load or whose port is taken is
+ * reported as FAILED and the others run. At start, unfinished work is recovered from the store
+ * (RECEIVED messages back to their pipeline, QUEUED deliveries back to their destination), oldest
+ * first, so a kill -9 loses nothing that was acknowledged and per-key order holds.
+ */
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createMllpListener } from '../adapters/inbound/mllp-listener/index.ts';
+import { RestClient } from '../adapters/outbound/rest/index.ts';
+import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
+import { Ingest } from './ingest/ingest.ts';
+import { queueNames, type MessageBus } from './message-bus/message-bus.ts';
+import { createBus, createStore } from './engine-components.ts';
+import type { MessageStore, ReplayPlan } from './message-store/message-store.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { buildManagementApi, type ChannelView } from './management-api/server.ts';
+import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
+import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instance.ts';
+import type { ChannelSpec } from './channel-runtime/channel-spec.ts';
+import { ContractRegistry } from './channel-runtime/contracts.ts';
+import { DestinationWorker } from './channel-runtime/destination-worker.ts';
+import { LookupTables } from './channel-runtime/lookup-tables.ts';
+import { loadTransform, type AnyTransform } from './channel-runtime/transform-loader.ts';
+import { loadChannelSpecs, type ChannelLoadIssue } from './channel-runtime/load-channel-specs.ts';
+import type { EngineConfig } from './engine-config/load-engine-config.ts';
+
+export interface EngineOptions {
+  config: EngineConfig;
+  /** Root that channel, transform and lookup paths are relative to. */
+  projectRoot?: string;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface FailedChannel {
+  name: string;
+  file: string;
+  error: string;
+}
+
+export class Engine {
+  readonly logger: Logger;
+  readonly store: MessageStore;
+  readonly bus: MessageBus;
+  readonly sandbox?: SandboxReceiver;
+  private readonly projectRoot: string;
+  private readonly channels = new Map<string, ChannelInstance>();
+  private readonly specs = new Map<string, ChannelSpec>();
+  private failed: FailedChannel[] = [];
+  private loadIssues: ChannelLoadIssue[] = [];
+  private api?: FastifyInstance;
+  private started = false;
+
+  constructor(private readonly options: EngineOptions) {
+    this.logger = options.logger ?? createLogger(options.config.logging);
+    this.projectRoot = resolve(options.projectRoot ?? process.cwd());
+    this.store = createStore(options.config.store, this.projectRoot);
+    this.bus = createBus(options.config.bus, this.logger);
+    if (options.config.sandbox?.enabled) this.sandbox = new SandboxReceiver();
+  }
+
+  /** Issues found in channel files at start (each one excluded only its own channel). */
+  get channelIssues(): readonly ChannelLoadIssue[] {
+    return this.loadIssues;
+  }
+
+  channel(name: string): ChannelInstance | undefined {
+    return this.channels.get(name);
+  }
+
+  get httpAddress(): { host: string; port: number } | undefined {
+    const address = this.api?.server.address();
+    return address && typeof address === 'object' ? { host: address.address, port: address.port } : undefined;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.options;
+    await this.store.open();
+    await this.bus.start();
+    // The API (and the sandbox receiver the sample channels deliver to) comes up first.
+    this.api = buildManagementApi({
+      store: this.store,
+      channels: () => this.channelViews(),
+      replay: (id) => this.replay(id),
+      ready: () => this.started,
+      sandbox: this.sandbox,
+      logger: this.logger,
+    });
+    await this.api.listen({ host: config.http.host, port: config.http.port });
+
+    const contracts = await ContractRegistry.load(this.projectRoot, config.contracts.module);
+    const { specs, issues } = await loadChannelSpecs({
+      dir: resolve(this.projectRoot, config.channels.dir),
+      projectRoot: this.projectRoot,
+      lookupsDir: resolve(this.projectRoot, config.lookups.dir),
+      env: this.options.env ?? process.env,
+      contracts: contracts.names(),
+      rateLimits: new Set(Object.keys(config.rateLimits ?? {})),
+    });
+    this.loadIssues = issues;
+    for (const issue of issues.filter((i) => i.severity === 'error')) {
+      this.logger.error('channel file problem; the channel is not started', { file: issue.file, line: issue.line, code: issue.code, problem: issue.message });
+    }
+
+    const lookups = new LookupTables(resolve(this.projectRoot, config.lookups.dir));
+    const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
+    const ingest = new Ingest(this.store, (m) => this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }), this.logger);
+    for (const spec of specs) {
+      this.specs.set(spec.name, spec);
+      try {
+        const instance = await this.buildChannel(spec, { contracts, lookups, rateLimiters, ingest });
+        this.channels.set(spec.name, instance);
+        await instance.start();
+        this.logger.info('channel started', { channel: spec.name, port: instance.sourceAddress?.port });
+      } catch (err) {
+        const error = (err as Error).message;
+        this.failed.push({ name: spec.name, file: spec.file, error });
+        this.channels.get(spec.name)?.stop().catch(() => undefined);
+        this.channels.delete(spec.name);
+        this.logger.error('channel failed to start; other channels continue', { channel: spec.name, error });
+      }
+    }
+    await this.recover();
+    this.started = true;
+  }
+
+  async stop(): Promise<void> {
+    for (const channel of this.channels.values()) await channel.stop().catch(() => undefined);
+    await this.bus.stop();
+    await this.api?.close();
+    await this.store.close();
+  }
+
+  async replay(id: string): Promise<ReplayPlan | undefined> {
+    const plan = await this.store.replay(id);
+    if (plan?.kind === 'pipeline') {
+      await this.bus.publish(queueNames.pipeline(plan.message.channel), { id: plan.message.id, key: plan.message.orderKey });
+    } else if (plan?.kind === 'deliveries') {
+      for (const d of plan.deliveries) await this.bus.publish(queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey });
+    }
+    return plan;
+  }
+
+  /** Re-queues what the store says is unfinished, oldest first. */
+  private async recover(): Promise<void> {
+    const { messages, deliveries } = await this.store.pendingWork();
+    for (const m of messages) {
+      if (this.channels.has(m.channel)) await this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey });
+    }
+    for (const d of deliveries) {
+      if (this.channels.has(d.channel)) await this.bus.publish(queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey });
+    }
+    if (messages.length + deliveries.length > 0) {
+      this.logger.info('recovered unfinished work from the store', { messages: messages.length, deliveries: deliveries.length });
+    }
+  }
+
+  private async buildChannel(
+    spec: ChannelSpec,
+    shared: { contracts: ContractRegistry; lookups: LookupTables; rateLimiters: RateLimiterRegistry; ingest: Ingest },
+  ): Promise<ChannelInstance> {
+    const transformPaths = [
+      ...spec.steps.flatMap((s) => ('transform' in s ? [s.transform] : [])),
+      ...spec.destinations.flatMap((d) => (d.transform ? [d.transform] : [])),
+    ];
+    const transforms = new Map<string, AnyTransform>();
+    for (const path of transformPaths) transforms.set(path, await loadTransform(this.projectRoot, path));
+
+    const destinations = new Map<string, DestinationWorker>();
+    for (const d of spec.destinations) {
+      const logger = this.logger.child({ channel: spec.name, destination: d.name });
+      const worker = new DestinationWorker(
+        { channel: spec.name, name: d.name, retry: d.retry, rateLimiter: d.rateLimit ? shared.rateLimiters.get(d.rateLimit) : undefined, batch: d.batch },
+        new RestClient(d.rest),
+        this.store,
+        logger,
+      );
+      destinations.set(d.name, worker);
+    }
+    return new ChannelInstance(
+      spec.name,
+      {
+        pipeline: spec,
+        ingest: { name: spec.name, accept: spec.source.accept, orderBy: spec.orderBy, dedupeWindowMs: spec.source.dedupeWindowMs },
+        source: createMllpListener(spec.source.listener, this.logger.child({ channel: spec.name })),
+        destinations,
+        resources: { transforms, lookups: shared.lookups, contracts: shared.contracts },
+      },
+      { store: this.store, bus: this.bus, ingest: shared.ingest, logger: this.logger.child({ channel: spec.name }) },
+    );
+  }
+
+  private channelViews(): ChannelView[] {
+    const views: ChannelView[] = [];
+    for (const spec of this.specs.values()) {
+      const instance = this.channels.get(spec.name);
+      const failure = this.failed.find((f) => f.name === spec.name);
+      const address = instance?.sourceAddress;
+      views.push({
+        name: spec.name,
+        version: spec.version,
+        file: spec.file,
+        status: failure ? ChannelStatus.FAILED : (instance?.status ?? ChannelStatus.STOPPED),
+        error: failure?.error,
+        source: { type: spec.source.type, host: address?.host ?? spec.source.listener.host, port: address?.port ?? spec.source.listener.port },
+        accept: spec.source.accept,
+        destinations: spec.destinations.map((d) => d.name),
+      });
+    }
+    for (const issue of this.loadIssues) {
+      if (issue.severity === 'error' && !views.some((v) => v.file === issue.file)) {
+        views.push({ name: issue.channel ?? issue.file, file: issue.file, status: ChannelStatus.FAILED, error: `${issue.code}: ${issue.message}`, destinations: [] });
+      }
+    }
+    return views;
+  }
+}

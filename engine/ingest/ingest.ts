@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Ingest: the step between an inbound adapter and the pipeline. It gives the message an id,
+ * extracts its business keys, rejects what the channel does not accept, de-duplicates, and stores
+ * it. Only when the store has committed does it answer AA (commit ACK, see docs/design/0001):
+ * a message the engine acknowledged is never lost. Malformed or rejected messages are stored too,
+ * as ERROR with the reason, so nothing that arrived is invisible.
+ */
+import { monotonicFactory } from 'ulid';
+import type { IngestOutcome, InboundMessage } from '../adapter-sdk/index.ts';
+import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
+import type { BusinessKeys, MessageStore, NewMessage, StoredError } from '../message-store/message-store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { isOspreyError } from '../errors/error-codes.ts';
+
+const newId = monotonicFactory();
+
+export interface IngestChannel {
+  name: string;
+  /** Accepted message types (`ADT^A01`); empty or absent accepts all. */
+  accept?: readonly string[];
+  /** HL7 path of the ordering key. */
+  orderBy?: string;
+  dedupeWindowMs: number;
+}
+
+/** Called once a RECEIVED message is durable; it schedules the pipeline (publishes to the bus). */
+export type OnStored = (message: { id: string; channel: string; orderKey: string }) => Promise<void>;
+
+export function extractKeys(hl7: Hl7Message): BusinessKeys {
+  const keys: BusinessKeys = {
+    controlId: hl7.get('MSH-10') ?? undefined,
+    sender: `${hl7.get('MSH-3') ?? ''}|${hl7.get('MSH-4') ?? ''}`,
+    messageType: hl7.messageType || undefined,
+    patientId: hl7.get('PID-3.1') ?? undefined,
+    visitId: hl7.get('PV1-19.1') ?? hl7.get('SCH-2.1') ?? hl7.get('SCH-1.1') ?? undefined,
+    facility: hl7.get('PV1-3.4') ?? hl7.get('MSH-4.1') ?? undefined,
+  };
+  return keys;
+}
+
+export class Ingest {
+  constructor(
+    private readonly store: MessageStore,
+    private readonly onStored: OnStored,
+    private readonly logger: Logger,
+  ) {}
+
+  async receive(channel: IngestChannel, inbound: InboundMessage): Promise<IngestOutcome> {
+    const id = newId();
+    const hl7 = inbound.hl7;
+    const keys: BusinessKeys = hl7 ? extractKeys(hl7) : {};
+    let rejection: { ackCode: 'AE' | 'AR'; error: StoredError } | undefined;
+    if (!hl7 || inbound.parseError) {
+      rejection = { ackCode: 'AE', error: inbound.parseError ?? { code: 'OSPREY_ERR_HL7_NO_MSH', detail: 'message could not be parsed' } };
+    } else if (channel.accept && channel.accept.length > 0 && !channel.accept.includes(keys.messageType ?? '')) {
+      rejection = {
+        ackCode: 'AR',
+        error: { code: 'OSPREY_ERR_HL7_UNSUPPORTED_TYPE', detail: `message type ${keys.messageType ?? '(none)'} is not accepted by channel ${channel.name}` },
+      };
+    }
+    const orderKey = (hl7 && channel.orderBy ? orderKeyOf(hl7, channel.orderBy) : undefined) || keys.controlId || id;
+    const record: NewMessage = {
+      id,
+      channel: channel.name,
+      receivedAt: Date.now(),
+      raw: inbound.raw,
+      encoding: inbound.encoding,
+      keys,
+      orderKey,
+      state: rejection ? 'ERROR' : 'RECEIVED',
+      error: rejection?.error,
+      // A rejected message is stored but never counts as the original of a later good one.
+      dedupeWindowMs: rejection ? 0 : channel.dedupeWindowMs,
+      source: inbound.remote,
+    };
+
+    let stored;
+    try {
+      stored = await this.store.receive(record);
+    } catch (err) {
+      this.logger.error('store failed; sender gets AE and should resend', {
+        channel: channel.name,
+        code: isOspreyError(err) ? err.code : 'OSPREY_ERR_STORE_UNAVAILABLE',
+        error: (err as Error).message,
+      });
+      return { ackCode: 'AE', error: { code: 'OSPREY_ERR_STORE_UNAVAILABLE', detail: 'the message could not be stored; resend it' } };
+    }
+
+    if (stored.duplicateOf) {
+      this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: stored.duplicateOf });
+      return { ackCode: 'AA', messageId: stored.duplicateOf, duplicate: true };
+    }
+    if (rejection) {
+      this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection.error.code });
+      return { ackCode: rejection.ackCode, messageId: id, error: rejection.error };
+    }
+    try {
+      await this.onStored({ id, channel: channel.name, orderKey });
+    } catch (err) {
+      // Stored is what the ACK promises; the recovery sweep republishes RECEIVED messages.
+      this.logger.warn('message stored but not yet scheduled; recovery will pick it up', { channel: channel.name, messageId: id, error: (err as Error).message });
+    }
+    return { ackCode: 'AA', messageId: id };
+  }
+}
+
+function orderKeyOf(hl7: Hl7Message, path: string): string | undefined {
+  try {
+    return hl7.get(path) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}

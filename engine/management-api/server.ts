@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The management API (Fastify): health, channels with counts per state, message search, one
+ * message's whole history, replay; and the sandbox ERP/RCM receiver under `/sandbox/`.
+ * Every error is JSON `{ error: { code, message } }` with a stable OSPREY_ERR_* code.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { ErrorCode } from '../errors/error-codes.ts';
+import { MessageState, type MessageDetail, type MessageQuery, type MessageStore, type ReplayPlan } from '../message-store/message-store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { decodeHl7 } from '../message-formats/hl7v2/index.ts';
+import type { SandboxReceiver } from './sandbox-receiver.ts';
+
+export interface ChannelView {
+  name: string;
+  status: string;
+  error?: string;
+  file?: string;
+  version?: string;
+  source?: { type: string; host?: string; port?: number };
+  /** Message types the source accepts (lets `osprey send` route by type). */
+  accept?: string[];
+  destinations: string[];
+}
+
+export interface ManagementApiDeps {
+  store: MessageStore;
+  channels: () => ChannelView[];
+  replay: (id: string) => Promise<ReplayPlan | undefined>;
+  ready: () => boolean;
+  sandbox?: SandboxReceiver;
+  logger: Logger;
+}
+
+export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) deps.logger.error('management API error', { error: err.message });
+    return sendError(reply, status, status === 500 ? 'OSPREY_ERR_STORE_UNAVAILABLE' : 'OSPREY_ERR_API_BAD_REQUEST', err.message);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  app.get('/livez', async () => ({ status: 'ok' }));
+  const health = async (_req: unknown, reply: FastifyReply) => {
+    const ready = deps.ready();
+    const channels = deps.channels().map((c) => ({ name: c.name, status: c.status }));
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'starting', channels });
+  };
+  app.get('/healthz', health);
+  app.get('/readyz', health);
+
+  app.get('/api/channels', async () => {
+    const counts = await deps.store.countByChannel();
+    return { channels: deps.channels().map((c) => ({ ...c, counts: counts[c.name] ?? {} })) };
+  });
+
+  app.get('/api/messages', async (req, reply) => {
+    const parsed = parseMessageQuery(req.query as Record<string, string | undefined>);
+    if ('error' in parsed) return sendError(reply, 400, 'OSPREY_ERR_API_BAD_REQUEST', parsed.error);
+    const messages = await deps.store.findMessages(parsed.query);
+    return { messages: messages.map((m) => ({ ...m, receivedAt: iso(m.receivedAt), updatedAt: iso(m.updatedAt) })) };
+  });
+
+  app.get('/api/messages/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const message = await deps.store.getMessage(id);
+    if (!message) return sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no message ${id}`);
+    deps.logger.info('message content viewed', { messageId: id, audit: true, remote: req.ip });
+    return presentMessage(message);
+  });
+
+  app.post('/api/messages/:id/replay', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const existing = await deps.store.getMessage(id);
+    if (!existing) return sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no message ${id}`);
+    const plan = await deps.replay(id);
+    if (!plan) {
+      return sendError(reply, 409, 'OSPREY_ERR_API_NOT_REPLAYABLE', `message ${id} is ${existing.state}; only ERROR, BUSINESS_EXCEPTION, FILTERED or dead-lettered messages are replayed`);
+    }
+    deps.logger.info('message replayed', { messageId: id, kind: plan.kind });
+    return reply.code(202).send({ id, replayed: plan.kind, deliveries: plan.kind === 'deliveries' ? plan.deliveries.map((d) => d.id) : undefined });
+  });
+
+  if (deps.sandbox) registerSandbox(app, deps.sandbox);
+  return app;
+}
+
+function registerSandbox(app: FastifyInstance, sandbox: SandboxReceiver): void {
+  app.get('/sandbox/received', async (req) => {
+    const q = req.query as { system?: string; limit?: string };
+    return sandbox.list({ system: q.system, limit: q.limit ? Number(q.limit) : undefined });
+  });
+  app.delete('/sandbox/received', async (_req, reply) => {
+    sandbox.clear();
+    return reply.code(204).send();
+  });
+  app.post('/sandbox/:system/*', async (req) => {
+    const { system } = req.params as { system: string; '*': string };
+    const path = (req.params as Record<string, string>)['*'] ?? '';
+    const key = req.headers['idempotency-key'];
+    const record = sandbox.accept(system, path, typeof key === 'string' ? key : undefined, req.body);
+    return { status: 'accepted', duplicate: record.duplicate, idempotencyKey: record.idempotencyKey };
+  });
+}
+
+function parseMessageQuery(q: Record<string, string | undefined>): { query: MessageQuery } | { error: string } {
+  const query: MessageQuery = {};
+  if (q.channel) query.channel = q.channel;
+  if (q.state) {
+    if (!(q.state in MessageState)) return { error: `state must be one of ${Object.keys(MessageState).join(', ')}` };
+    query.state = q.state as MessageState;
+  }
+  if (q.controlId) query.controlId = q.controlId;
+  if (q.patientId) query.patientId = q.patientId;
+  if (q.visitId) query.visitId = q.visitId;
+  if (q.type) query.messageType = q.type;
+  for (const name of ['since', 'until'] as const) {
+    const value = q[name];
+    if (!value) continue;
+    const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+    if (Number.isNaN(ms)) return { error: `${name} must be an ISO 8601 time or epoch milliseconds` };
+    query[name] = ms;
+  }
+  if (q.limit) {
+    const limit = Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return { error: 'limit must be an integer from 1 to 1000' };
+    query.limit = limit;
+  }
+  if (q.before) {
+    const before = Number(q.before);
+    if (!Number.isInteger(before)) return { error: 'before must be a message seq' };
+    query.beforeSeq = before;
+  }
+  return { query };
+}
+
+function presentMessage(message: MessageDetail) {
+  const { raw, ...rest } = message;
+  return {
+    ...rest,
+    receivedAt: iso(message.receivedAt),
+    updatedAt: iso(message.updatedAt),
+    raw: decodeHl7(raw, message.encoding).text,
+    rawBase64: raw.toString('base64'),
+    events: message.events.map((e) => ({ ...e, at: iso(e.at) })),
+    deliveries: message.deliveries.map((d) => ({
+      ...d,
+      nextAttemptAt: d.nextAttemptAt !== undefined ? iso(d.nextAttemptAt) : undefined,
+      attemptLog: d.attemptLog.map((a) => ({ ...a, startedAt: iso(a.startedAt), nextAttemptAt: a.nextAttemptAt !== undefined ? iso(a.nextAttemptAt) : undefined })),
+    })),
+  };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
