@@ -23,13 +23,30 @@ export interface ConsumeOptions {
   concurrency?: number;
 }
 
+/**
+ * Delivery is at least once: an item may be handed to a handler again (after a crash, a broker
+ * restart or a duplicate publish), so handlers check the store's state first. A handler that rejects
+ * has its item retried by the bus after a short backoff, the item staying at the head of its key;
+ * the bus does not implement business retry delays — a handler that must wait (a destination's
+ * retry policy) waits inside the handler, holding its key (docs/design/0005-bus.md).
+ */
 export interface MessageBus {
+  /** Connects (RabbitMQ) or does nothing (local). Idempotent. */
   start(): Promise<void>;
-  /** Resolves once the item is accepted by the bus (publisher-confirmed on RabbitMQ). */
+  /**
+   * Resolves once the item is accepted by the bus (publisher-confirmed on RabbitMQ); rejects when
+   * it could not be (timeout, broker nack, bus stopped): the caller still has it in the store.
+   */
   publish(queue: string, item: WorkItem): Promise<void>;
+  /** Subscribes one handler to a queue. Items published earlier are delivered too. */
   consume(queue: string, handler: WorkHandler, options?: ConsumeOptions): Promise<void>;
   /** Stops consuming; in-flight handlers finish. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Optional, for tests and orderly shutdown: resolves when the consumed queues are empty and no
+   * handler runs or waits for a retry.
+   */
+  idle?(): Promise<void>;
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */
