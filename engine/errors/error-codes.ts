@@ -26,10 +26,16 @@ export const ErrorCodes = {
   OSPREY_ERR_HL7_BAD_PATH: { class: 'permanent', description: 'An HL7 path such as PID-3[2].1 is not well formed.' },
   OSPREY_ERR_HL7_CHARSET: { class: 'permanent', description: 'The bytes cannot be decoded with the MSH-18 character set.' },
   OSPREY_ERR_HL7_STRUCTURE: { class: 'permanent', description: 'The message structure does not match the HL7 definition of its type.' },
+  OSPREY_ERR_HL7_UNKNOWN_VERSION: { class: 'permanent', description: 'MSH-12 is not an HL7 v2 version Osprey knows (2.1 … 2.9).' },
+  OSPREY_ERR_HL7_BATCH_COUNT: { class: 'permanent', description: 'A batch trailer (BTS-1, FTS-1) declares a count that differs from what the file holds, or lines lie outside any message.' },
   // MLLP transport
   OSPREY_ERR_MLLP_FRAME_TOO_LARGE: { class: 'permanent', description: 'A frame exceeded the listener’s maxMessageSize.' },
   OSPREY_ERR_MLLP_GARBAGE: { class: 'permanent', description: 'Bytes outside an MLLP frame were discarded.' },
   OSPREY_ERR_MLLP_IDLE_TIMEOUT: { class: 'transient', description: 'The connection was idle (or stalled mid-frame) longer than idleTimeout.' },
+  OSPREY_ERR_MLLP_HANDLER_FAILED: { class: 'transient', description: 'The engine failed while handling the message; the sender got AE and should resend.' },
+  OSPREY_ERR_MLLP_SENDER_NOT_ALLOWED: { class: 'permanent', description: 'A connection came from an address that is not in allowFrom; it was closed.' },
+  OSPREY_ERR_MLLP_TOO_MANY_CONNECTIONS: { class: 'transient', description: 'maxConnections was reached; the new connection was closed.' },
+  OSPREY_ERR_MLLP_ACK_INVALID: { class: 'permanent', description: 'The peer answered with something that is not an HL7 ACK.' },
   // Ingest and store
   OSPREY_ERR_STORE_UNAVAILABLE: { class: 'transient', description: 'The message store could not commit; the sender gets AE and should resend.' },
   OSPREY_ERR_STORE_NOT_FOUND: { class: 'permanent', description: 'No message with that id.' },
