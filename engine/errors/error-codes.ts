@@ -63,6 +63,8 @@ export const ErrorCodes = {
   OSPREY_ERR_DELIVERY_NETWORK: { class: 'transient', description: 'The connection to the destination failed or was reset.' },
   OSPREY_ERR_DELIVERY_AUTH: { class: 'transient', description: 'The OAuth2 token could not be obtained.' },
   OSPREY_ERR_DELIVERY_EXHAUSTED: { class: 'permanent', description: 'The last retry attempt failed; the delivery is dead-lettered.' },
+  OSPREY_ERR_DELIVERY_MAX_ELAPSED: { class: 'permanent', description: 'The retry window (maxElapsed, from the first attempt) closed before the next attempt; the delivery is dead-lettered.' },
+  OSPREY_ERR_DELIVERY_BAD_PAYLOAD: { class: 'permanent', description: 'The payload cannot be serialised as JSON (a bug in the transform); nothing was sent.' },
   // Management API
   OSPREY_ERR_API_NOT_FOUND: { class: 'permanent', description: 'The resource does not exist.' },
   OSPREY_ERR_API_BAD_REQUEST: { class: 'permanent', description: 'A query parameter or body is invalid.' },

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Token-bucket rate limits for destinations. Limits are named resources of the engine config
+ * (`rateLimits: { erp-api: { perSecond: 20, burst: 40 } }`) that channels reference by name, so
+ * every channel hitting the same ERP draws from ONE bucket (STYLE.md §3 rule 14).
+ *
+ * Waiting is FIFO: a caller asking for several tokens is not overtaken by later callers asking for
+ * one, so a large request cannot starve. There is no polling: one timer, set for the moment the
+ * head of the queue can be served, and unref'd so a limiter never keeps the process alive.
+ *
+ * @see docs/design/0004-delivery.md#rate-limits
+ */
+import { OspreyError } from '../errors/error-codes.ts';
+
+/** A rate limit: `perSecond` tokens refill continuously, up to `burst` kept in reserve. */
+export interface RateLimit {
+  perSecond: number;
+  /**
+   * Bucket capacity: how many requests may go at once after a quiet period.
+   * @defaultValue `max(1, ceil(perSecond))`
+   */
+  burst?: number;
+}
+
+/** What a destination needs of a limit; {@link TokenBucket} is the implementation. */
+export interface RateLimiter {
+  /** Resolves once `n` tokens (requests) may go; FIFO. */
+  acquire(n?: number, signal?: AbortSignal): Promise<void>;
+}
+
+interface Waiter {
+  n: number;
+  resolve: () => void;
+  reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+// Refill arithmetic is in floating point; without a tolerance a waiter can be woken a hair short
+// of its tokens and re-armed for a 0 ms timer.
+const EPSILON = 1e-9;
+
+/** One token bucket. Starts full. */
+export class TokenBucket implements RateLimiter {
+  readonly perSecond: number;
+  readonly burst: number;
+  #tokens: number;
+  #refilledAt: number;
+  readonly #waiters: Waiter[] = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(limit: RateLimit) {
+    if (!Number.isFinite(limit.perSecond) || limit.perSecond <= 0) {
+      throw new RangeError(`rate limit perSecond must be a positive number, got ${String(limit.perSecond)}`);
+    }
+    const burst = limit.burst ?? Math.max(1, Math.ceil(limit.perSecond));
+    if (!Number.isFinite(burst) || burst < 1) {
+      throw new RangeError(`rate limit burst must be at least 1, got ${String(limit.burst)}`);
+    }
+    this.perSecond = limit.perSecond;
+    this.burst = burst;
+    this.#tokens = burst;
+    this.#refilledAt = performance.now();
+  }
+
+  /** Callers waiting for tokens. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /**
+   * Resolves once `n` tokens are taken. Callers are served in call order.
+   *
+   * @param signal - aborting removes the caller from the queue and rejects with the signal's reason
+   *   (for shutdown; the tokens are not taken).
+   * @returns rejects with a RangeError when `n` is not in `(0, burst]`: such a request could never
+   *   be served and would block everyone queued behind it.
+   */
+  acquire(n = 1, signal?: AbortSignal): Promise<void> {
+    if (!Number.isFinite(n) || n <= 0 || n > this.burst) {
+      return Promise.reject(new RangeError(`cannot acquire ${String(n)} tokens from a bucket of ${this.burst}`));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.#refill();
+    if (this.#waiters.length === 0 && this.#tokens >= n - EPSILON) {
+      this.#tokens = Math.max(0, this.#tokens - n);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { n, resolve, reject, signal, onAbort: undefined };
+      if (signal) {
+        waiter.onAbort = () => this.#abort(waiter);
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#waiters.push(waiter);
+      if (this.#waiters.length === 1) this.#arm();
+    });
+  }
+
+  #refill(): void {
+    const now = performance.now();
+    const elapsed = now - this.#refilledAt;
+    this.#refilledAt = now;
+    if (elapsed > 0) this.#tokens = Math.min(this.burst, this.#tokens + (elapsed * this.perSecond) / 1000);
+  }
+
+  /** Serves waiters from the head while tokens last, then re-arms for the next head. */
+  #drain(): void {
+    this.#refill();
+    let head = this.#waiters[0];
+    while (head && this.#tokens >= head.n - EPSILON) {
+      this.#tokens = Math.max(0, this.#tokens - head.n);
+      this.#waiters.shift();
+      if (head.signal && head.onAbort) head.signal.removeEventListener('abort', head.onAbort);
+      head.resolve();
+      head = this.#waiters[0];
+    }
+    this.#arm();
+  }
+
+  /** One timer, for the moment the head's tokens will be there; none when nobody waits. */
+  #arm(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const head = this.#waiters[0];
+    if (!head) return;
+    const missing = Math.max(0, head.n - this.#tokens);
+    const waitMs = Math.max(1, Math.ceil((missing * 1000) / this.perSecond));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#drain();
+    }, waitMs);
+    this.#timer.unref();
+  }
+
+  #abort(waiter: Waiter): void {
+    const index = this.#waiters.indexOf(waiter);
+    if (index === -1) return;
+    this.#waiters.splice(index, 1);
+    waiter.reject(waiter.signal?.reason);
+    // The head left: the next one may need fewer tokens and be servable now.
+    if (index === 0) this.#drain();
+  }
+}
+
+/**
+ * The engine's named rate limits, one bucket per name, created from the engine config. Channels
+ * that name the same limit get the same {@link TokenBucket}.
+ */
+export class RateLimiterRegistry {
+  readonly #buckets = new Map<string, TokenBucket>();
+
+  /** @throws RangeError when a limit is invalid (checked at start, not at the first send). */
+  constructor(limits: Readonly<Record<string, RateLimit>> = {}) {
+    for (const [name, limit] of Object.entries(limits)) {
+      this.#buckets.set(name, new TokenBucket(limit));
+    }
+  }
+
+  has(name: string): boolean {
+    return this.#buckets.has(name);
+  }
+
+  names(): string[] {
+    return [...this.#buckets.keys()];
+  }
+
+  /** The shared bucket of a named limit. @throws OspreyError OSPREY_ERR_CHANNEL_RATE_LIMIT when undefined. */
+  get(name: string): TokenBucket {
+    const bucket = this.#buckets.get(name);
+    if (!bucket) {
+      throw new OspreyError('OSPREY_ERR_CHANNEL_RATE_LIMIT', `rate limit "${name}" is not defined in the engine config rateLimits`);
+    }
+    return bucket;
+  }
+
+  /**
+   * The bucket for a destination's `rateLimit`: a name gives the shared bucket; an inline
+   * `{perSecond, burst}` gives a bucket of the destination's own; nothing gives `undefined`.
+   */
+  resolve(ref: string | RateLimit | undefined): TokenBucket | undefined {
+    if (ref === undefined) return undefined;
+    return typeof ref === 'string' ? this.get(ref) : new TokenBucket(ref);
+  }
+}
+
+/** Builds the registry from the engine config's `rateLimits` block. */
+export function createRateLimiterRegistry(config: { rateLimits?: Readonly<Record<string, RateLimit>> }): RateLimiterRegistry {
+  return new RateLimiterRegistry(config.rateLimits ?? {});
+}
