@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * HL7 v2 acknowledgements. No library ACK was fully correct on the corpus: MSH-10 collisions
+ * (26/1000 and 1/1000 unique), headers not swapped or only their first component kept, MSH-11
+ * forced to P, MSH-12 hard-coded (shared/notes/hl7-libraries.md). This builder copies what must be
+ * copied as sent, and never reuses a control id.
+ */
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_HL7_DELIMITERS, Hl7Message, normalizeHl7Text, type Hl7Delimiters } from './hl7-message.ts';
+import { encodeHl7Escapes } from './hl7-escape.ts';
+
+/** Acknowledgment codes (HL7 table 0008): original mode AA/AE/AR, enhanced-mode commit CA/CE/CR. */
+export const AckCode = { AA: 'AA', AE: 'AE', AR: 'AR', CA: 'CA', CE: 'CE', CR: 'CR' } as const;
+export type AckCode = (typeof AckCode)[keyof typeof AckCode];
+
+/** Options of {@link buildAck}. */
+export interface AckOptions {
+  /** The outcome. Mapped to the mode of the original: AA/AE/AR ⇄ CA/CE/CR (see {@link buildAck}). */
+  code: AckCode;
+  /**
+   * The reason, for AE/AR (CE/CR). `code` is an Osprey error code (or any short code); `detail` is
+   * safe text for the sender (never message content). An HL7 table 0357 code is derived from an
+   * Osprey code (see {@link hl7ErrorCodeFor}) unless `hl7ErrorCode` is given.
+   */
+  error?: { code: string; detail: string; hl7ErrorCode?: string };
+  /** The text received, when it could not be parsed: header fields are salvaged from it. */
+  rawText?: string;
+  /** The clock, for tests. */
+  now?: Date;
+  /** A fixed MSH-10, for tests; by default a unique id is generated. */
+  controlId?: string;
+}
+
+/** HL7 table 0357 (message error condition codes) used by Osprey, with their table text. */
+export const Hl7ErrorCondition = {
+  '100': 'Segment sequence error',
+  '101': 'Required field missing',
+  '102': 'Data type error',
+  '103': 'Table value not found',
+  '200': 'Unsupported message type',
+  '201': 'Unsupported event code',
+  '202': 'Unsupported processing id',
+  '203': 'Unsupported version id',
+  '204': 'Unknown key identifier',
+  '205': 'Duplicate key identifier',
+  '206': 'Application record locked',
+  '207': 'Application internal error',
+} as const;
+export type Hl7ErrorCondition = keyof typeof Hl7ErrorCondition;
+
+/** The HL7 table 0357 code that best names an Osprey error code; 207 (internal error) otherwise. */
+export function hl7ErrorCodeFor(code: string): Hl7ErrorCondition {
+  switch (code) {
+    case 'OSPREY_ERR_HL7_EMPTY':
+    case 'OSPREY_ERR_HL7_NO_MSH':
+    case 'OSPREY_ERR_HL7_BAD_SEGMENT':
+    case 'OSPREY_ERR_HL7_STRUCTURE':
+      return '100';
+    case 'OSPREY_ERR_HL7_MISSING_FIELD':
+      return '101';
+    case 'OSPREY_ERR_HL7_BAD_MSH':
+    case 'OSPREY_ERR_HL7_BAD_DELIMITERS':
+    case 'OSPREY_ERR_HL7_CHARSET':
+    case 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE':
+      return '102';
+    case 'OSPREY_ERR_HL7_UNSUPPORTED_TYPE':
+      return '200';
+    case 'OSPREY_ERR_HL7_UNKNOWN_VERSION':
+      return '203';
+    default:
+      return '207';
+  }
+}
+
+// MSH-10: ≤ 20 characters, unique across calls (counter) and processes (random per-process part):
+// 8 base-36 chars of epoch ms + 5 random + 5 counter = 18 characters, upper case.
+const PROCESS_PART = (randomBytes(4).readUInt32BE(0) % 36 ** 5).toString(36).padStart(5, '0');
+let counter = randomBytes(4).readUInt32BE(0) % 36 ** 5;
+
+/** A new message control id: unique across calls and processes, 18 characters. */
+export function newControlId(now = Date.now()): string {
+  counter = (counter + 1) % 36 ** 5;
+  return (now.toString(36).padStart(8, '0') + PROCESS_PART + counter.toString(36).padStart(5, '0')).toUpperCase();
+}
+
+/** HL7 DTM with milliseconds and the local UTC offset: `YYYYMMDDHHMMSS.SSS±ZZZZ`. */
+export function hl7Timestamp(d: Date): string {
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const a = Math.abs(off);
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}${sign}${p(Math.floor(a / 60))}${p(a % 60)}`;
+}
+
+/** The header fields an ACK needs, as raw field texts in the delimiters `d`. */
+interface AckHeader {
+  d: Hl7Delimiters;
+  /** MSH-3 … MSH-6 as sent (whole HD, all components). */
+  sendingApp: string;
+  sendingFacility: string;
+  receivingApp: string;
+  receivingFacility: string;
+  trigger: string;
+  controlId: string;
+  processingId: string;
+  versionField: string;
+  version: string;
+  acceptAckType: string;
+  charset: string;
+}
+
+function headerFromMessage(m: Hl7Message): AckHeader {
+  const f = (n: number): string => m.rawField('MSH', n) ?? '';
+  const msh9 = f(9);
+  const comps = msh9.split(m.delimiters.component);
+  return {
+    d: m.delimiters,
+    sendingApp: f(3),
+    sendingFacility: f(4),
+    receivingApp: f(5),
+    receivingFacility: f(6),
+    trigger: comps[1] ?? '',
+    controlId: f(10),
+    processingId: f(11),
+    versionField: f(12),
+    version: m.version ?? '',
+    acceptAckType: f(15),
+    charset: f(18),
+  };
+}
+
+const EMPTY_HEADER: AckHeader = Object.freeze({
+  d: DEFAULT_HL7_DELIMITERS,
+  sendingApp: '',
+  sendingFacility: '',
+  receivingApp: '',
+  receivingFacility: '',
+  trigger: '',
+  controlId: '',
+  processingId: '',
+  versionField: '',
+  version: '',
+  acceptAckType: '',
+  charset: '',
+});
+
+/**
+ * Salvages an ACK header from text that did not parse: the first line that starts with `MSH`.
+ * When its MSH-1/MSH-2 are usable, its fields are copied as sent (the sender reads its own
+ * delimiters back); when only MSH-1 is usable, the fields are split on it and escaped for the
+ * default delimiters `|^~\&`; otherwise the ACK carries defaults only.
+ */
+function headerFromRaw(rawText: string | undefined): AckHeader {
+  if (rawText === undefined) return EMPTY_HEADER;
+  const t = normalizeHl7Text(rawText);
+  const at = t.startsWith('MSH') ? 0 : t.indexOf('\rMSH') + 1;
+  if (at === 0 && !t.startsWith('MSH')) return EMPTY_HEADER;
+  const end = t.indexOf('\r', at);
+  const line = t.slice(at, end < 0 ? undefined : end);
+  try {
+    return headerFromMessage(Hl7Message.parse(line));
+  } catch {
+    // MSH-2 is unusable: fall through to a split on MSH-1 alone.
+  }
+  const fs = line[3];
+  if (fs === undefined || /[A-Za-z0-9\s]/.test(fs)) return EMPTY_HEADER;
+  const fields = line.split(fs); // fields[n - 1] is MSH-n
+  const d0 = DEFAULT_HL7_DELIMITERS;
+  const copy = (n: number): string => encodeHl7Escapes(fields[n - 1] ?? '', d0);
+  const version = /^\d+(?:\.\d+)*/.exec(fields[11] ?? '')?.[0] ?? '';
+  const trigger = /^[A-Za-z0-9]+[^A-Za-z0-9]([A-Za-z0-9]+)/.exec(fields[8] ?? '')?.[1] ?? '';
+  return {
+    d: d0,
+    sendingApp: copy(3),
+    sendingFacility: copy(4),
+    receivingApp: copy(5),
+    receivingFacility: copy(6),
+    trigger,
+    controlId: copy(10),
+    processingId: copy(11),
+    versionField: version,
+    version,
+    acceptAckType: copy(15),
+    charset: copy(18),
+  };
+}
+
+function versionAtLeast(version: string, major: number, minor: number, patch = 0): boolean {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
+  if (m === null) return true; // unknown: write the modern form
+  const v = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] as const;
+  if (v[0] !== major) return v[0] > major;
+  if (v[1] !== minor) return v[1] > minor;
+  return v[2] >= patch;
+}
+
+const ENHANCED: Record<AckCode, AckCode> = { AA: 'CA', AE: 'CE', AR: 'CR', CA: 'CA', CE: 'CE', CR: 'CR' };
+const ORIGINAL: Record<AckCode, AckCode> = { AA: 'AA', AE: 'AE', AR: 'AR', CA: 'AA', CE: 'AE', CR: 'AR' };
+
+/**
+ * Builds the ACK for a message, segments joined by CR (no trailing CR; the framer adds FS CR).
+ *
+ * - MSH-1/MSH-2: the original's delimiters, so the sender reads its own; MSH-3/4 ↔ MSH-5/6 swapped
+ *   as whole HD fields (all components, as sent); MSH-7 now; MSH-9 `ACK^<trigger>^ACK` (the `^ACK`
+ *   structure component only from v2.3.1, where MSH-9.3 exists); MSH-10 a new unique id
+ *   ({@link newControlId}); MSH-11, MSH-12 and MSH-18 copied.
+ * - MSA-1 the code, MSA-2 the original MSH-10 as sent.
+ * - On AE/AR (CE/CR) with an `error`: v2.5+ gets `ERR||||E` with ERR-3 the table 0357 code, ERR-5
+ *   the Osprey code and ERR-8 the detail; up to v2.4, MSA-3 carries the detail and ERR-1 the code
+ *   (ELD: `^^^<0357 code>&<text>&HL70357`).
+ * - Enhanced mode: when the original has MSH-15 (accept acknowledgment type) set, this is the
+ *   *commit* ACK and AA/AE/AR become CA/CE/CR; without MSH-15 (original mode) CA/CE/CR become
+ *   AA/AE/AR. The application ACK of enhanced mode is not the listener's to send.
+ * - With no parsed original, the header is salvaged from `rawText` (see the listener: a message
+ *   that did not parse still gets a NAK that names its control id when it can be read).
+ */
+export function buildAck(original: Hl7Message | undefined, options: AckOptions): string {
+  const h = original !== undefined ? headerFromMessage(original) : headerFromRaw(options.rawText);
+  const d = h.d;
+  const fs = d.field;
+  const enc = d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
+  const code = h.acceptAckType !== '' ? ENHANCED[options.code] : ORIGINAL[options.code];
+  const version = h.version === '' && h.versionField === '' ? '2.5.1' : h.version;
+  const modern = versionAtLeast(version, 2, 5);
+  const msh9 = versionAtLeast(version, 2, 3, 1) ? `ACK${d.component}${h.trigger}${d.component}ACK` : h.trigger !== '' ? `ACK${d.component}${h.trigger}` : 'ACK';
+  const msh = [
+    'MSH',
+    enc,
+    h.receivingApp,
+    h.receivingFacility,
+    h.sendingApp,
+    h.sendingFacility,
+    hl7Timestamp(options.now ?? new Date()),
+    '',
+    msh9,
+    options.controlId ?? newControlId(),
+    h.processingId === '' ? 'P' : h.processingId,
+    h.versionField === '' ? version : h.versionField,
+  ];
+  if (h.charset !== '') msh.push('', '', '', '', '', h.charset);
+  const segments = [msh.join(fs)];
+  const failed = code !== 'AA' && code !== 'CA';
+  const err = failed ? options.error : undefined;
+  const esc = (s: string): string => encodeHl7Escapes(s, d);
+  if (err === undefined) {
+    segments.push(['MSA', code, h.controlId].join(fs));
+  } else {
+    const cond = (err.hl7ErrorCode ?? hl7ErrorCodeFor(err.code)) as string;
+    const condText = Hl7ErrorCondition[cond as Hl7ErrorCondition] ?? '';
+    if (modern) {
+      segments.push(['MSA', code, h.controlId].join(fs));
+      const err3 = [esc(cond), esc(condText), 'HL70357'].join(d.component);
+      const err5 = [esc(err.code), '', 'OSPREY'].join(d.component);
+      segments.push(['ERR', '', '', err3, 'E', err5, '', '', esc(err.detail)].join(fs));
+    } else {
+      segments.push(['MSA', code, h.controlId, esc(err.detail)].join(fs));
+      const ss = d.subcomponent;
+      const eld = ss === undefined ? `${d.component.repeat(3)}${esc(cond)}` : `${d.component.repeat(3)}${[esc(cond), esc(condText), 'HL70357'].join(ss)}`;
+      segments.push(['ERR', eld].join(fs));
+    }
+  }
+  return segments.join('\r');
+}

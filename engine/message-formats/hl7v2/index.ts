@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Osprey's HL7 v2 layer: a lossless message model, charset decoding, batch splitting, ACKs and
+ * structure validation (docs/design/0001-hl7-v2-model.md). Imported by adapters, the engine and,
+ * through the transform SDK's `Hl7Reader`, by transforms. Depends only on `engine/errors`, the
+ * store's `StoredError` type, the transform SDK's `Hl7Reader` type and iconv-lite.
+ */
+export { Hl7Message, normalizeHl7Text, DEFAULT_HL7_DELIMITERS } from './hl7-message.ts';
+export type { Hl7Delimiters, Hl7ParseOptions } from './hl7-message.ts';
+export { parseHl7Path } from './hl7-path.ts';
+export type { Hl7Path } from './hl7-path.ts';
+export { decodeHl7Escapes, encodeHl7Escapes } from './hl7-escape.ts';
+export { decodeHl7, encodeHl7, findMsh18, hl7CharsetToEncoding } from './hl7-charset.ts';
+export type { DecodedHl7 } from './hl7-charset.ts';
+export { splitBatch } from './hl7-batch.ts';
+export type { Hl7Batch, Hl7BatchFile } from './hl7-batch.ts';
+export { buildAck, newControlId, hl7Timestamp, hl7ErrorCodeFor, AckCode, Hl7ErrorCondition } from './hl7-ack.ts';
+export type { AckOptions } from './hl7-ack.ts';
+export { validateStructure, isKnownHl7Version, KNOWN_HL7_VERSIONS, REQUIRED_SEGMENTS } from './hl7-validate.ts';
+export type { Hl7ValidationIssue } from './hl7-validate.ts';
