@@ -10,6 +10,7 @@
  * (docs/design/0005-bus.md, "outbox").
  */
 import type { Logger } from '../observability/logger.ts';
+import { BusError, BusErrorCode } from './bus-errors.ts';
 import { KeyedDispatcher } from './keyed-dispatcher.ts';
 import type { ConsumeOptions, MessageBus, WorkHandler, WorkItem } from './message-bus.ts';
 
@@ -66,7 +67,7 @@ export class LocalBus implements MessageBus {
 
   /** Resolves at once: the item is in this process's memory (the store has it durably). */
   async publish(queue: string, item: WorkItem): Promise<void> {
-    if (this.stopped) throw new Error(`local bus is stopped; item ${item.id} not published to ${queue}`);
+    if (this.stopped) throw new BusError(BusErrorCode.OSPREY_ERR_BUS_STOPPED, `local bus is stopped; item ${item.id} not published to ${queue}`);
     // Copy: the caller may reuse its object, and the bus must hand out exactly what was published.
     const copy: WorkItem = { id: item.id, key: item.key };
     const q = this.queue(queue);
@@ -75,7 +76,7 @@ export class LocalBus implements MessageBus {
   }
 
   async consume(queue: string, handler: WorkHandler, options: ConsumeOptions = {}): Promise<void> {
-    if (this.stopped) throw new Error(`local bus is stopped; cannot consume ${queue}`);
+    if (this.stopped) throw new BusError(BusErrorCode.OSPREY_ERR_BUS_STOPPED, `local bus is stopped; cannot consume ${queue}`);
     const q = this.queue(queue);
     if (q.dispatcher) throw new Error(`queue ${queue} already has a consumer`);
     q.dispatcher = new KeyedDispatcher<WorkItem>({

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Errors the buses raise to publishers and consumers. All but the topology error are transient:
+ * the item is still in the store, and the caller (or the engine's recovery at start) publishes it
+ * again.
+ *
+ * These codes belong in `engine/errors/error-codes.ts` (STYLE §3 rule 16); they live here until
+ * that shared registry takes them, under exactly these names, which will not change.
+ */
+export const BusErrorCode = {
+  /** No broker confirm (or no connection) within publishTimeoutMs. */
+  OSPREY_ERR_BUS_PUBLISH_TIMEOUT: 'OSPREY_ERR_BUS_PUBLISH_TIMEOUT',
+  /** The broker nacked the publish, or returned it as unroutable (its queue is missing). */
+  OSPREY_ERR_BUS_PUBLISH_REJECTED: 'OSPREY_ERR_BUS_PUBLISH_REJECTED',
+  /** The bus was stopped before the item could be published. */
+  OSPREY_ERR_BUS_STOPPED: 'OSPREY_ERR_BUS_STOPPED',
+  /** The broker refused the topology (a queue exists with other arguments: partitions, delivery limit). */
+  OSPREY_ERR_BUS_TOPOLOGY: 'OSPREY_ERR_BUS_TOPOLOGY',
+} as const;
+export type BusErrorCode = (typeof BusErrorCode)[keyof typeof BusErrorCode];
+
+/** An error with a stable bus code; its message carries queue names and ids, never content. */
+export class BusError extends Error {
+  readonly code: BusErrorCode;
+  /** Transient: publish again later, the store still has the item. Permanent: fix the configuration. */
+  readonly errorClass: 'transient' | 'permanent';
+
+  constructor(code: BusErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BusError';
+    this.code = code;
+    this.errorClass = code === BusErrorCode.OSPREY_ERR_BUS_TOPOLOGY ? 'permanent' : 'transient';
+  }
+}

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * RabbitMqBus against a real broker (amqp://guest:guest@127.0.0.1:5672, or OSPREY_RABBITMQ_URL).
+ * Every test uses its own prefix under one per-run prefix, and deletes its queues and exchanges.
+ * When the broker is unreachable the tests are skipped with the reason, unless
+ * OSPREY_REQUIRE_SERVICES=1, which makes that a failure.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { connect, type ChannelModel } from 'amqplib';
+import { expect, use } from 'chai';
+import chaiAsPromised from 'chai-as-promised';
+import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
+import { deleteExchanges, deleteQueue, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
+import { messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
+
+use(chaiAsPromised);
+
+const URL = process.env.OSPREY_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const REQUIRED = process.env.OSPREY_REQUIRE_SERVICES === '1';
+const RUN = `osprey-test-${Date.now().toString(36)}-${randomUUID().slice(0, 6)}`;
+const run = promisify(execFile);
+
+let testCounter = 0;
+
+interface RabbitFixture extends BusFixture {
+  readonly prefix: string;
+  readonly buses: RabbitMqBus[];
+  create(options?: { retryDelayMs?: number }): Promise<RabbitMqBus>;
+  createWith(options: Partial<RabbitMqBusOptions>): Promise<RabbitMqBus>;
+}
+
+/** Buses of one test share a prefix (as one environment's engine instances do); cleanup removes it. */
+function rabbitFixture(admin: () => ChannelModel): RabbitFixture {
+  testCounter += 1;
+  const prefix = `${RUN}.t${testCounter}`;
+  const buses: RabbitMqBus[] = [];
+  const createWith = async (options: Partial<RabbitMqBusOptions>): Promise<RabbitMqBus> => {
+    const bus = new RabbitMqBus({ url: URL, prefix, membershipIntervalMs: 200, retryDelayMs: 20, ...options });
+    buses.push(bus);
+    await bus.start();
+    return bus;
+  };
+  return {
+    prefix,
+    buses,
+    createWith,
+    create: (options) => createWith({ retryDelayMs: options?.retryDelayMs ?? 20 }),
+    async cleanup() {
+      await Promise.all(buses.map((b) => b.stop()));
+      const channel = await admin().createChannel();
+      channel.on('error', () => undefined);
+      const names = topologyNames(prefix);
+      const queues = new Set(buses.flatMap((b) => b.declaredQueues()));
+      for (const queue of queues) await deleteQueue(channel, names, queue, 8);
+      await deleteExchanges(channel, names);
+      await channel.close();
+    },
+  };
+}
+
+/** The broker-side ids of the connections whose name carries `prefix`. */
+async function findConnections(prefix: string): Promise<string[]> {
+  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q']);
+  return stdout
+    .split('\n')
+    .filter((line) => line.includes(prefix))
+    .map((line) => line.split('\t')[0]?.trim() ?? '')
+    .filter((pid) => pid.startsWith('<'));
+}
+
+/** Closes connections from the broker's side, as a broker restart or a network cut would. */
+async function closeConnections(pids: string[]): Promise<void> {
+  await Promise.all(pids.map((pid) => run('rabbitmqctl', ['close_connection', pid, 'osprey test: simulated broker failure'])));
+}
+
+describe('RabbitMqBus (integration, real RabbitMQ)', function () {
+  this.timeout(120_000);
+  let admin: ChannelModel | undefined;
+
+  before(async function () {
+    try {
+      admin = await connect(URL);
+      admin.on('error', () => undefined);
+    } catch (err) {
+      const reason = `RabbitMQ unreachable at ${URL.replace(/\/\/[^@]*@/, '//')}: ${err instanceof Error ? err.message : String(err)}`;
+      if (REQUIRED) throw new Error(`${reason} (OSPREY_REQUIRE_SERVICES=1)`);
+      console.log(`    skipped: ${reason}`);
+      this.skip();
+    }
+  });
+
+  after(async () => {
+    await admin?.close().catch(() => undefined);
+  });
+
+  const getAdmin = (): ChannelModel => {
+    if (!admin) throw new Error('no admin connection');
+    return admin;
+  };
+
+  describe('conformance', () => {
+    messageBusConformance(() => rabbitFixture(getAdmin));
+  });
+
+  describe('RabbitMQ specifics', () => {
+    let fx: RabbitFixture;
+    beforeEach(() => {
+      fx = rabbitFixture(getAdmin);
+    });
+    afterEach(async () => {
+      await fx.cleanup();
+    });
+
+    it('declares quorum partition queues with single active consumer, delivery limit and a dead-letter queue', async () => {
+      const bus = await fx.createWith({ deliveryLimit: 5 });
+      const queue = uniqueQueue('topology');
+      await bus.publish(queue, { id: 'm1', key: 'k' });
+      const channel = await getAdmin().createChannel();
+      channel.on('error', () => undefined);
+      const names = topologyNames(fx.prefix);
+      let total = 0;
+      for (let p = 0; p < 8; p += 1) total += (await channel.checkQueue(names.partitionQueue(queue, p))).messageCount;
+      await channel.checkQueue(names.deadLetterQueue(queue));
+      await channel.close();
+      expect(total, 'the item waits in its partition until a consumer comes').to.equal(1);
+      const { stdout } = await run('rabbitmqctl', ['list_queues', 'name', 'type', 'arguments', '-q']).catch(() => ({ stdout: '' }));
+      const line = stdout.split('\n').find((l) => l.startsWith(names.partitionQueue(queue, 0)));
+      if (line) {
+        expect(line).to.include('quorum');
+        expect(line).to.include('x-single-active-consumer');
+        expect(line).to.include('x-delivery-limit');
+      }
+    });
+
+    it('refuses to consume when the queues exist with another delivery limit (OSPREY_ERR_BUS_TOPOLOGY)', async () => {
+      const first = await fx.createWith({ deliveryLimit: 5 });
+      const queue = uniqueQueue('mismatch');
+      await first.publish(queue, { id: 'm1', key: 'k' });
+      const second = await fx.createWith({ deliveryLimit: 7 });
+      await expect(second.consume(queue, async () => undefined)).to.be.rejected.and.eventually.have.property('code', 'OSPREY_ERR_BUS_TOPOLOGY');
+      // The refusal closed only a declaration channel: the bus still publishes.
+      await second.publish(uniqueQueue('after-mismatch'), { id: 'm2', key: 'k' });
+    });
+
+    it('spreads partitions over two instances (two connections) and keeps per-key order', async () => {
+      const a = await fx.create();
+      const b = await fx.create();
+      const queue = uniqueQueue('two-instances');
+      const rec = new OrderRecorder();
+      const byInstance = { a: 0, b: 0 };
+      const handler = (name: 'a' | 'b') => async (item: { id: string; key: string }) => {
+        rec.begin(item);
+        byInstance[name] += 1;
+        await sleep(2 + Math.floor(Math.random() * 4));
+        rec.done(item);
+      };
+      await a.consume(queue, handler('a'));
+      await b.consume(queue, handler('b'));
+      const published = await publishInterleaved(a, queue, 50, 20);
+      await waitFor(() => new Set([...rec.handled.values()].flat()).size >= 1000, 'every item handled');
+      expect(byInstance.a, 'instance a got work').to.be.greaterThan(0);
+      expect(byInstance.b, 'instance b got work').to.be.greaterThan(0);
+      expect(rec.overlaps, 'one key ran on two instances at once').to.equal(0);
+      rec.expectOrder(published, true);
+    });
+
+    it('hands the partitions of an instance to the other when it stops (failover), keeping per-key order', async () => {
+      const a = await fx.create();
+      const b = await fx.create();
+      const queue = uniqueQueue('failover');
+      const rec = new OrderRecorder();
+      const byInstance = { a: 0, b: 0 };
+      const handler = (name: 'a' | 'b') => async (item: { id: string; key: string }) => {
+        rec.begin(item);
+        byInstance[name] += 1;
+        await sleep(3 + Math.floor(Math.random() * 5));
+        rec.done(item);
+      };
+      await a.consume(queue, handler('a'));
+      await b.consume(queue, handler('b'));
+      const published = await publishInterleaved(a, queue, 30, 30);
+      await waitFor(() => byInstance.a > 20 && byInstance.b > 20, 'both instances working');
+      await a.stop();
+      const afterStop = byInstance.a;
+      const ids = [...published.values()].flat();
+      await waitFor(() => new Set([...rec.handled.values()].flat()).size >= ids.length, 'every item handled', 60_000);
+      await b.idle();
+      expect(byInstance.a, 'nothing runs on a stopped instance').to.equal(afterStop);
+      expect(byInstance.b).to.be.greaterThan(ids.length / 2);
+      expect(rec.overlaps).to.equal(0);
+      rec.expectOrder(published, true);
+    });
+
+    it('gives an instance its partitions back after it reconnects (the standby hands them over)', async function () {
+      const a = await fx.create();
+      const b = await fx.create();
+      const queue = uniqueQueue('rejoin');
+      const rec = new OrderRecorder();
+      const byInstance = { a: 0, b: 0 };
+      const handler = (name: 'a' | 'b') => async (item: { id: string; key: string }) => {
+        rec.begin(item);
+        byInstance[name] += 1;
+        await sleep(1 + Math.floor(Math.random() * 3));
+        rec.done(item);
+      };
+      await a.consume(queue, handler('a'));
+      await b.consume(queue, handler('b'));
+      let pids: string[];
+      try {
+        pids = await findConnections(`${fx.prefix} ${a.instanceId}`);
+      } catch (err) {
+        if (REQUIRED) throw err;
+        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
+        this.skip();
+      }
+      expect(pids).to.have.length(1);
+      await closeConnections(pids);
+      await waitFor(() => !a.connected, 'a saw its connection drop').catch(() => undefined);
+      // While a is away, b (standby on a's partitions) takes everything.
+      const during = await publishInterleaved(b, queue, 20, 5, 'during');
+      await waitFor(() => a.connected, 'a reconnected');
+      await waitFor(() => new Set([...rec.handled.values()].flat()).size >= 100, 'the items published during the outage handled');
+      const aBefore = byInstance.a;
+      // Enough rounds for a to announce its subscriptions and b to hand the partitions back.
+      const later = new Map<string, string[]>();
+      for (let round = 0; round < 50 && byInstance.a === aBefore; round += 1) {
+        for (const [key, ids] of await publishInterleaved(b, queue, 20, 5, `after${round}-`)) later.set(key, ids);
+        await sleep(100);
+      }
+      await a.idle();
+      await b.idle();
+      expect(byInstance.a, 'a got work again after reconnecting').to.be.greaterThan(aBefore);
+      expect(rec.overlaps).to.equal(0);
+      rec.expectOrder(new Map([...during, ...later]), true);
+    });
+
+    it('reconnects after the broker closes its connection mid-stream; every item is handled, per-key order held', async function () {
+      let handledAtLoss: number | undefined;
+      const rec = new OrderRecorder();
+      const logger = {
+        info: () => undefined,
+        error: () => undefined,
+        warn: (message: string) => {
+          if (message.startsWith('bus connection lost')) handledAtLoss ??= rec.total;
+        },
+      };
+      const bus = await fx.createWith({ publishTimeoutMs: 60_000, logger: logger as never });
+      const queue = uniqueQueue('reconnect');
+      let pids: string[];
+      try {
+        pids = await findConnections(fx.prefix);
+      } catch (err) {
+        if (REQUIRED) throw err;
+        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
+        this.skip();
+      }
+      expect(pids).to.have.length(1);
+      await bus.consume(queue, async (item) => {
+        rec.begin(item);
+        // Slow enough that handlers run and deliveries wait unacked when the broker drops the connection.
+        await sleep(5 + Math.floor(Math.random() * 10));
+        rec.done(item);
+      });
+      const firstHalf = await publishInterleaved(bus, queue, 20, 80, 'k');
+      await waitFor(() => rec.total >= 50, 'some items handled before the failure');
+      // The kill and the second half's publishes race, as a broker restart under traffic would.
+      const killing = closeConnections(pids);
+      const secondHalf = await publishInterleaved(bus, queue, 20, 20, 'late');
+      await killing;
+      const expected = new Map([...firstHalf, ...secondHalf]);
+      const ids = [...expected.values()].flat();
+      const handledIds = () => new Set([...rec.handled.values()].flat());
+      await waitFor(() => handledIds().size >= ids.length, 'every published item handled at least once', 90_000);
+      expect(handledAtLoss, 'the bus saw the connection drop').to.be.a('number');
+      expect(handledAtLoss, 'the connection dropped mid-stream').to.be.lessThan(ids.length);
+      expect([...handledIds()].sort()).to.deep.equal([...ids].sort());
+      expect(bus.connected).to.equal(true);
+      expect(rec.overlaps).to.equal(0);
+      rec.expectOrder(expected, true);
+      console.log(`      (dropped after ${handledAtLoss} of ${ids.length} items; ${rec.total - ids.length} handled twice after the reconnect)`);
+    });
+
+    it('dead-letters a poison item after the delivery limit, and its key goes on', async () => {
+      const bus = await fx.createWith({ deliveryLimit: 3, retryDelayMs: 5 });
+      const queue = uniqueQueue('poison');
+      const rec = new OrderRecorder();
+      let poisonAttempts = 0;
+      await bus.consume(queue, async (item) => {
+        rec.begin(item);
+        if (item.id === 'poison') {
+          poisonAttempts += 1;
+          rec.failed(item);
+          throw new Error('cannot handle this one');
+        }
+        rec.done(item);
+      });
+      await bus.publish(queue, { id: 'k-0', key: 'k' });
+      await bus.publish(queue, { id: 'poison', key: 'k' });
+      await bus.publish(queue, { id: 'k-2', key: 'k' });
+      await waitFor(() => rec.total >= 2, 'the items around the poison one handled');
+      expect(rec.handled.get('k')).to.deep.equal(['k-0', 'k-2']);
+      expect(poisonAttempts).to.equal(3);
+      const channel = await getAdmin().createChannel();
+      channel.on('error', () => undefined);
+      const dlq = topologyNames(fx.prefix).deadLetterQueue(queue);
+      let dead: false | { content: Buffer } = false;
+      // Dead-lettering is asynchronous in the broker: poll for a while.
+      for (let i = 0; i < 250 && !dead; i += 1) {
+        dead = await channel.get(dlq, { noAck: true });
+        if (!dead) await sleep(20);
+      }
+      await channel.close();
+      expect(dead, 'a dead-lettered message').to.not.equal(false);
+      if (dead) expect(JSON.parse(dead.content.toString('utf8'))).to.deep.equal({ id: 'poison', key: 'k' });
+    });
+  });
+});
