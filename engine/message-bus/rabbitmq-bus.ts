@@ -600,7 +600,17 @@ export class RabbitMqBus implements MessageBus {
       await this.ensureDeclared(session, part.consumer.queue);
       channel = await session.connection.createChannel();
       const ch = channel;
-      ch.on('error', (err: Error) => this.options.logger?.warn('bus consumer channel error', { queue: part.queueName, error: errorText(err) }));
+      ch.on('error', (err: Error) => {
+        if (/acknowledgement timed out/i.test(errorText(err))) {
+          // The broker's consumer_timeout (30 min by default) is shorter than a handler's wait (a
+          // destination retrying through an outage): the deliveries come back, counted towards
+          // the delivery limit. Operators must raise it (docs/design/0005-bus.md, "Operations").
+          this.options.logger?.error('bus delivery outlived the broker consumer_timeout; raise consumer_timeout above the longest destination retry window', {
+            queue: part.queueName,
+            error: errorText(err),
+          });
+        } else this.options.logger?.warn('bus consumer channel error', { queue: part.queueName, error: errorText(err) });
+      });
       ch.on('close', () => this.onPartitionChannelClosed(part, epoch));
       await ch.prefetch(this.prefetch);
       if (part.epoch !== epoch) throw new Error('superseded');
