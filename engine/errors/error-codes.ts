@@ -51,6 +51,8 @@ export const ErrorCodes = {
   OSPREY_ERR_CHANNEL_CONTRACT: { class: 'permanent', description: 'A destination names a contract that does not exist.' },
   OSPREY_ERR_CHANNEL_RATE_LIMIT: { class: 'permanent', description: 'A destination names a rate limit that config does not define.' },
   OSPREY_ERR_CONFIG_INVALID: { class: 'permanent', description: 'The engine configuration file is invalid.' },
+  OSPREY_ERR_CHANNEL_DESTINATION_NAME: { class: 'permanent', description: 'Two destinations of one channel share a name.' },
+  OSPREY_ERR_CONFIG_ENV: { class: 'permanent', description: 'A ${VAR} in the engine configuration is not set in the environment and has no default.' },
   // Pipeline
   OSPREY_ERR_PIPELINE_VALIDATION: { class: 'permanent', description: 'The message failed the channel’s validate step.' },
   OSPREY_ERR_TRANSFORM_FAILED: { class: 'permanent', description: 'The transform threw an error (a bug in the transform).' },
