@@ -254,10 +254,11 @@ function describe(e: ErrorObject, root: JsonSchema, value: unknown, isLiteral: (
     }
     case 'type': {
       const expected = String(params.type);
-      const what = e.data === null ? ' but has no value' : `${shown(e.data)}`;
       // `initial: 500` is a number where a duration is expected: say "a duration", not "text".
       const words = expected === 'string' && typeof schema['x-expected'] === 'string' ? schema['x-expected'] : article(expected);
-      return { path, at: 'value', field, message: `${field} must be ${words}${what}`, hint: hintFor(lastKey(path), schema) };
+      const subject = path.length === 0 ? 'the file' : field;
+      const message = e.data === null ? `${subject} has no value (expected ${words})` : `${subject} must be ${words}${shown(e.data)}`;
+      return { path, at: 'value', field, message, hint: hintFor(lastKey(path), schema) };
     }
     case 'const': {
       const discriminated = discriminatorOf(root, e.schemaPath);

@@ -55,7 +55,8 @@ export function parseYamlSource(file: string, text: string): { source: YamlSourc
     if (linesWithError.has(pos.line)) continue;
     linesWithError.add(pos.line);
     const hint = syntaxHint(err.code, lines[pos.line - 1] ?? '');
-    errors.push({ ...pos, yamlCode: err.code, message: `YAML syntax: ${firstLine(err.message)}`, ...(hint !== undefined ? { hint } : {}) });
+    const message = err.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document (a --- separator)' : firstLine(err.message);
+    errors.push({ ...pos, yamlCode: err.code, message: `YAML syntax: ${message}`, ...(hint !== undefined ? { hint } : {}) });
   }
   const source: YamlSource = {
     file,
@@ -65,6 +66,11 @@ export function parseYamlSource(file: string, text: string): { source: YamlSourc
     position(path, at = 'value') {
       const { node, key, complete } = locate(doc, path);
       if (complete && at === 'key' && key?.range) return positionOf(key.range[0]);
+      // `source:` with nothing after it parses as an empty null scalar at the end of the line;
+      // the key is where the author looks.
+      if (complete && isScalar(node) && node.value === null && node.range && node.range[0] === node.range[1] && key?.range) {
+        return positionOf(key.range[0]);
+      }
       if (complete && node?.range) return positionOf(node.range[0]);
       // Missing leaf (`auth:` with no value, or a required key): point at the key when there is one.
       if (key?.range) return positionOf(key.range[0]);
@@ -139,6 +145,7 @@ function syntaxHint(code: string, lineText: string): string | undefined {
   if (/(^|[^$])\{.*\$\{/.test(lineText)) {
     return 'a block map (one key per line) or quote the value: key: "${VAR}"';
   }
+  if (code === 'MULTIPLE_DOCS') return 'one document per file: remove the --- separator (one channel per file)';
   if (code === 'TAB_AS_INDENT') return 'indent with spaces, not tabs';
   if (code === 'DUPLICATE_KEY') return 'each key once per map';
   if (code === 'BAD_INDENT' || code === 'MISSING_CHAR') return 'keys of one map at the same indentation, two spaces per level';

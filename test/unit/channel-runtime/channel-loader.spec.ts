@@ -317,6 +317,17 @@ spec:
     });
   });
 
+  it('points at the key of an empty value, and refuses two documents in one file', async () => {
+    project.write('channels/a.channel.yaml', 'apiVersion: osprey/v1\nkind: Channel\nmetadata:\n  name: a\n  version: 1.0.0\n  owner: o\nspec:\n  source:\n  destinations: []\n');
+    project.write('channels/b.channel.yaml', 'apiVersion: osprey/v1\n---\nkind: Channel\n');
+    const { issues } = await loadChannels(options);
+    expect(issues.map((i) => `${i.file.endsWith('a.channel.yaml') ? 'a' : 'b'}:${i.line}:${i.column} ${i.message}`)).to.deep.equal([
+      'a:8:3 spec.source has no value (expected a map)',
+      'a:9:17 spec.destinations needs at least 1 entry',
+      'b:2:1 YAML syntax: the file holds more than one YAML document (a --- separator)',
+    ]);
+  });
+
   it('reports a missing channels folder as one issue', async () => {
     const { channels, issues } = await loadChannels({ ...options, dir: join(project.root, 'nope') });
     expect(channels).to.deep.equal([]);
