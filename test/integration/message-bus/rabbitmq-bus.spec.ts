@@ -13,7 +13,7 @@ import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
-import { messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
+import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
 
@@ -239,11 +239,17 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
     it('reconnects after the broker closes its connection mid-stream; every item is handled, per-key order held', async function () {
       let handledAtLoss: number | undefined;
       const rec = new OrderRecorder();
+      // Once 50 items are done, handlers wait until the bus has seen the connection drop: the
+      // failure then certainly comes with handlers running and deliveries unacknowledged.
+      const lost = gate();
       const logger = {
         info: () => undefined,
         error: () => undefined,
         warn: (message: string) => {
-          if (message.startsWith('bus connection lost')) handledAtLoss ??= rec.total;
+          if (message.startsWith('bus connection lost')) {
+            handledAtLoss ??= rec.total;
+            lost.open();
+          }
         },
       };
       const bus = await fx.createWith({ publishTimeoutMs: 60_000, logger: logger as never });
@@ -259,8 +265,8 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(pids).to.have.length(1);
       await bus.consume(queue, async (item) => {
         rec.begin(item);
-        // Slow enough that handlers run and deliveries wait unacked when the broker drops the connection.
-        await sleep(5 + Math.floor(Math.random() * 10));
+        if (rec.total >= 50) await lost.promise;
+        await sleep(Math.floor(Math.random() * 3));
         rec.done(item);
       });
       const firstHalf = await publishInterleaved(bus, queue, 20, 80, 'k');
@@ -275,6 +281,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       await waitFor(() => handledIds().size >= ids.length, 'every published item handled at least once', 90_000);
       expect(handledAtLoss, 'the bus saw the connection drop').to.be.a('number');
       expect(handledAtLoss, 'the connection dropped mid-stream').to.be.lessThan(ids.length);
+      expect(rec.total, 'items in flight at the drop were delivered again').to.be.greaterThan(ids.length);
       expect([...handledIds()].sort()).to.deep.equal([...ids].sort());
       expect(bus.connected).to.equal(true);
       expect(rec.overlaps).to.equal(0);
