@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The contracts registry: every versioned payload schema a destination may name in a channel's
+ * `contract:` field, keyed `Name@major`. The engine loads this module and validates each payload
+ * with Ajv before delivery (a mismatch is the transform's bug, not the receiver's problem).
+ *
+ * Adding a major: add the new key next to the old one; never change an existing key's schema in a
+ * way that rejects payloads it accepted before.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { AppointmentEvent, APPOINTMENT_EVENT } from '../canonical-events/appointment-event.ts';
+import { EncounterEvent, ENCOUNTER_EVENT } from '../canonical-events/encounter-event.ts';
+import { BillingReadiness, BILLING_READINESS } from './billing-readiness.ts';
+import { ErpAccrual, ERP_ACCRUAL } from './erp-accrual.ts';
+import { LaborPlanLine, LABOR_PLAN_LINE } from './labor-plan-line.ts';
+import { StaffingDemand, STAFFING_DEMAND } from './staffing-demand.ts';
+
+export const contracts: Record<string, TSchema> = {
+  [ENCOUNTER_EVENT]: EncounterEvent,
+  [APPOINTMENT_EVENT]: AppointmentEvent,
+  [BILLING_READINESS]: BillingReadiness,
+  [ERP_ACCRUAL]: ErpAccrual,
+  [STAFFING_DEMAND]: StaffingDemand,
+  [LABOR_PLAN_LINE]: LaborPlanLine,
+};
+
+export default contracts;
