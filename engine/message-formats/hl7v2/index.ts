@@ -18,3 +18,5 @@ export { buildAck, newControlId, hl7Timestamp, hl7ErrorCodeFor, AckCode, Hl7Erro
 export type { AckOptions } from './hl7-ack.ts';
 export { validateStructure, isKnownHl7Version, KNOWN_HL7_VERSIONS, REQUIRED_SEGMENTS } from './hl7-validate.ts';
 export type { Hl7ValidationIssue } from './hl7-validate.ts';
+export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
+export type { MllpFrameEvent, MllpFramerOptions } from './mllp-framer.ts';

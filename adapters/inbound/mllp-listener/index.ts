@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `mllp-listener`: HL7 v2 over MLLP (TCP, TLS, mTLS) — framing, charset decoding, ACK/NAK.
+ * Imports only the engine's adapter SDK, errors and `engine/message-formats/hl7v2`.
+ */
+export { createMllpListener } from './mllp-listener.ts';
+export type { MllpLogger } from './mllp-listener.ts';
+export { MllpListenerConfigSchema, MllpListenerTlsSchema, MLLP_DEFAULTS } from './mllp-listener.config.ts';
+export type { MllpListenerConfig } from './mllp-listener.config.ts';
+export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
+export type { MllpFrameEvent, MllpFramerOptions } from './mllp-framer.ts';

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The MLLP listener: TCP (or TLS / mutual TLS) connections carrying HL7 v2 in MLLP frames. Each
+ * frame is decoded (MSH-18, else the channel charset), parsed, handed to the engine, and answered
+ * with the ACK built from the engine's outcome. On one connection the ACKs go back in the order the
+ * messages arrived even though the engine handles them concurrently (pipelining senders match ACKs
+ * by position as often as by MSA-2).
+ *
+ * Nothing a peer does can crash the process: every socket has an 'error' listener, a handler that
+ * throws becomes an AE, writes to a closed peer are skipped. Logs carry connection events, byte
+ * counts and error codes, never message text (PHI).
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { InboundAdapter, InboundHandler, InboundMessage, IngestOutcome } from '../../../engine/adapter-sdk/index.ts';
+import { OspreyError, isOspreyError } from '../../../engine/errors/error-codes.ts';
+import type { StoredError } from '../../../engine/message-store/message-store.ts';
+import { Hl7Message, MllpFramer, buildAck, decodeHl7, encodeHl7, hl7CharsetToEncoding, mllpFrame } from '../../../engine/message-formats/hl7v2/index.ts';
+import { MLLP_DEFAULTS, type MllpListenerConfig } from './mllp-listener.config.ts';
+
+/** A winston-compatible logger (a winston `Logger` or child fits). */
+export interface MllpLogger {
+  info(message: string, meta?: Record<string, unknown>): unknown;
+  warn(message: string, meta?: Record<string, unknown>): unknown;
+  error(message: string, meta?: Record<string, unknown>): unknown;
+  debug(message: string, meta?: Record<string, unknown>): unknown;
+}
+
+const silent: MllpLogger = { info() {}, warn() {}, error() {}, debug() {} };
+
+/** Frames in flight on one connection before the listener stops reading from it (backpressure). */
+const MAX_IN_FLIGHT = 128;
+
+function normaliseAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+interface Slot {
+  ack?: Buffer;
+  done: boolean;
+}
+
+/**
+ * Creates the listener. Throws OSPREY_ERR_CONFIG_INVALID at once for a charset nobody knows, so a
+ * typo is found at deploy time and not on the first message.
+ */
+export function createMllpListener(config: MllpListenerConfig, logger: MllpLogger = silent): InboundAdapter {
+  const host = config.host ?? MLLP_DEFAULTS.host;
+  const charset = config.charset ?? MLLP_DEFAULTS.charset;
+  const maxMessageSize = config.maxMessageSize ?? MLLP_DEFAULTS.maxMessageSize;
+  const idleTimeoutMs = config.idleTimeoutMs ?? MLLP_DEFAULTS.idleTimeoutMs;
+  const maxConnections = config.maxConnections ?? MLLP_DEFAULTS.maxConnections;
+  const allowFrom = config.allowFrom === undefined ? undefined : new Set(config.allowFrom.map(normaliseAddress));
+  if (hl7CharsetToEncoding(charset) === undefined) {
+    throw new OspreyError('OSPREY_ERR_CONFIG_INVALID', `MLLP listener charset ${JSON.stringify(charset)} is not a known character set.`);
+  }
+
+  let server: net.Server | undefined;
+  let starting: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  /** Open connections, each with a way to close it once its ACKs in flight are written. */
+  const connections = new Map<net.Socket, () => void>();
+  let nextConnectionId = 1;
+
+  function serve(socket: net.Socket, handler: InboundHandler): void {
+    const id = nextConnectionId++;
+    const remote = `${normaliseAddress(socket.remoteAddress)}:${socket.remotePort ?? 0}`;
+    const log = { connection: id, remote };
+    const framer = new MllpFramer({ maxFrameSize: maxMessageSize });
+    const slots: Slot[] = [];
+    let frameTimer: NodeJS.Timeout | undefined;
+    let paused = false;
+    connections.set(socket, () => {
+      if (slots.length === 0) socket.end();
+    });
+    socket.setNoDelay(true);
+    socket.setTimeout(idleTimeoutMs);
+    logger.info('mllp connection opened', { ...log, tls: socket instanceof tls.TLSSocket });
+
+    const close = (reason: string, code?: string): void => {
+      if (!socket.destroyed) {
+        logger.info('mllp connection closing', { ...log, reason, ...(code ? { code } : {}) });
+        socket.destroy();
+      }
+    };
+
+    const flush = (): void => {
+      while (slots.length > 0 && (slots[0] as Slot).done) {
+        const slot = slots.shift() as Slot;
+        // A peer that left before its ACK: nothing to write to, and nothing to crash.
+        if (slot.ack !== undefined && !socket.destroyed && socket.writable) socket.write(slot.ack);
+      }
+      if (paused && slots.length < MAX_IN_FLIGHT / 2 && !socket.destroyed) {
+        paused = false;
+        socket.resume();
+      }
+      if (stopping !== undefined && slots.length === 0) socket.end();
+    };
+
+    const enqueue = (work: () => Promise<Buffer | undefined>): void => {
+      const slot: Slot = { done: false };
+      slots.push(slot);
+      if (slots.length >= MAX_IN_FLIGHT && !paused) {
+        paused = true;
+        socket.pause();
+      }
+      work()
+        .then((ack) => {
+          if (ack !== undefined) slot.ack = mllpFrame(ack);
+        })
+        .catch((err: unknown) => {
+          // Only a bug in this file can land here (handler errors are caught below).
+          logger.error('mllp ack could not be built', { ...log, code: isOspreyError(err) ? err.code : 'OSPREY_ERR_MLLP_HANDLER_FAILED' });
+        })
+        .finally(() => {
+          slot.done = true;
+          flush();
+        });
+    };
+
+    const handleFrame = async (payload: Buffer): Promise<Buffer> => {
+      const decoded = decodeHl7(payload, charset);
+      let hl7: Hl7Message | undefined;
+      let parseError: StoredError | undefined;
+      try {
+        hl7 = Hl7Message.parse(decoded.text);
+        parseError = decoded.error;
+      } catch (err) {
+        parseError = isOspreyError(err) ? { code: err.code, detail: err.message } : { code: 'OSPREY_ERR_HL7_EMPTY', detail: 'The message could not be read.' };
+      }
+      const message: InboundMessage = {
+        raw: payload,
+        text: decoded.text,
+        encoding: decoded.encoding,
+        remote,
+        ...(hl7 !== undefined ? { hl7 } : {}),
+        ...(parseError !== undefined ? { parseError } : {}),
+      };
+      let outcome: IngestOutcome;
+      try {
+        outcome = await handler(message);
+      } catch (err) {
+        logger.error('mllp handler failed; answering AE', { ...log, code: 'OSPREY_ERR_MLLP_HANDLER_FAILED', cause: isOspreyError(err) ? err.code : (err as Error)?.name });
+        outcome = { ackCode: 'AE', error: { code: 'OSPREY_ERR_MLLP_HANDLER_FAILED', detail: 'The engine could not handle the message; resend it.' } };
+      }
+      if (outcome.ackCode !== 'AA') {
+        logger.warn('mllp message not accepted', { ...log, ack: outcome.ackCode, code: outcome.error?.code, bytes: payload.length });
+      } else {
+        logger.debug('mllp message accepted', { ...log, bytes: payload.length, messageId: outcome.messageId, duplicate: outcome.duplicate });
+      }
+      const ack = buildAck(hl7, {
+        code: outcome.ackCode,
+        ...(outcome.error !== undefined && outcome.ackCode !== 'AA' ? { error: outcome.error } : {}),
+        ...(hl7 === undefined ? { rawText: decoded.text } : {}),
+      });
+      return encodeHl7(ack, decoded.encoding);
+    };
+
+    const armFrameTimer = (): void => {
+      if (framer.inFrame && frameTimer === undefined) {
+        // A sender that trickles a frame byte by byte never trips the socket's idle timeout.
+        frameTimer = setTimeout(() => close('frame not completed within idleTimeout', 'OSPREY_ERR_MLLP_IDLE_TIMEOUT'), idleTimeoutMs);
+        frameTimer.unref();
+      } else if (!framer.inFrame && frameTimer !== undefined) {
+        clearTimeout(frameTimer);
+        frameTimer = undefined;
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      for (const ev of framer.push(chunk)) {
+        switch (ev.type) {
+          case 'frame': {
+            const payload = ev.payload;
+            enqueue(() => handleFrame(payload));
+            // A new frame restarts the frame deadline.
+            if (frameTimer !== undefined) {
+              clearTimeout(frameTimer);
+              frameTimer = undefined;
+            }
+            break;
+          }
+          case 'oversize': {
+            logger.warn('mllp frame too large; answering AR', { ...log, code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', limit: ev.limit });
+            const head = ev.head;
+            enqueue(async () => {
+              const decoded = decodeHl7(head, charset);
+              const detail = `The message is larger than this listener's maxMessageSize of ${ev.limit} bytes.`;
+              return encodeHl7(buildAck(undefined, { code: 'AR', rawText: decoded.text, error: { code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', detail } }), decoded.encoding);
+            });
+            break;
+          }
+          case 'garbage':
+            logger.warn('mllp bytes outside a frame discarded', { ...log, code: 'OSPREY_ERR_MLLP_GARBAGE', bytes: ev.bytes });
+            break;
+          case 'truncated':
+            logger.warn('mllp partial frame discarded: a new frame started before it ended', { ...log, code: 'OSPREY_ERR_MLLP_GARBAGE', bytes: ev.bytes });
+            break;
+          default:
+            ev satisfies never;
+        }
+      }
+      armFrameTimer();
+    });
+
+    socket.on('timeout', () => {
+      // Waiting on the engine is not idleness: the sender is waiting for our ACK.
+      if (slots.length > 0) return;
+      close(framer.inFrame ? 'stalled mid-frame' : 'idle', 'OSPREY_ERR_MLLP_IDLE_TIMEOUT');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      logger.info('mllp connection error', { ...log, error: err.code ?? err.name });
+    });
+    socket.on('close', () => {
+      connections.delete(socket);
+      if (frameTimer !== undefined) clearTimeout(frameTimer);
+      logger.info('mllp connection closed', { ...log, pendingAcks: slots.length, partialFrameBytes: framer.bufferedBytes });
+    });
+  }
+
+  function onConnection(socket: net.Socket): boolean {
+    // Attach first: a reset during the checks below must not become an unhandled 'error'.
+    socket.on('error', () => {});
+    const address = normaliseAddress(socket.remoteAddress);
+    if (allowFrom !== undefined && !allowFrom.has(address)) {
+      logger.warn('mllp connection refused: sender not in allowFrom', { remote: address, code: 'OSPREY_ERR_MLLP_SENDER_NOT_ALLOWED' });
+      socket.destroy();
+      return false;
+    }
+    return true;
+  }
+
+  return {
+    start(handler: InboundHandler): Promise<void> {
+      if (starting !== undefined) return starting;
+      starting = new Promise<void>((resolve, reject) => {
+        let srv: net.Server;
+        if (config.tls !== undefined) {
+          let options: tls.TlsOptions;
+          try {
+            options = {
+              cert: readFileSync(config.tls.cert),
+              key: readFileSync(config.tls.key),
+              ...(config.tls.ca !== undefined ? { ca: readFileSync(config.tls.ca) } : {}),
+              requestCert: config.tls.requestCert ?? false,
+              rejectUnauthorized: config.tls.requestCert ?? false,
+            };
+          } catch (err) {
+            starting = undefined;
+            reject(new OspreyError('OSPREY_ERR_CONFIG_INVALID', `MLLP listener TLS files cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}).`, { cause: err }));
+            return;
+          }
+          const tlsServer = tls.createServer(options, (socket) => serve(socket, handler));
+          tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+            logger.warn('mllp TLS handshake failed', { remote: normaliseAddress(socket.remoteAddress), error: err.code ?? err.name });
+            socket.destroy();
+          });
+          srv = tlsServer;
+          srv.on('connection', (socket: net.Socket) => {
+            onConnection(socket);
+          });
+        } else {
+          srv = net.createServer((socket) => {
+            if (onConnection(socket)) serve(socket, handler);
+          });
+        }
+        srv.maxConnections = maxConnections;
+        srv.on('drop', (data?: { remoteAddress?: string }) => {
+          logger.warn('mllp connection refused: maxConnections reached', { remote: normaliseAddress(data?.remoteAddress), code: 'OSPREY_ERR_MLLP_TOO_MANY_CONNECTIONS', maxConnections });
+        });
+        srv.on('error', (err: NodeJS.ErrnoException) => {
+          if (!srv.listening) {
+            starting = undefined;
+            server = undefined;
+            reject(err);
+          } else logger.error('mllp server error', { error: err.code ?? err.name });
+        });
+        srv.listen({ host, port: config.port }, () => {
+          server = srv;
+          stopping = undefined;
+          const a = srv.address() as net.AddressInfo;
+          logger.info('mllp listener started', { host: a.address, port: a.port, tls: config.tls !== undefined });
+          resolve();
+        });
+      });
+      return starting;
+    },
+
+    stop(): Promise<void> {
+      if (stopping !== undefined) return stopping;
+      const srv = server;
+      if (srv === undefined) return Promise.resolve();
+      stopping = new Promise<void>((resolve) => {
+        srv.close(() => {
+          logger.info('mllp listener stopped', {});
+          server = undefined;
+          starting = undefined;
+          resolve();
+        });
+        for (const [socket, drain] of connections) {
+          // Let ACKs in flight go out (flush() ends the socket once its queue is empty), but not for long.
+          drain();
+          setTimeout(() => socket.destroy(), 2000).unref();
+        }
+      });
+      return stopping;
+    },
+
+    address(): { host: string; port: number } | undefined {
+      const a = server?.address();
+      return a !== null && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+    },
+  };
+}
