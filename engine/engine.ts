@@ -19,12 +19,10 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
 import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
 import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instance.ts';
-import type { ChannelSpec } from './channel-runtime/channel-spec.ts';
-import { ContractRegistry } from './channel-runtime/contracts.ts';
+import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader.ts';
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
-import { LookupTables } from './channel-runtime/lookup-tables.ts';
-import { loadTransform, type AnyTransform } from './channel-runtime/transform-loader.ts';
-import { loadChannelSpecs, type ChannelLoadIssue } from './channel-runtime/load-channel-specs.ts';
+import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
+import { resolveRetryPolicy } from './delivery/retry-policy.ts';
 import type { EngineConfig } from './engine-config/load-engine-config.ts';
 
 export interface EngineOptions {
@@ -48,9 +46,9 @@ export class Engine {
   readonly sandbox?: SandboxReceiver;
   private readonly projectRoot: string;
   private readonly channels = new Map<string, ChannelInstance>();
-  private readonly specs = new Map<string, ChannelSpec>();
+  private readonly specs = new Map<string, ChannelRuntime>();
   private failed: FailedChannel[] = [];
-  private loadIssues: ChannelLoadIssue[] = [];
+  private loadIssues: LintIssue[] = [];
   private api?: FastifyInstance;
   private started = false;
 
@@ -63,7 +61,7 @@ export class Engine {
   }
 
   /** Issues found in channel files at start (each one excluded only its own channel). */
-  get channelIssues(): readonly ChannelLoadIssue[] {
+  get channelIssues(): readonly LintIssue[] {
     return this.loadIssues;
   }
 
@@ -91,27 +89,19 @@ export class Engine {
     });
     await this.api.listen({ host: config.http.host, port: config.http.port });
 
-    const contracts = await ContractRegistry.load(this.projectRoot, config.contracts.module);
-    const { specs, issues } = await loadChannelSpecs({
-      dir: resolve(this.projectRoot, config.channels.dir),
-      projectRoot: this.projectRoot,
-      lookupsDir: resolve(this.projectRoot, config.lookups.dir),
-      env: this.options.env ?? process.env,
-      contracts: contracts.names(),
-      rateLimits: new Set(Object.keys(config.rateLimits ?? {})),
-    });
+    const project = await loadProject({ config, projectRoot: this.projectRoot, env: this.options.env ?? process.env });
+    const { issues } = project;
     this.loadIssues = issues;
     for (const issue of issues.filter((i) => i.severity === 'error')) {
       this.logger.error('channel file problem; the channel is not started', { file: issue.file, line: issue.line, code: issue.code, problem: issue.message });
     }
 
-    const lookups = new LookupTables(resolve(this.projectRoot, config.lookups.dir));
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
     const ingest = new Ingest(this.store, (m) => this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }), this.logger);
-    for (const spec of specs) {
+    for (const spec of project.channels) {
       this.specs.set(spec.name, spec);
       try {
-        const instance = await this.buildChannel(spec, { contracts, lookups, rateLimiters, ingest });
+        const instance = this.buildChannel(spec, { project, rateLimiters, ingest });
         this.channels.set(spec.name, instance);
         await instance.start();
         this.logger.info('channel started', { channel: spec.name, port: instance.sourceAddress?.port });
@@ -158,23 +148,17 @@ export class Engine {
     }
   }
 
-  private async buildChannel(
-    spec: ChannelSpec,
-    shared: { contracts: ContractRegistry; lookups: LookupTables; rateLimiters: RateLimiterRegistry; ingest: Ingest },
-  ): Promise<ChannelInstance> {
-    const transformPaths = [
-      ...spec.steps.flatMap((s) => ('transform' in s ? [s.transform] : [])),
-      ...spec.destinations.flatMap((d) => (d.transform ? [d.transform] : [])),
-    ];
-    const transforms = new Map<string, AnyTransform>();
-    for (const path of transformPaths) transforms.set(path, await loadTransform(this.projectRoot, path));
-
+  private buildChannel(
+    spec: ChannelRuntime,
+    shared: { project: LoadedProject; rateLimiters: RateLimiterRegistry; ingest: Ingest },
+  ): ChannelInstance {
     const destinations = new Map<string, DestinationWorker>();
     for (const d of spec.destinations) {
       const logger = this.logger.child({ channel: spec.name, destination: d.name });
       const worker = new DestinationWorker(
-        { channel: spec.name, name: d.name, retry: d.retry, rateLimiter: d.rateLimit ? shared.rateLimiters.get(d.rateLimit) : undefined, batch: d.batch },
-        new RestClient(d.rest),
+        { channel: spec.name, name: d.name, retry: resolveRetryPolicy(d.retry), rateLimiter: d.rateLimit ? shared.rateLimiters.get(d.rateLimit) : undefined, batch: d.batch },
+        // The client classifies with the same status lists as the retry policy, so a `treatAsSuccess` 409 is a success.
+        new RestClient({ url: d.url, method: d.method, headers: d.headers, auth: d.auth, timeoutMs: d.timeoutMs, retryOn: d.retry.retryOn, treatAsSuccess: d.retry.treatAsSuccess }),
         this.store,
         logger,
       );
@@ -187,7 +171,7 @@ export class Engine {
         ingest: { name: spec.name, accept: spec.source.accept, orderBy: spec.orderBy, dedupeWindowMs: spec.source.dedupeWindowMs },
         source: createMllpListener(spec.source.listener, this.logger.child({ channel: spec.name })),
         destinations,
-        resources: { transforms, lookups: shared.lookups, contracts: shared.contracts },
+        resources: shared.project.resourcesFor(spec),
       },
       { store: this.store, bus: this.bus, ingest: shared.ingest, logger: this.logger.child({ channel: spec.name }) },
     );

@@ -41,11 +41,13 @@ export class ChannelInstance {
 
   async start(): Promise<void> {
     const { bus } = this.deps;
+    // The source first: a port that cannot be bound fails the channel before it consumes anything.
+    // Messages that arrive before the consumers below are buffered by the bus (the store has them).
+    await this.parts.source?.start((message) => this.deps.ingest.receive(this.parts.ingest, message));
     await bus.consume(queueNames.pipeline(this.name), this.process);
     for (const [name, worker] of this.parts.destinations) {
       await bus.consume(queueNames.delivery(this.name, name), worker.handle);
     }
-    await this.parts.source?.start((message) => this.deps.ingest.receive(this.parts.ingest, message));
     this.status = ChannelStatus.RUNNING;
   }
 

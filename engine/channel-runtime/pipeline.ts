@@ -8,10 +8,9 @@
 import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
 import { validateStructure } from '../message-formats/hl7v2/index.ts';
 import type { NewDelivery, ProcessingOutcome } from '../message-store/message-store.ts';
-import { BusinessException, createTransformContext, isFiltered, type LookupValue, type TransformContext } from '../transform-sdk/index.ts';
+import { BusinessException, createTransformContext, isFiltered, type LookupValue, type Transform, type TransformContext } from '../transform-sdk/index.ts';
 import type { ContractRegistry } from './contracts.ts';
 import type { LookupTables } from './lookup-tables.ts';
-import type { AnyTransform } from './transform-loader.ts';
 
 export type PipelineStep =
   | { validate: 'hl7' }
@@ -33,7 +32,7 @@ export interface PipelineChannel {
 
 export interface PipelineResources {
   /** Loaded transforms by the path written in the channel file. */
-  transforms: ReadonlyMap<string, AnyTransform>;
+  transforms: ReadonlyMap<string, Transform<unknown, unknown>>;
   lookups: LookupTables;
   contracts: ContractRegistry;
 }

@@ -87,7 +87,7 @@ function expandFiles(path: string): string[] {
 
 function messageTypeOf(text: string): string {
   try {
-    return Hl7Message.parse(text).messageType;
+    return Hl7Message.parse(text).messageType ?? '';
   } catch {
     return '';
   }

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * What the SQLite and PostgreSQL stores read the same way: the column lists, the mapping of rows
+ * to the contract's types, the search query, and the migration files. Both drivers are set up to
+ * return integers as numbers, JSON columns as text and binary columns as Buffers, so one mapping
+ * serves both.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import type { ErrorCode } from '../errors/error-codes.ts';
+import type {
+  AttemptRecord,
+  BusinessKeys,
+  DeliveryState,
+  MessageDetail,
+  MessageEvent,
+  MessageQuery,
+  MessageState,
+  MessageSummary,
+} from './message-store.ts';
+import { deliveryFromRow, fromJson, type DeliveryRow } from './unit-of-work.ts';
+
+/** A row as a driver returns it. */
+export type Row = Record<string, unknown>;
+
+export const SUMMARY_COLUMNS =
+  'id, seq, channel, received_at, state, control_id, sender, message_type, patient_id, visit_id, facility, order_key, error_code, error_detail, exception_category, updated_at';
+
+export const DETAIL_COLUMNS = `${SUMMARY_COLUMNS}, raw, encoding, source, canonical, exception, filter_reason`;
+
+export const DELIVERY_COLUMNS =
+  'id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at';
+
+export const ATTEMPT_COLUMNS =
+  'delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at';
+
+/** Default and maximum page size of `findMessages`. */
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 1000;
+
+export function num(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint' || typeof v === 'string') return Number(v);
+  throw new TypeError(`message store: expected a number, got ${typeof v}`);
+}
+
+function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : num(v);
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : String(v);
+}
+
+function strOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : str(v);
+}
+
+/** Sets `obj[key]` only when the value is present, so absent keys stay absent (not `undefined`). */
+function put<T extends object, K extends keyof T>(obj: T, key: K, value: T[K] | null | undefined): void {
+  if (value !== null && value !== undefined) obj[key] = value;
+}
+
+export function keysFromRow(r: Row): BusinessKeys {
+  const keys: BusinessKeys = {};
+  put(keys, 'controlId', strOrNull(r.control_id));
+  put(keys, 'sender', strOrNull(r.sender));
+  put(keys, 'messageType', strOrNull(r.message_type));
+  put(keys, 'patientId', strOrNull(r.patient_id));
+  put(keys, 'visitId', strOrNull(r.visit_id));
+  put(keys, 'facility', strOrNull(r.facility));
+  return keys;
+}
+
+export function summaryFromRow(r: Row): MessageSummary {
+  const s: MessageSummary = {
+    id: str(r.id),
+    seq: num(r.seq),
+    channel: str(r.channel),
+    receivedAt: num(r.received_at),
+    state: str(r.state) as MessageState,
+    keys: keysFromRow(r),
+    orderKey: str(r.order_key),
+    updatedAt: num(r.updated_at),
+  };
+  if (r.error_code !== null && r.error_code !== undefined) s.error = { code: str(r.error_code) as ErrorCode, detail: str(r.error_detail ?? '') };
+  put(s, 'exceptionCategory', strOrNull(r.exception_category));
+  return s;
+}
+
+export function deliveryRowFrom(r: Row): DeliveryRow {
+  return {
+    id: str(r.id),
+    messageId: str(r.message_id),
+    seq: num(r.seq),
+    channel: str(r.channel),
+    destination: str(r.destination),
+    outputIndex: num(r.output_index),
+    orderKey: str(r.order_key),
+    payloadJson: str(r.payload),
+    state: str(r.state) as DeliveryState,
+    attempts: num(r.attempts),
+    nextAttemptAt: numOrNull(r.next_attempt_at),
+    lastErrorCode: strOrNull(r.last_error_code),
+    lastErrorDetail: strOrNull(r.last_error_detail),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export function attemptFromRow(r: Row): Omit<AttemptRecord, 'deliveryId'> {
+  const a: Omit<AttemptRecord, 'deliveryId'> = {
+    startedAt: num(r.started_at),
+    durationMs: num(r.duration_ms),
+    request: fromJson(strOrNull(r.request)) as AttemptRecord['request'],
+    outcome: str(r.outcome) as AttemptRecord['outcome'],
+  };
+  if (r.response_status !== null && r.response_status !== undefined) a.response = { status: num(r.response_status), body: str(r.response_body ?? '') };
+  if (r.error_code !== null && r.error_code !== undefined) a.error = { code: str(r.error_code) as ErrorCode, detail: str(r.error_detail ?? '') };
+  put(a, 'nextAttemptAt', numOrNull(r.next_attempt_at));
+  return a;
+}
+
+export function eventFromRow(r: Row): MessageEvent {
+  const e: MessageEvent = { at: num(r.at), event: str(r.event) };
+  put(e, 'destination', strOrNull(r.destination));
+  put(e, 'detail', strOrNull(r.detail));
+  return e;
+}
+
+/**
+ * Assembles `getMessage`'s answer from the message row (DETAIL_COLUMNS), its events (in order),
+ * its deliveries and their attempts (in order, with `delivery_id`).
+ */
+export function detailFromRows(m: Row, events: Row[], deliveries: Row[], attempts: Row[]): MessageDetail {
+  const detail: MessageDetail = {
+    ...summaryFromRow(m),
+    raw: m.raw as Buffer,
+    encoding: str(m.encoding),
+    events: events.map(eventFromRow),
+    deliveries: deliveries.map((r) => {
+      const d = deliveryFromRow(deliveryRowFrom(r));
+      return { ...d, attemptLog: attempts.filter((a) => a.delivery_id === d.id).map(attemptFromRow) };
+    }),
+  };
+  put(detail, 'source', strOrNull(m.source));
+  if (m.canonical !== null && m.canonical !== undefined) detail.canonical = fromJson(str(m.canonical));
+  if (m.exception !== null && m.exception !== undefined) detail.exception = fromJson(str(m.exception)) as MessageDetail['exception'];
+  put(detail, 'filterReason', strOrNull(m.filter_reason));
+  return detail;
+}
+
+/** Builds the search of `findMessages`: newest first, keyset-paged on seq. */
+export function buildFindMessages(q: MessageQuery, placeholder: (n: number) => string): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: (p: string) => string, value: unknown): void => {
+    params.push(value);
+    where.push(clause(placeholder(params.length)));
+  };
+  if (q.channel !== undefined) add((p) => `channel = ${p}`, q.channel);
+  if (q.state !== undefined) add((p) => `state = ${p}`, q.state);
+  if (q.controlId !== undefined) add((p) => `control_id = ${p}`, q.controlId);
+  if (q.patientId !== undefined) add((p) => `patient_id = ${p}`, q.patientId);
+  if (q.visitId !== undefined) add((p) => `visit_id = ${p}`, q.visitId);
+  if (q.messageType !== undefined) add((p) => `message_type = ${p}`, q.messageType);
+  if (q.since !== undefined) add((p) => `received_at >= ${p}`, Math.trunc(q.since));
+  if (q.until !== undefined) add((p) => `received_at <= ${p}`, Math.trunc(q.until));
+  if (q.beforeSeq !== undefined) add((p) => `seq < ${p}`, Math.trunc(q.beforeSeq));
+  const requested = q.limit === undefined || !Number.isFinite(q.limit) ? DEFAULT_LIMIT : Math.trunc(q.limit);
+  const limit = Math.min(MAX_LIMIT, Math.max(1, requested));
+  params.push(limit);
+  const sql =
+    `SELECT ${SUMMARY_COLUMNS} FROM messages` +
+    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
+    ` ORDER BY seq DESC LIMIT ${placeholder(params.length)}`;
+  return { sql, params };
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** The numbered SQL files of one dialect (`migrations/<dialect>/NNNN-name.sql`), in order. */
+export async function readMigrations(dialect: 'sqlite' | 'postgres'): Promise<Migration[]> {
+  const dir = new URL(`./migrations/${dialect}/`, import.meta.url);
+  const files = (await readdir(dir)).filter((f) => /^\d{4}-[a-z0-9-]+\.sql$/.test(f)).sort();
+  const out: Migration[] = [];
+  for (const file of files) {
+    const version = Number(file.slice(0, 4));
+    if (out.some((m) => m.version === version)) throw new Error(`message store: two migrations numbered ${version}`);
+    out.push({ version, name: file.replace(/\.sql$/, ''), sql: await readFile(new URL(file, dir), 'utf8') });
+  }
+  return out;
+}
