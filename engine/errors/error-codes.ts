@@ -67,6 +67,11 @@ export const ErrorCodes = {
   OSPREY_ERR_DELIVERY_EXHAUSTED: { class: 'permanent', description: 'The last retry attempt failed; the delivery is dead-lettered.' },
   OSPREY_ERR_DELIVERY_MAX_ELAPSED: { class: 'permanent', description: 'The retry window (maxElapsed, from the first attempt) closed before the next attempt; the delivery is dead-lettered.' },
   OSPREY_ERR_DELIVERY_BAD_PAYLOAD: { class: 'permanent', description: 'The payload cannot be serialised as JSON (a bug in the transform); nothing was sent.' },
+  // Message bus
+  OSPREY_ERR_BUS_PUBLISH_TIMEOUT: { class: 'transient', description: 'No broker confirm (or no connection) within publishTimeout; the store still has the item and it is published again.' },
+  OSPREY_ERR_BUS_PUBLISH_REJECTED: { class: 'transient', description: 'The broker nacked the publish or returned it as unroutable.' },
+  OSPREY_ERR_BUS_STOPPED: { class: 'transient', description: 'The bus was stopped before the item could be published or handled.' },
+  OSPREY_ERR_BUS_TOPOLOGY: { class: 'permanent', description: 'The broker refused the topology (a queue exists with other arguments).' },
   // Management API
   OSPREY_ERR_API_NOT_FOUND: { class: 'permanent', description: 'The resource does not exist.' },
   OSPREY_ERR_API_BAD_REQUEST: { class: 'permanent', description: 'A query parameter or body is invalid.' },

@@ -3,10 +3,10 @@
  * Errors the buses raise to publishers and consumers. All but the topology error are transient:
  * the item is still in the store, and the caller (or the engine's recovery at start) publishes it
  * again.
- *
- * These codes belong in `engine/errors/error-codes.ts` (STYLE §3 rule 16); they live here until
- * that shared registry takes them, under exactly these names, which will not change.
+ * The codes are registered in `engine/errors/error-codes.ts`; this module names the bus's subset.
  */
+import { OspreyError } from '../errors/error-codes.ts';
+
 export const BusErrorCode = {
   /** No broker confirm (or no connection) within publishTimeoutMs. */
   OSPREY_ERR_BUS_PUBLISH_TIMEOUT: 'OSPREY_ERR_BUS_PUBLISH_TIMEOUT',
@@ -20,15 +20,11 @@ export const BusErrorCode = {
 export type BusErrorCode = (typeof BusErrorCode)[keyof typeof BusErrorCode];
 
 /** An error with a stable bus code; its message carries queue names and ids, never content. */
-export class BusError extends Error {
-  readonly code: BusErrorCode;
-  /** Transient: publish again later, the store still has the item. Permanent: fix the configuration. */
-  readonly errorClass: 'transient' | 'permanent';
+export class BusError extends OspreyError {
+  declare readonly code: BusErrorCode;
 
   constructor(code: BusErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'BusError';
-    this.code = code;
-    this.errorClass = code === BusErrorCode.OSPREY_ERR_BUS_TOPOLOGY ? 'permanent' : 'transient';
   }
 }
