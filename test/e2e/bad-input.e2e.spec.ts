@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Bad input of any kind gets a clear answer and never stops the engine or another channel: garbage
+ * and header-less frames, truncated and oversize frames, a sender stalled mid-frame, a message type
+ * the channel does not accept, a duplicate, and broken channel files next to a good one. Raw
+ * sockets write the exact bytes; what happened is read back through the management API.
+ */
+import net from 'node:net';
+import { expect } from 'chai';
+import { ErpStandIn } from '../fixtures/erp-stand-in.ts';
+import { frame, parseAck, RawMllpClient, sendOne, VT } from '../helpers/mllp-raw-client.ts';
+import { adt, channelsDir, testChannelYaml } from '../helpers/test-channel.ts';
+import { removeTempDirs, TestEngine } from '../helpers/test-engine.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const CHANNEL = 'adt-in';
+const SINK = '/erp/events';
+
+describe('bad input', function () {
+  this.timeout(30_000);
+
+  let standIn: ErpStandIn;
+  let osprey: TestEngine;
+  let blocker: net.Server;
+  let blockedPort: number;
+  let port: number;
+  let n = 0;
+  const nextId = (tag: string): string => `BAD-${tag}-${++n}`;
+
+  /** ERROR messages of the test channel, by id. */
+  async function errorIds(): Promise<Set<string>> {
+    const res = await osprey.get(`/api/messages?channel=${CHANNEL}&state=ERROR&limit=1000`);
+    return new Set(res.body.messages.map((m: any) => m.id as string));
+  }
+
+  async function channelTotal(): Promise<number> {
+    const res = await osprey.get('/api/channels');
+    const view = res.body.channels.find((c: any) => c.name === CHANNEL);
+    return Object.values(view.counts as Record<string, number>).reduce((a, b) => a + b, 0);
+  }
+
+  /** Sends a good message on `client` (or a fresh connection) and waits until it is SENT. */
+  async function goodMessageIsServed(client?: RawMllpClient): Promise<void> {
+    const controlId = nextId('GOOD');
+    const text = adt({ controlId, patientId: `P-${controlId}` });
+    const ack = parseAck(client ? await client.request(text) : await sendOne(port, text));
+    expect(ack.code, ack.text).to.equal('AA');
+    expect(ack.ackedControlId).to.equal(controlId);
+    const [m] = await osprey.byControlId(controlId, CHANNEL);
+    await osprey.waitForState(m.id, 'SENT');
+  }
+
+  before(async function () {
+    standIn = await ErpStandIn.start();
+    // A port that is taken when the engine starts: the channel asking for it fails alone.
+    blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen({ host: '127.0.0.1', port: 0 }, () => resolve()));
+    blockedPort = (blocker.address() as net.AddressInfo).port;
+    const dir = channelsDir({
+      [`${CHANNEL}.channel.yaml`]: testChannelYaml({
+        name: CHANNEL,
+        maxMessageSize: '16KB',
+        idleTimeout: '1s',
+        destinations: [{ name: 'sink', url: `${standIn.url}${SINK}` }],
+      }),
+      // Lint error: a transform that does not exist.
+      'broken.channel.yaml': testChannelYaml({ name: 'broken', destinations: [{ name: 'sink', url: `${standIn.url}${SINK}` }] }).replace(
+        'test/fixtures/transforms/adt-to-test-event.ts',
+        'test/fixtures/transforms/no-such-transform.ts',
+      ),
+      // Valid file, but its port is taken at start.
+      'port-taken.channel.yaml': testChannelYaml({ name: 'port-taken', port: blockedPort, destinations: [{ name: 'sink', url: `${standIn.url}${SINK}` }] }),
+    });
+    osprey = await TestEngine.start({ channelsDir: dir });
+    port = osprey.port(CHANNEL);
+  });
+
+  after(async function () {
+    await osprey?.stop();
+    await standIn?.close();
+    await new Promise<void>((resolve) => (blocker ? blocker.close(() => resolve()) : resolve()));
+    removeTempDirs();
+  });
+
+  describe('garbage bytes in a frame', function () {
+    it('answers AE/AR with an ERR segment, stores the bytes as ERROR with the reason, and serves the next message on the same connection', async function () {
+      const before = await errorIds();
+      const garbage = Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x41, 0x42, 0x0d, 0x7c, 0x5e, 0x80, 0x81, 0x0d]);
+      const client = await RawMllpClient.connect(port);
+      try {
+        const ack = parseAck(await client.request(garbage));
+        expect(ack.code, ack.text).to.be.oneOf(['AE', 'AR']);
+        expect(ack.hl7.segmentIds(), ack.text).to.include('ERR');
+        expect(ack.errorCode, ack.text).to.match(/^OSPREY_ERR_/);
+
+        const added = [...(await errorIds())].filter((id) => !before.has(id));
+        expect(added, 'one new ERROR message').to.have.lengthOf(1);
+        const m = await osprey.message(added[0]!);
+        expect(m.state).to.equal('ERROR');
+        expect(m.error.code).to.equal(ack.errorCode);
+        expect(m.error.detail).to.be.a('string').and.not.empty;
+        expect(Buffer.from(m.rawBase64, 'base64').equals(garbage), 'the bytes are kept as received').to.equal(true);
+        expect(m.deliveries).to.deep.equal([]);
+
+        await goodMessageIsServed(client);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe('a frame without MSH', function () {
+    it('answers AE/AR naming the missing header, stores it as ERROR, and goes on', async function () {
+      const before = await errorIds();
+      const client = await RawMllpClient.connect(port);
+      try {
+        const ack = parseAck(await client.request('PID|1||NOHEADER^^^RVH^MR||DOE^JANE\rPV1|1|I'));
+        expect(ack.code, ack.text).to.be.oneOf(['AE', 'AR']);
+        expect(ack.errorCode, ack.text).to.equal('OSPREY_ERR_HL7_NO_MSH');
+        const added = [...(await errorIds())].filter((id) => !before.has(id));
+        expect(added).to.have.lengthOf(1);
+        const m = await osprey.message(added[0]!);
+        expect(m.error.code).to.equal('OSPREY_ERR_HL7_NO_MSH');
+        await goodMessageIsServed(client);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe('a truncated frame followed by a good frame', function () {
+    it('drops the partial frame (no ACK, nothing stored) and acknowledges the good one', async function () {
+      const total = await channelTotal();
+      const partialId = nextId('PARTIAL');
+      const goodId = nextId('AFTER-PARTIAL');
+      const partial = Buffer.concat([Buffer.from([VT]), Buffer.from(adt({ controlId: partialId, patientId: 'P-PARTIAL' }).slice(0, 120), 'utf8')]);
+      const client = await RawMllpClient.connect(port);
+      try {
+        await client.write(partial);
+        const ack = parseAck(await client.request(adt({ controlId: goodId, patientId: 'P-PARTIAL' })));
+        expect(ack.code, ack.text).to.equal('AA');
+        expect(ack.ackedControlId).to.equal(goodId);
+        expect(client.acks, 'one ACK only').to.have.lengthOf(1);
+        const [m] = await osprey.byControlId(goodId, CHANNEL);
+        await osprey.waitForState(m.id, 'SENT');
+        expect(await osprey.byControlId(partialId), 'the partial frame is not stored').to.deep.equal([]);
+        expect(await channelTotal()).to.equal(total + 1);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe('an oversize frame', function () {
+    it('answers AR with OSPREY_ERR_MLLP_FRAME_TOO_LARGE naming its control id, delivers nothing of it, and serves the next frame', async function () {
+      const bigId = nextId('BIG');
+      const big = `${adt({ controlId: bigId, patientId: 'P-BIG' })}\rZBG|${'x'.repeat(20 * 1024)}`;
+      const requestsBefore = standIn.requests.length;
+      const client = await RawMllpClient.connect(port);
+      try {
+        const ack = parseAck(await client.request(big));
+        expect(ack.code, ack.text).to.equal('AR');
+        expect(ack.errorCode).to.equal('OSPREY_ERR_MLLP_FRAME_TOO_LARGE');
+        expect(ack.ackedControlId, 'MSA-2 salvaged from the head of the frame').to.equal(bigId);
+        await goodMessageIsServed(client);
+        const found = await osprey.byControlId(bigId);
+        for (const m of found) expect(m.state, 'an oversize message is never processed').to.equal('ERROR');
+        expect(standIn.requests.slice(requestsBefore).filter((r) => r.bodyText.includes(bigId))).to.deep.equal([]);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe('a sender that stalls mid-frame', function () {
+    it('is disconnected by the idle timeout with nothing stored, while another sender is served meanwhile', async function () {
+      const stalledId = nextId('STALLED');
+      const total = await channelTotal();
+      const stalled = await RawMllpClient.connect(port);
+      try {
+        await stalled.write(Buffer.concat([Buffer.from([VT]), Buffer.from(adt({ controlId: stalledId, patientId: 'P-STALL' }).slice(0, 80), 'utf8')]));
+        // Another sender is not held up by the stalled one.
+        await goodMessageIsServed();
+        expect(await stalled.waitForClose(10_000), 'the engine closes the stalled connection').to.equal(true);
+        expect(stalled.acks, 'no ACK for a frame that never ended').to.deep.equal([]);
+        expect(await osprey.byControlId(stalledId)).to.deep.equal([]);
+        expect(await channelTotal()).to.equal(total + 1);
+        await goodMessageIsServed();
+      } finally {
+        stalled.close();
+      }
+    });
+  });
+
+  describe('a message type the channel does not accept', function () {
+    it('answers AR with ERR OSPREY_ERR_HL7_UNSUPPORTED_TYPE (HL7 200) and stores it as ERROR with that code', async function () {
+      const controlId = nextId('A02');
+      const ack = parseAck(await sendOne(port, adt({ controlId, patientId: 'P-A02', trigger: 'A02' })));
+      expect(ack.code, ack.text).to.equal('AR');
+      expect(ack.ackedControlId).to.equal(controlId);
+      expect(ack.errorCode).to.equal('OSPREY_ERR_HL7_UNSUPPORTED_TYPE');
+      expect(ack.hl7ErrorCondition).to.equal('200');
+      const [summary, ...rest] = await osprey.byControlId(controlId, CHANNEL);
+      expect(rest).to.deep.equal([]);
+      const m = await osprey.message(summary.id);
+      expect(m.state).to.equal('ERROR');
+      expect(m.error.code).to.equal('OSPREY_ERR_HL7_UNSUPPORTED_TYPE');
+      expect(m.keys.messageType).to.equal('ADT^A02');
+      expect(m.deliveries).to.deep.equal([]);
+      await goodMessageIsServed();
+    });
+  });
+
+  describe('a duplicate (same sender and MSH-10)', function () {
+    it('is acknowledged again and processed once: one message, one set of deliveries', async function () {
+      const controlId = nextId('DUP');
+      const patientId = 'P-DUP';
+      const text = adt({ controlId, patientId });
+      const first = parseAck(await sendOne(port, text));
+      expect(first.code).to.equal('AA');
+      const [original] = await osprey.byControlId(controlId, CHANNEL);
+      await osprey.waitForState(original.id, 'SENT');
+
+      // Resent on another connection, as a sender does after a lost ACK.
+      const again = parseAck(await sendOne(port, text));
+      expect(again.code, again.text).to.equal('AA');
+      expect(again.ackedControlId).to.equal(controlId);
+      // A later message of the same patient: per-key order means a second processing of the
+      // duplicate would have been delivered before it.
+      const laterId = nextId('DUP-LATER');
+      expect(parseAck(await sendOne(port, adt({ controlId: laterId, patientId, trigger: 'A03' }))).code).to.equal('AA');
+      const [later] = await osprey.byControlId(laterId, CHANNEL);
+      await osprey.waitForState(later.id, 'SENT');
+
+      const found = await osprey.byControlId(controlId, CHANNEL);
+      expect(found.map((m) => m.id), 'stored once').to.deep.equal([original.id]);
+      const m = await osprey.message(original.id);
+      expect(m.events.filter((e: any) => e.event === 'DUPLICATE'), 'the resend is in the history').to.have.lengthOf(1);
+      expect(m.deliveries).to.have.lengthOf(1);
+      const key = m.deliveries[0].id;
+      expect(standIn.requests.filter((r) => r.idempotencyKey === key), 'delivered once').to.have.lengthOf(1);
+      expect(standIn.requests.filter((r) => (r.body as any)?.controlId === controlId)).to.have.lengthOf(1);
+    });
+
+    it('is not confused with the same MSH-10 from another sender', async function () {
+      const controlId = nextId('SAME-ID');
+      expect(parseAck(await sendOne(port, adt({ controlId, patientId: 'P-S1' }))).code).to.equal('AA');
+      expect(parseAck(await sendOne(port, adt({ controlId, patientId: 'P-S2', sendingFacility: 'RVAC' }))).code).to.equal('AA');
+      const found = await waitFor(async () => {
+        const list = await osprey.byControlId(controlId, CHANNEL);
+        return list.length === 2 ? list : undefined;
+      }, { what: 'two messages with the same MSH-10 from two senders' });
+      for (const m of found) await osprey.waitForState(m.id, 'SENT');
+      expect(found.map((m: any) => m.keys.sender).sort()).to.deep.equal(['CARESUITE|RVAC', 'CARESUITE|RVH']);
+    });
+  });
+
+  describe('broken channel files next to a good one', function () {
+    it('runs the good channel and shows the broken ones FAILED with their code', async function () {
+      const res = await osprey.get('/api/channels');
+      expect(res.status).to.equal(200);
+      const byName = new Map<string, any>(res.body.channels.map((c: any) => [c.name, c]));
+      expect(byName.get(CHANNEL)?.status).to.equal('RUNNING');
+
+      const broken = byName.get('broken');
+      expect(broken, JSON.stringify(res.body.channels)).to.exist;
+      expect(broken.status).to.equal('FAILED');
+      expect(broken.error).to.contain('OSPREY_ERR_CHANNEL_TRANSFORM');
+      expect(broken.error).to.contain('no-such-transform.ts');
+
+      const taken = byName.get('port-taken');
+      expect(taken, JSON.stringify(res.body.channels)).to.exist;
+      expect(taken.status).to.equal('FAILED');
+      expect(taken.error).to.match(/EADDRINUSE|in use/i);
+
+      const health = await osprey.get('/healthz');
+      expect(health.status).to.equal(200);
+      await goodMessageIsServed();
+    });
+  });
+
+  describe('after all of the above', function () {
+    it('still serves pipelined good messages on one connection, each ACKed in order', async function () {
+      const ids = [nextId('PIPE'), nextId('PIPE'), nextId('PIPE')];
+      const client = await RawMllpClient.connect(port);
+      try {
+        await client.write(Buffer.concat(ids.map((id) => frame(adt({ controlId: id, patientId: `P-${id}` })))));
+        const acks = (await client.waitForAcks(3)).map(parseAck);
+        expect(acks.map((a) => a.code)).to.deep.equal(['AA', 'AA', 'AA']);
+        expect(acks.map((a) => a.ackedControlId)).to.deep.equal(ids);
+      } finally {
+        client.close();
+      }
+    });
+  });
+});
