@@ -3,8 +3,9 @@
  * The composition root: configuration → store → bus → channels → management API. Channels are
  * independent: one whose file is broken, whose transform fails to load or whose port is taken is
  * reported as FAILED and the others run. At start, unfinished work is recovered from the store
- * (RECEIVED messages back to their pipeline, QUEUED deliveries back to their destination), oldest
- * first, so a kill -9 loses nothing that was acknowledged and per-key order holds.
+ * (QUEUED deliveries back to their destination, RECEIVED messages back to their pipeline), oldest
+ * first and before the channel's source accepts new messages, so a kill -9 loses nothing that was
+ * acknowledged and per-key order holds across the restart.
  */
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -14,7 +15,7 @@ import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
-import type { MessageStore, ReplayPlan } from './message-store/message-store.ts';
+import type { MessageStore, PendingMessage, ReplayPlan, StoredDelivery } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
 import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
@@ -98,11 +99,20 @@ export class Engine {
 
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
     const ingest = new Ingest(this.store, (m) => this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }), this.logger);
+    // Read before any source accepts a message, so the snapshot holds only work from before the restart.
+    const pending = await this.store.pendingWork();
+    let recovered = 0;
     for (const spec of project.channels) {
       this.specs.set(spec.name, spec);
       try {
         const instance = this.buildChannel(spec, { project, rateLimiters, ingest });
         this.channels.set(spec.name, instance);
+        // The channel's unfinished work goes on the bus BEFORE its source accepts anything: a
+        // message that arrives after a restart must queue behind the recovered work of its key
+        // (per-key order). Recovering after the sources started let a sender that reconnects at
+        // once overtake it whenever recovery awaits I/O (PostgreSQL store, RabbitMQ bus, a long
+        // backlog after an ERP outage). The bus holds items until the consumers start.
+        recovered += await this.recover(spec.name, pending);
         await instance.start();
         this.logger.info('channel started', { channel: spec.name, port: instance.sourceAddress?.port });
       } catch (err) {
@@ -113,7 +123,7 @@ export class Engine {
         this.logger.error('channel failed to start; other channels continue', { channel: spec.name, error });
       }
     }
-    await this.recover();
+    if (recovered > 0) this.logger.info('recovered unfinished work from the store', { messages: pending.messages.length, deliveries: pending.deliveries.length, published: recovered });
     this.started = true;
   }
 
@@ -134,18 +144,26 @@ export class Engine {
     return plan;
   }
 
-  /** Re-queues what the store says is unfinished, oldest first. */
-  private async recover(): Promise<void> {
-    const { messages, deliveries } = await this.store.pendingWork();
-    for (const m of messages) {
-      if (this.channels.has(m.channel)) await this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey });
+  /**
+   * Re-queues one channel's unfinished work, oldest first: its QUEUED deliveries, then its RECEIVED
+   * messages. Deliveries go first because, for one key, every delivery still queued belongs to a
+   * message older than any message still RECEIVED (the pipeline runs a key in order; a replay
+   * aside), so the deliveries a recovered message will produce must come after them.
+   * @returns the number of items published.
+   */
+  private async recover(channel: string, pending: { messages: readonly PendingMessage[]; deliveries: readonly StoredDelivery[] }): Promise<number> {
+    let n = 0;
+    for (const d of pending.deliveries) {
+      if (d.channel !== channel) continue;
+      await this.bus.publish(queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey });
+      n++;
     }
-    for (const d of deliveries) {
-      if (this.channels.has(d.channel)) await this.bus.publish(queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey });
+    for (const m of pending.messages) {
+      if (m.channel !== channel) continue;
+      await this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey });
+      n++;
     }
-    if (messages.length + deliveries.length > 0) {
-      this.logger.info('recovered unfinished work from the store', { messages: messages.length, deliveries: deliveries.length });
-    }
+    return n;
   }
 
   private buildChannel(
