@@ -6,12 +6,15 @@
  * the way an operator would look at it. What is expected comes from the channels' own declarative
  * tests (`channels/*.channel.test.yaml`) and golden files (`samples/expected/`).
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { Hl7Message } from '../../engine/message-formats/hl7v2/index.ts';
 import { ErpStandIn } from '../fixtures/erp-stand-in.ts';
 import { parseAck, RawMllpClient, type ParsedAck } from '../helpers/mllp-raw-client.ts';
 import { destinationTargets, sampleCases, sampleFiles, type DestinationTarget, type SampleCase } from '../helpers/samples.ts';
-import { removeTempDirs, TestEngine } from '../helpers/test-engine.ts';
+import { freePort } from '../helpers/engine-process.ts';
+import { REPO_ROOT, removeTempDirs, TestEngine } from '../helpers/test-engine.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const CHANNELS = ['adt-to-rcm-erp', 'siu-to-workforce-erp'] as const;
@@ -293,6 +296,7 @@ describe('quickstart: the sample channels end to end', function () {
       ['limit=1001', 'limit'],
       ['limit=ten', 'limit'],
       ['limit=2.5', 'limit'],
+      ['before=abc', 'before'],
     ] as const) {
       it(`answers ?${query} with 400 OSPREY_ERR_API_BAD_REQUEST naming ${field}`, async function () {
         const res = await osprey.get(`/api/messages?${query}`);
@@ -314,5 +318,76 @@ describe('quickstart: the sample channels end to end', function () {
       expect(res.status).to.equal(409);
       expect(res.body.error.code).to.equal('OSPREY_ERR_API_NOT_REPLAYABLE');
     });
+  });
+});
+
+describe('quickstart as the README tells it: `osprey send` to the built-in sandbox receiver', function () {
+  this.timeout(90_000);
+
+  let osprey: TestEngine;
+
+  before(async function () {
+    // The sample channels' default URLs name the management port; give them this engine's.
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}/sandbox`;
+    osprey = await TestEngine.start({ httpPort: port, env: { RCM_URL: `${base}/rcm`, ERP_URL: `${base}/erp`, WORKFORCE_URL: `${base}/workforce` } });
+  });
+
+  after(async function () {
+    await osprey?.stop();
+    removeTempDirs();
+  });
+
+  it('routes every sample to the channel that accepts its type, prints each ACK, and the sandbox receives every expected payload once', async function () {
+    const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [join(REPO_ROOT, 'bin', 'osprey.js'), 'send', 'samples/hl7v2/adt', 'samples/hl7v2/siu', '--api', osprey.baseUrl],
+        { cwd: REPO_ROOT, timeout: 60_000 },
+        (err, out) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: String(out) }),
+      );
+    });
+    expect(code, stdout).to.equal(0);
+    const lines = stdout.trim().split('\n');
+    const cases = CHANNELS.flatMap((c) => sampleCases(c));
+    expect(lines, stdout).to.have.lengthOf(cases.length);
+    for (const c of cases) {
+      const line = lines.find((l) => l.startsWith(c.input));
+      expect(line, c.input).to.exist;
+      expect(line).to.match(new RegExp(`:${osprey.port(c.channel)}\\s+CA$`));
+    }
+
+    // The sandbox keeps one record per request; a batched request carries its items in the body.
+    const flatten = (records: any[]): Array<{ path: string; key: string; payload: unknown }> =>
+      records.flatMap((r) =>
+        Array.isArray(r.body) && r.body.every((i: any) => typeof i?.idempotencyKey === 'string')
+          ? r.body.map((i: any) => ({ path: `/${r.system}/${r.path}`, key: i.idempotencyKey, payload: i.payload }))
+          : [{ path: `/${r.system}/${r.path}`, key: r.idempotencyKey, payload: r.body }],
+      );
+    const targets = CHANNELS.flatMap((c) => destinationTargets(c));
+    const expectedAt = new Map<string, unknown[]>();
+    for (const c of cases) {
+      for (const [dest, payloads] of Object.entries(c.expect)) {
+        const t = targets.find((x) => x.channel === c.channel && x.destination === dest)!;
+        const path = `${PREFIX[t.envVar]}${t.suffix}`;
+        expectedAt.set(path, [...(expectedAt.get(path) ?? []), ...payloads]);
+      }
+    }
+    const expected = [...expectedAt.values()].reduce((n, list) => n + list.length, 0);
+    const received = await waitFor(
+      async () => {
+        const res = await osprey.get('/sandbox/received?limit=1000');
+        return flatten(res.body.records).length >= expected ? res.body : undefined;
+      },
+      { timeoutMs: 20_000, what: `${expected} payloads at the sandbox` },
+    );
+    expect(received.counts.duplicates).to.equal(0);
+    expect(received.counts.applied).to.equal(received.counts.received);
+    const items = flatten(received.records);
+    expect(items).to.have.lengthOf(expected);
+    expect(new Set(items.map((i) => i.key)).size, 'one key per payload').to.equal(expected);
+    for (const [path, payloads] of expectedAt) {
+      expect(items.filter((i) => i.path === path).map((i) => i.payload), path).to.have.deep.members(payloads);
+    }
   });
 });
