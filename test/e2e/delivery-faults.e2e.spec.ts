@@ -23,6 +23,8 @@ const TWO_ERP = '/erp/two';
 const TWO_RCM = '/rcm/two';
 const BATCHED = 'batched';
 const BATCHED_PATH = '/erp/batch';
+const SLOW = 'slow-retry';
+const SLOW_PATH = '/erp/slow';
 
 describe('delivery faults', function () {
   this.timeout(30_000);
@@ -61,6 +63,11 @@ describe('delivery faults', function () {
           { name: 'erp', url: `${standIn.url}${TWO_ERP}`, maxAttempts: 200, backoff: '50ms' },
           { name: 'rcm', url: `${standIn.url}${TWO_RCM}`, maxAttempts: 200, backoff: '50ms' },
         ],
+      }),
+      // A retry far enough away that a restart happens while the delivery waits for it.
+      [`${SLOW}.channel.yaml`]: testChannelYaml({
+        name: SLOW,
+        destinations: [{ name: 'erp', url: `${standIn.url}${SLOW_PATH}`, maxAttempts: 5, backoff: '1500ms' }],
       }),
       [`${BATCHED}.channel.yaml`]: testChannelYaml({
         name: BATCHED,
@@ -269,6 +276,32 @@ describe('delivery faults', function () {
       }
       expect(itemKeys).to.have.members(deliveryIds);
       expect(standIn.payloadsAt(BATCHED_PATH).map((p: any) => p.controlId)).to.have.members(ids);
+    });
+  });
+
+  describe('a delivery waiting for its retry across a clean restart', function () {
+    it('resumes after the restart, not before its stored nextAttemptAt, under the same key', async function () {
+      let down = true;
+      standIn.setRule((r) => (r.path === SLOW_PATH && down ? unavailable : undefined));
+      const controlId = nextId('RESTART');
+      const id = await send(SLOW, controlId, 'P-RESTART');
+      const waiting = await waitFor(async () => {
+        const m = await osprey.message(id);
+        return m.deliveries[0]?.attempts === 1 ? m : undefined;
+      }, { what: 'the first failed attempt' });
+      const nextAt = Date.parse(waiting.deliveries[0].nextAttemptAt);
+      expect(waiting.state).to.equal('QUEUED');
+
+      await osprey.restart();
+      down = false;
+      const m = await osprey.waitForState(id, 'SENT');
+      const [d] = m.deliveries;
+      expect(d.id).to.equal(waiting.deliveries[0].id);
+      expect(d.attemptLog.map((a: any) => a.outcome)).to.deep.equal(['RETRY', 'SENT']);
+      expect(Date.parse(d.attemptLog[1].startedAt), 'the retry waited for its time').to.be.at.least(nextAt);
+      const received = requestsFor(controlId, SLOW_PATH);
+      expect(received.map((r) => r.status)).to.deep.equal([503, 200]);
+      expect(new Set(received.map((r) => r.idempotencyKey))).to.deep.equal(new Set([d.id]));
     });
   });
 });

@@ -73,11 +73,15 @@ export function testEngineConfig(dataDir: string, options: Pick<TestEngineOption
 }
 
 export class TestEngine {
-  readonly engine: Engine;
+  engine: Engine;
   readonly dataDir: string;
   #stopped = false;
 
-  private constructor(engine: Engine, dataDir: string) {
+  private constructor(
+    engine: Engine,
+    dataDir: string,
+    private readonly make: () => Engine,
+  ) {
     this.engine = engine;
     this.dataDir = dataDir;
   }
@@ -87,8 +91,9 @@ export class TestEngine {
     const config = testEngineConfig(dataDir, options);
     const logger = options.logger ?? (process.env.OSPREY_TEST_LOG ? createLogger({ level: process.env.OSPREY_TEST_LOG }) : silentLogger());
     const env = { ADT_MLLP_PORT: '0', SIU_MLLP_PORT: '0', ...(options.env ?? {}) };
-    const engine = new Engine({ config, projectRoot: REPO_ROOT, env, logger });
-    const te = new TestEngine(engine, dataDir);
+    const make = (): Engine => new Engine({ config, projectRoot: REPO_ROOT, env, logger });
+    const te = new TestEngine(make(), dataDir, make);
+    const engine = te.engine;
     try {
       await engine.start();
     } catch (err) {
@@ -156,6 +161,16 @@ export class TestEngine {
     } catch (err) {
       throw new Error(`${(err as Error).message}; last state ${last}`);
     }
+  }
+
+  /**
+   * A clean stop and a new engine on the same data dir (same config and environment): what an
+   * operator's restart does. MLLP ports (0) and the API port (0) change.
+   */
+  async restart(): Promise<void> {
+    await this.engine.stop();
+    this.engine = this.make();
+    await this.engine.start();
   }
 
   /** Stops the engine and removes its data dir. Idempotent. */
