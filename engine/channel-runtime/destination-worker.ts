@@ -56,6 +56,8 @@ export class DestinationWorker {
 
   /** The bus handler: resolves when the delivery is SENT or DEAD_LETTERED (stored). */
   readonly handle = async (item: WorkItem): Promise<void> => {
+    // Stopped: the item stays QUEUED in the store and is recovered at the next start.
+    this.throwIfStopping();
     const delivery = await this.store.loadDelivery(item.id);
     // Already final: a redelivery after a crash or a duplicate publish. Nothing to do.
     if (!delivery || delivery.state !== 'QUEUED') return;
@@ -101,14 +103,27 @@ export class DestinationWorker {
 
   private async sendOne(delivery: StoredDelivery): Promise<OutboundResult> {
     await this.settings.rateLimiter?.acquire();
+    this.throwIfStopping();
     return this.sender.send(delivery.payload, delivery.id);
   }
 
   /** One request for the whole batch: the rate limit counts requests, as the ERP does. */
   private async sendBatch(items: StoredDelivery[]): Promise<OutboundResult> {
     await this.settings.rateLimiter?.acquire();
+    this.throwIfStopping();
     const body = buildBatchBody(items.map((d) => ({ idempotencyKey: d.id, payload: d.payload })));
     return this.sender.send(body, batchIdempotencyKey(items.map((d) => d.id)));
+  }
+
+  /**
+   * No request starts once the worker is stopping: the sender is being closed, and a send now
+   * would come back as a failure ("client is closed") that never reached the destination, yet be
+   * recorded as an attempt — spending the retry budget, or dead-lettering a delivery on its last
+   * attempt, on every clean stop under load. The bus keeps delivering items until it is stopped
+   * itself, after the channels; those items stay QUEUED in the store and are recovered at start.
+   */
+  private throwIfStopping(): void {
+    if (this.abort.signal.aborted) throw new EngineStopping();
   }
 
   private sleep(ms: number): Promise<void> {
