@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import { badRequest, ErpStandIn, hang, ok, serverError, tooManyRequests, unavailable, type ReceivedRequest } from '../fixtures/erp-stand-in.ts';
-import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
+import { frame, parseAck, RawMllpClient, sendOne } from '../helpers/mllp-raw-client.ts';
 import { adt, channelsDir, testChannelYaml } from '../helpers/test-channel.ts';
 import { removeTempDirs, TestEngine } from '../helpers/test-engine.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -23,6 +23,8 @@ const TWO_ERP = '/erp/two';
 const TWO_RCM = '/rcm/two';
 const BATCHED = 'batched';
 const BATCHED_PATH = '/erp/batch';
+const LOAD = 'load';
+const LOAD_PATH = '/erp/load';
 const SLOW = 'slow-retry';
 const SLOW_PATH = '/erp/slow';
 
@@ -63,6 +65,11 @@ describe('delivery faults', function () {
           { name: 'erp', url: `${standIn.url}${TWO_ERP}`, maxAttempts: 200, backoff: '50ms' },
           { name: 'rcm', url: `${standIn.url}${TWO_RCM}`, maxAttempts: 200, backoff: '50ms' },
         ],
+      }),
+      // One attempt only: any attempt recorded as failed dead-letters the delivery at once.
+      [`${LOAD}.channel.yaml`]: testChannelYaml({
+        name: LOAD,
+        destinations: [{ name: 'erp', url: `${standIn.url}${LOAD_PATH}`, maxAttempts: 1 }],
       }),
       // A retry far enough away that a restart happens while the delivery waits for it.
       [`${SLOW}.channel.yaml`]: testChannelYaml({
@@ -302,6 +309,41 @@ describe('delivery faults', function () {
       const received = requestsFor(controlId, SLOW_PATH);
       expect(received.map((r) => r.status)).to.deep.equal([503, 200]);
       expect(new Set(received.map((r) => r.idempotencyKey))).to.deep.equal(new Set([d.id]));
+    });
+  });
+
+  describe('a clean restart under load', function () {
+    it('records no attempt for work it did not send: every delivery is SENT on its one allowed attempt', async function () {
+      const total = 300;
+      const ids = Array.from({ length: total }, () => nextId('LOAD'));
+      const client = await RawMllpClient.connect(osprey.port(LOAD));
+      try {
+        await client.write(Buffer.concat(ids.map((id, i) => frame(adt({ controlId: id, patientId: `P-LOAD-${i % 30}` })))));
+        const acks = (await client.waitForAcks(total, 20_000)).map(parseAck);
+        expect(acks.every((a) => a.code === 'AA')).to.equal(true);
+      } finally {
+        client.close();
+      }
+      await waitFor(() => standIn.appliedTo(LOAD_PATH).length >= 20, { what: 'deliveries under way' });
+      await osprey.restart();
+      const appliedAtRestart = standIn.appliedTo(LOAD_PATH).length;
+      expect(appliedAtRestart, 'the restart came while deliveries were still to do').to.be.lessThan(total);
+
+      const counts = await waitFor(async () => {
+        const res = await osprey.get('/api/channels');
+        const c = res.body.channels.find((x: any) => x.name === LOAD).counts as Record<string, number>;
+        return !c.RECEIVED && !c.QUEUED && Object.values(c).reduce((a, b) => a + b, 0) === total ? c : undefined;
+      }, { timeoutMs: 30_000, what: `all ${total} messages final` });
+      expect(counts, `after a restart with ${appliedAtRestart} of ${total} delivered`).to.deep.equal({ SENT: total });
+      const dead = await osprey.get(`/api/messages?channel=${LOAD}&state=DEAD_LETTERED`);
+      expect(dead.body.messages).to.deep.equal([]);
+      expect(standIn.requestsTo(LOAD_PATH).every((r) => r.status === 200)).to.equal(true);
+      expect(standIn.appliedTo(LOAD_PATH).map((a) => (a.payload as any).controlId)).to.have.members(ids);
+      for (const id of ids.filter((_, i) => i % 25 === 0)) {
+        const [m] = await osprey.byControlId(id, LOAD);
+        const detail = await osprey.message(m.id);
+        expect(detail.deliveries[0].attemptLog.map((a: any) => a.outcome), id).to.deep.equal(['SENT']);
+      }
     });
   });
 });
