@@ -222,8 +222,7 @@ describe('delivery faults', function () {
       expect(a1Meanwhile.state, 'A1 still retrying when B1 is sent').to.equal('QUEUED');
       expect(a1Meanwhile.deliveries[0].attempts).to.be.at.least(2);
       expect(requestsFor(a2, ORDERED_PATH), 'A2 waits behind A1').to.deep.equal([]);
-      const a2Meanwhile = await osprey.message(a2Id);
-      expect(a2Meanwhile.state).to.equal('QUEUED');
+      const a2Meanwhile = await osprey.waitForState(a2Id, 'QUEUED');
       expect(a2Meanwhile.deliveries[0].attempts).to.equal(0);
 
       holdA1 = false;
@@ -325,8 +324,10 @@ describe('delivery faults', function () {
         client.close();
       }
       await waitFor(() => standIn.appliedTo(LOAD_PATH).length >= 20, { what: 'deliveries under way' });
-      await osprey.restart();
-      const appliedAtRestart = standIn.appliedTo(LOAD_PATH).length;
+      let appliedAtRestart = 0;
+      await osprey.restart(() => {
+        appliedAtRestart = standIn.appliedTo(LOAD_PATH).length;
+      });
       expect(appliedAtRestart, 'the restart came while deliveries were still to do').to.be.lessThan(total);
 
       const counts = await waitFor(async () => {

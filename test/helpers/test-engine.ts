@@ -165,10 +165,12 @@ export class TestEngine {
 
   /**
    * A clean stop and a new engine on the same data dir (same config and environment): what an
-   * operator's restart does. MLLP ports (0) and the API port (0) change.
+   * operator's restart does. MLLP ports (0) and the API port (0) change. `whileStopped` runs
+   * between the stop and the start.
    */
-  async restart(): Promise<void> {
+  async restart(whileStopped?: () => void | Promise<void>): Promise<void> {
     await this.engine.stop();
+    await whileStopped?.();
     this.engine = this.make();
     await this.engine.start();
   }
