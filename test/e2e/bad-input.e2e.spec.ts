@@ -8,10 +8,10 @@
 import net from 'node:net';
 import { expect } from 'chai';
 import { ErpStandIn } from '../fixtures/erp-stand-in.ts';
-import { frame, parseAck, RawMllpClient, sendOne, VT } from '../helpers/mllp-raw-client.ts';
+import { FS, frame, parseAck, RawMllpClient, sendOne, VT } from '../helpers/mllp-raw-client.ts';
 import { adt, channelsDir, testChannelYaml } from '../helpers/test-channel.ts';
 import { removeTempDirs, TestEngine } from '../helpers/test-engine.ts';
-import { waitFor } from '../helpers/wait-for.ts';
+import { sleep, waitFor } from '../helpers/wait-for.ts';
 
 const CHANNEL = 'adt-in';
 const SINK = '/erp/events';
@@ -276,6 +276,100 @@ describe('bad input', function () {
       const health = await osprey.get('/healthz');
       expect(health.status).to.equal(200);
       await goodMessageIsServed();
+    });
+  });
+
+  describe('wire-level variations a real sender produces', function () {
+    it('accepts a frame split across many TCP writes', async function () {
+      const controlId = nextId('SPLIT');
+      const bytes = frame(adt({ controlId, patientId: 'P-SPLIT' }));
+      const client = await RawMllpClient.connect(port);
+      try {
+        for (let i = 0; i < bytes.length; i += 7) {
+          await client.write(bytes.subarray(i, i + 7));
+          if (i % 70 === 0) await sleep(2); // separate segments on the wire
+        }
+        const [ack] = (await client.waitForAcks(1)).map(parseAck);
+        expect(ack!.code, ack!.text).to.equal('AA');
+        expect(ack!.ackedControlId).to.equal(controlId);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('ignores bytes between frames and ACKs both frames in order', async function () {
+      const ids = [nextId('BETWEEN'), nextId('BETWEEN')];
+      const client = await RawMllpClient.connect(port);
+      try {
+        await client.write(Buffer.concat([frame(adt({ controlId: ids[0]!, patientId: 'P-BETWEEN' })), Buffer.from('\r\n  junk \x00 '), frame(adt({ controlId: ids[1]!, patientId: 'P-BETWEEN' }))]));
+        const acks = (await client.waitForAcks(2)).map(parseAck);
+        expect(acks.map((a) => [a.code, a.ackedControlId])).to.deep.equal([
+          ['AA', ids[0]],
+          ['AA', ids[1]],
+        ]);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('accepts LF segment separators and a frame ending in FS without CR', async function () {
+      const controlId = nextId('LF');
+      const text = adt({ controlId, patientId: 'P-LF' }).replaceAll('\r', '\n');
+      const client = await RawMllpClient.connect(port);
+      try {
+        await client.write(Buffer.concat([Buffer.from([VT]), Buffer.from(text, 'utf8'), Buffer.from([FS])]));
+        // The next frame's VT completes the previous one when its CR never came.
+        const nextIdValue = nextId('AFTER-LF');
+        await client.write(Buffer.concat([frame(adt({ controlId: nextIdValue, patientId: 'P-LF' }))]));
+        const acks = (await client.waitForAcks(2)).map(parseAck);
+        expect(acks.map((a) => [a.code, a.ackedControlId])).to.deep.equal([
+          ['AA', controlId],
+          ['AA', nextIdValue],
+        ]);
+        const [m] = await osprey.byControlId(controlId, CHANNEL);
+        const done = await osprey.waitForState(m.id, 'SENT');
+        expect(done.keys.patientId).to.equal('P-LF');
+      } finally {
+        client.close();
+      }
+    });
+
+    it('decodes a message by its MSH-18 (ISO 8859-1) and keeps the bytes as sent', async function () {
+      const controlId = nextId('LATIN1');
+      const text = `${adt({ controlId, patientId: 'P-LATIN1' })}`.replace('TEST^PATIENT', 'ØDEGÅRD^ZOË').replace('|P|2.5.1', '|P|2.5.1||||||8859/1');
+      const bytes = Buffer.from(text, 'latin1');
+      const ack = parseAck(await sendOne(port, bytes));
+      expect(ack.code, ack.text).to.equal('AA');
+      const [summary] = await osprey.byControlId(controlId, CHANNEL);
+      const m = await osprey.message(summary.id);
+      expect(m.encoding.toLowerCase()).to.match(/8859-?1|latin1/);
+      expect(Buffer.from(m.rawBase64, 'base64').equals(bytes), 'raw bytes as received').to.equal(true);
+      expect(m.raw).to.contain('ØDEGÅRD^ZOË');
+    });
+  });
+
+  describe('bytes that do not match the character set', function () {
+    it('answers AE with OSPREY_ERR_HL7_CHARSET naming the control id, and stores the bytes as ERROR', async function () {
+      const controlId = nextId('CHARSET');
+      // ISO 8859-1 bytes, but no MSH-18: the channel's UTF-8 applies and they are not valid UTF-8.
+      const bytes = Buffer.from(adt({ controlId, patientId: 'P-CHARSET' }).replace('TEST^PATIENT', 'ØDEGÅRD^ZOË'), 'latin1');
+      const ack = parseAck(await sendOne(port, bytes));
+      expect(ack.code, ack.text).to.equal('AE');
+      expect(ack.errorCode).to.equal('OSPREY_ERR_HL7_CHARSET');
+      expect(ack.ackedControlId).to.equal(controlId);
+      const [summary, ...rest] = await osprey.byControlId(controlId, CHANNEL);
+      expect(rest).to.deep.equal([]);
+      const m = await osprey.message(summary.id);
+      expect(m.state).to.equal('ERROR');
+      expect(m.error.code).to.equal('OSPREY_ERR_HL7_CHARSET');
+      expect(Buffer.from(m.rawBase64, 'base64').equals(bytes)).to.equal(true);
+      // Resent correctly (same sender and MSH-10): not a duplicate of the rejected one.
+      const fixed = Buffer.from(adt({ controlId, patientId: 'P-CHARSET' }).replace('TEST^PATIENT', 'ØDEGÅRD^ZOË'), 'utf8');
+      expect(parseAck(await sendOne(port, fixed)).code).to.equal('AA');
+      const both = await osprey.byControlId(controlId, CHANNEL);
+      expect(both).to.have.lengthOf(2);
+      const good = both.find((x: any) => x.id !== summary.id);
+      await osprey.waitForState(good.id, 'SENT');
     });
   });
 
