@@ -23,6 +23,10 @@ const TWO_ERP = '/erp/two';
 const TWO_RCM = '/rcm/two';
 const BATCHED = 'batched';
 const BATCHED_PATH = '/erp/batch';
+const LIMITED = ['limited-a', 'limited-b'] as const;
+const LIMITED_PATH = '/erp/limited';
+/** A named limit shared by both LIMITED channels, as channels share the ERP's. */
+const RATE = { perSecond: 10, burst: 2 };
 const LOAD = 'load';
 const LOAD_PATH = '/erp/load';
 const SLOW = 'slow-retry';
@@ -76,12 +80,21 @@ describe('delivery faults', function () {
         name: SLOW,
         destinations: [{ name: 'erp', url: `${standIn.url}${SLOW_PATH}`, maxAttempts: 5, backoff: '1500ms' }],
       }),
+      ...Object.fromEntries(
+        LIMITED.map((name) => [
+          `${name}.channel.yaml`,
+          testChannelYaml({ name, destinations: [{ name: 'erp', url: `${standIn.url}${LIMITED_PATH}`, rateLimit: 'test-erp' }] }),
+        ]),
+      ),
       [`${BATCHED}.channel.yaml`]: testChannelYaml({
         name: BATCHED,
         destinations: [{ name: 'erp', url: `${standIn.url}${BATCHED_PATH}`, maxAttempts: 4, backoff: '50ms', batch: { maxItems: 3, maxWait: '10s' } }],
       }),
     });
-    osprey = await TestEngine.start({ channelsDir: dir });
+    osprey = await TestEngine.start({
+      channelsDir: dir,
+      rateLimits: { 'erp-api': { perSecond: 200, burst: 200 }, 'rcm-api': { perSecond: 200, burst: 200 }, 'test-erp': RATE },
+    });
   });
 
   afterEach(function () {
@@ -344,6 +357,38 @@ describe('delivery faults', function () {
         const [m] = await osprey.byControlId(id, LOAD);
         const detail = await osprey.message(m.id);
         expect(detail.deliveries[0].attemptLog.map((a: any) => a.outcome), id).to.deep.equal(['SENT']);
+      }
+    });
+  });
+
+  describe('a rate limit shared by two channels', function () {
+    it('keeps the requests the receiver sees within burst + perSecond × t, over both channels together (by arrival times)', async function () {
+      const perChannel = 10;
+      const ids: string[] = [];
+      await Promise.all(
+        LIMITED.map(async (channel, c) => {
+          const client = await RawMllpClient.connect(osprey.port(channel));
+          try {
+            const mine = Array.from({ length: perChannel }, () => nextId(`RATE${c}`));
+            ids.push(...mine);
+            await client.write(Buffer.concat(mine.map((id, i) => frame(adt({ controlId: id, patientId: `P-RATE-${c}-${i}` })))));
+            expect((await client.waitForAcks(perChannel)).map((a) => parseAck(a).code)).to.deep.equal(Array(perChannel).fill('AA'));
+          } finally {
+            client.close();
+          }
+        }),
+      );
+      const total = perChannel * LIMITED.length;
+      await waitFor(() => standIn.appliedTo(LIMITED_PATH).length >= total, { timeoutMs: 15_000, what: `${total} rate-limited deliveries` });
+      expect(standIn.payloadsAt(LIMITED_PATH).map((p: any) => p.controlId)).to.have.members(ids);
+      // Lower bounds only: a slow machine can only spread the arrivals further apart. The 100 ms
+      // slack covers requests overtaking each other on separate keep-alive connections.
+      const at = standIn.requestsTo(LIMITED_PATH).map((r) => r.at).sort((a, b) => a - b);
+      for (let i = 0; i < at.length; i++) {
+        for (let j = i + RATE.burst; j < at.length; j++) {
+          const minimum = ((j - i + 1 - RATE.burst) / RATE.perSecond) * 1000 - 100;
+          expect(at[j]! - at[i]!, `requests ${i + 1}..${j + 1}`).to.be.at.least(minimum);
+        }
       }
     });
   });

@@ -20,6 +20,8 @@ export interface TestDestination {
   /** Fixed backoff. @defaultValue '50ms' */
   backoff?: string;
   retryOn?: number[];
+  /** A named rate limit of the engine config. */
+  rateLimit?: string;
   batch?: { maxItems: number; maxWait: string };
 }
 
@@ -71,6 +73,7 @@ export function testChannelYaml(o: TestChannelOptions): string {
       `        maxAttempts: ${d.maxAttempts ?? 4}`,
       `        backoff: { type: fixed, initial: ${backoff}, max: ${backoff}, jitter: 0 }`,
       ...(d.retryOn ? [`        retryOn: [${d.retryOn.join(', ')}]`] : []),
+      ...(d.rateLimit ? [`      rateLimit: ${d.rateLimit}`] : []),
       ...(d.batch ? [`      batch: { maxItems: ${d.batch.maxItems}, maxWait: ${d.batch.maxWait} }`] : []),
     );
   }
