@@ -218,6 +218,20 @@ describe('quickstart: the sample channels end to end', function () {
       expect([...byPatient.values()].some((list) => list.length >= 4), 'one patient has a whole lifecycle').to.equal(true);
     });
 
+    it('filters by time with ?since= and ?until= (ISO 8601 or epoch ms)', async function () {
+      const details = await Promise.all(sent.map((s) => osprey.message(s.messageId!)));
+      const times = details.map((d) => Date.parse(d.receivedAt));
+      const first = Math.min(...times);
+      const last = Math.max(...times);
+      const all = await osprey.get(`/api/messages?since=${encodeURIComponent(new Date(first).toISOString())}&until=${last}&limit=1000`);
+      expect(all.status).to.equal(200);
+      expect(all.body.messages.map((m: any) => m.id)).to.have.members(sent.map((s) => s.messageId));
+      const none = await osprey.get(`/api/messages?since=${last + 60_000}`);
+      expect(none.body.messages).to.deep.equal([]);
+      const before = await osprey.get(`/api/messages?until=${first - 1}`);
+      expect(before.body.messages).to.deep.equal([]);
+    });
+
     it('filters by state and channel together', async function () {
       const res = await osprey.get('/api/messages?channel=adt-to-rcm-erp&state=BUSINESS_EXCEPTION');
       expect(res.status).to.equal(200);
