@@ -36,7 +36,7 @@ export class EngineStopping extends Error {
 }
 
 export class DestinationWorker {
-  private readonly batcher?: Batcher<StoredDelivery, OutboundResult>;
+  private readonly batcher?: Batcher<StoredDelivery, void>;
   private readonly abort = new AbortController();
 
   constructor(
@@ -46,7 +46,7 @@ export class DestinationWorker {
     private readonly logger: Logger,
   ) {
     if (settings.batch) {
-      this.batcher = new Batcher<StoredDelivery, OutboundResult>({
+      this.batcher = new Batcher<StoredDelivery, void>({
         maxItems: settings.batch.maxItems,
         maxWaitMs: settings.batch.maxWaitMs,
         flush: (items) => this.sendBatch(items),
@@ -62,30 +62,52 @@ export class DestinationWorker {
     // Already final: a redelivery after a crash or a duplicate publish. Nothing to do.
     if (!delivery || delivery.state !== 'QUEUED') return;
 
-    let attempt = delivery.attempts;
-    if (delivery.nextAttemptAt !== undefined) await this.sleep(delivery.nextAttemptAt - Date.now());
+    // A batched destination retries whole batches (see sendBatch), so the batch keeps one key.
+    if (this.batcher) return this.batcher.add(delivery);
+    await this.deliverWithRetries([delivery], (d) => this.sendOne(d[0]!));
+  };
+
+  /**
+   * Sends `items` (one delivery, or one batch) until the destination accepts them, the policy
+   * gives up, or the engine stops. Every try is stored as an attempt of every item. The request
+   * is the same on every try — same body, same Idempotency-Key — so the receiver can apply it once.
+   */
+  private async deliverWithRetries(items: StoredDelivery[], send: (items: StoredDelivery[]) => Promise<OutboundResult>): Promise<void> {
+    // After a restart, continue where the stored attempts left off (count and next attempt time).
+    let attempt = Math.max(...items.map((d) => d.attempts));
+    const nextAttemptAt = Math.max(...items.map((d) => d.nextAttemptAt ?? 0));
+    if (nextAttemptAt > 0) await this.sleep(nextAttemptAt - Date.now());
     const firstAttemptAt = Date.now();
     for (;;) {
       attempt += 1;
       const startedAt = Date.now();
-      const result = this.batcher ? await this.batcher.add(delivery) : await this.sendOne(delivery);
+      const result = await send(items);
       const decision = result.outcome === 'success' ? undefined : decideRetry(this.settings.retry, attempt, result, { firstAttemptAt });
-      const record: AttemptRecord = {
-        deliveryId: delivery.id,
+      const error =
+        decision?.action === 'dead-letter'
+          ? { code: decision.code, detail: `${result.error?.detail ?? `HTTP ${result.status}`} (attempt ${attempt})` }
+          : result.error;
+      const records: AttemptRecord[] = items.map((d) => ({
+        deliveryId: d.id,
         startedAt,
         durationMs: result.durationMs,
         request: result.sentRequest,
         response: result.status !== undefined ? { status: result.status, body: result.responseBody ?? '' } : undefined,
-        error: result.error,
+        error,
         outcome: !decision ? 'SENT' : decision.action === 'retry' ? 'RETRY' : 'DEAD_LETTERED',
         nextAttemptAt: decision?.action === 'retry' ? Date.now() + decision.delayMs : undefined,
-      };
-      if (decision?.action === 'dead-letter') {
-        record.error = { code: decision.code, detail: `${result.error?.detail ?? `HTTP ${result.status}`} (attempt ${attempt})` };
-      }
-      await this.store.recordAttempts([record]);
+      }));
+      await this.store.recordAttempts(records);
       if (!decision) return;
-      const meta = { channel: this.settings.channel, destination: this.settings.name, messageId: delivery.messageId, attempt, code: result.error?.code, status: result.status };
+      const meta = {
+        channel: this.settings.channel,
+        destination: this.settings.name,
+        messageId: items.length === 1 ? items[0]!.messageId : undefined,
+        batchSize: items.length > 1 ? items.length : undefined,
+        attempt,
+        code: result.error?.code,
+        status: result.status,
+      };
       if (decision.action === 'dead-letter') {
         this.logger.warn('delivery dead-lettered', meta);
         return;
@@ -93,7 +115,7 @@ export class DestinationWorker {
       this.logger.info('delivery will be retried', { ...meta, delayMs: decision.delayMs });
       await this.sleep(decision.delayMs);
     }
-  };
+  }
 
   async stop(): Promise<void> {
     this.abort.abort();
@@ -107,12 +129,19 @@ export class DestinationWorker {
     return this.sender.send(delivery.payload, delivery.id);
   }
 
-  /** One request for the whole batch: the rate limit counts requests, as the ERP does. */
-  private async sendBatch(items: StoredDelivery[]): Promise<OutboundResult> {
-    await this.settings.rateLimiter?.acquire();
-    this.throwIfStopping();
+  /**
+   * One request for the whole batch (the rate limit counts requests, as the ERP does), retried as a
+   * unit: a batch re-formed on each retry would get a new batch key and the receiver could not
+   * recognise the repeat. Batches go one at a time, in order, so per-key order holds.
+   */
+  private async sendBatch(items: StoredDelivery[]): Promise<void> {
     const body = buildBatchBody(items.map((d) => ({ idempotencyKey: d.id, payload: d.payload })));
-    return this.sender.send(body, batchIdempotencyKey(items.map((d) => d.id)));
+    const key = batchIdempotencyKey(items.map((d) => d.id));
+    await this.deliverWithRetries(items, async () => {
+      await this.settings.rateLimiter?.acquire();
+      this.throwIfStopping();
+      return this.sender.send(body, key);
+    });
   }
 
   /**
