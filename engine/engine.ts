@@ -34,6 +34,11 @@ export interface EngineOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** How long an MLLP ACK may wait for the bus to confirm the message's work item. */
+const INGEST_PUBLISH_WAIT_MS = 2_000;
+/** How often the outbox recovery tries again while the bus is unavailable. */
+const OUTBOX_RETRY_MS = 2_000;
+
 interface FailedChannel {
   name: string;
   file: string;
@@ -52,6 +57,9 @@ export class Engine {
   private loadIssues: LintIssue[] = [];
   private api?: FastifyInstance;
   private started = false;
+  /** Set when a publish failed: stored messages wait in the store until the bus takes them again. */
+  private outboxBacklog = false;
+  private outboxTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: EngineOptions) {
     this.logger = options.logger ?? createLogger(options.config.logging);
@@ -84,7 +92,7 @@ export class Engine {
       store: this.store,
       channels: () => this.channelViews(),
       replay: (id) => this.replay(id),
-      ready: () => this.started,
+      ready: () => this.started && this.bus.connected !== false,
       sandbox: this.sandbox,
       logger: this.logger,
     });
@@ -98,7 +106,7 @@ export class Engine {
     }
 
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
-    const ingest = new Ingest(this.store, (m) => this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }), this.logger);
+    const ingest = new Ingest(this.store, (m) => this.schedule(m), this.logger);
     // Read before any source accepts a message, so the snapshot holds only work from before the restart.
     const pending = await this.store.pendingWork();
     let recovered = 0;
@@ -128,6 +136,8 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.outboxTimer);
+    this.outboxTimer = undefined;
     for (const channel of this.channels.values()) await channel.stop().catch(() => undefined);
     await this.bus.stop();
     await this.api?.close();
@@ -142,6 +152,63 @@ export class Engine {
       for (const d of plan.deliveries) await this.bus.publish(queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey });
     }
     return plan;
+  }
+
+  /**
+   * Puts a stored message on the bus for its pipeline. The ACK waits for this (so one sender's
+   * messages are published in the order they arrived), but never long: when the bus is down the
+   * message is already durable, the sender gets its AA, and the message waits in the store. While
+   * such a backlog exists, new messages are not published directly either — the outbox recovery
+   * publishes everything pending in store order, so a key's messages cannot overtake each other.
+   */
+  private async schedule(m: { id: string; channel: string; orderKey: string }): Promise<void> {
+    if (this.outboxBacklog) return;
+    const publish = this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey });
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('bus did not confirm in time')), INGEST_PUBLISH_WAIT_MS);
+    });
+    try {
+      await Promise.race([publish, bounded]);
+    } catch (err) {
+      // A publish that confirms later is a harmless duplicate: the pipeline skips processed messages.
+      publish.catch(() => undefined);
+      this.startOutboxRecovery((err as Error).message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private startOutboxRecovery(reason: string): void {
+    if (!this.outboxBacklog) {
+      this.logger.warn('bus unavailable: messages are stored and acknowledged, and published from the store when it is back', { reason });
+    }
+    this.outboxBacklog = true;
+    if (this.outboxTimer) return;
+    this.outboxTimer = setTimeout(() => void this.recoverOutbox(), OUTBOX_RETRY_MS);
+    this.outboxTimer.unref();
+  }
+
+  /**
+   * Publishes every message and delivery the store has as unfinished, oldest first, then ends the
+   * backlog and publishes once more what arrived during the pass (messages newer than the pass's
+   * snapshot). Duplicates of work already on the bus are skipped by the stages' state checks.
+   */
+  private async recoverOutbox(): Promise<void> {
+    this.outboxTimer = undefined;
+    if (this.bus.connected === false) return this.startOutboxRecovery('bus still disconnected');
+    try {
+      const pending = await this.store.pendingWork();
+      let published = 0;
+      for (const channel of this.channels.keys()) published += await this.recover(channel, pending);
+      const lastSeq = Math.max(0, ...pending.messages.map((m) => m.seq));
+      this.outboxBacklog = false;
+      const arrived = (await this.store.pendingWork()).messages.filter((m) => m.seq > lastSeq);
+      for (const channel of this.channels.keys()) published += await this.recover(channel, { messages: arrived, deliveries: [] });
+      this.logger.info('bus available again: the stored backlog is published', { published });
+    } catch (err) {
+      this.startOutboxRecovery((err as Error).message);
+    }
   }
 
   /**
@@ -191,7 +258,13 @@ export class Engine {
         destinations,
         resources: shared.project.resourcesFor(spec),
       },
-      { store: this.store, bus: this.bus, ingest: shared.ingest, logger: this.logger.child({ channel: spec.name }) },
+      {
+        store: this.store,
+        bus: this.bus,
+        ingest: shared.ingest,
+        logger: this.logger.child({ channel: spec.name }),
+        onPublishFailed: (reason) => this.startOutboxRecovery(reason),
+      },
     );
   }
 

@@ -32,7 +32,14 @@ export class ChannelInstance {
   constructor(
     readonly name: string,
     private readonly parts: ChannelParts,
-    private readonly deps: { store: MessageStore; bus: MessageBus; ingest: Ingest; logger: Logger },
+    private readonly deps: {
+      store: MessageStore;
+      bus: MessageBus;
+      ingest: Ingest;
+      logger: Logger;
+      /** A delivery could not be published: the engine re-publishes it from the store later. */
+      onPublishFailed: (reason: string) => void;
+    },
   ) {}
 
   get sourceAddress(): { host: string; port: number } | undefined {
@@ -85,8 +92,13 @@ export class ChannelInstance {
     const meta = { channel: this.name, messageId: message.id };
     if (outcome.state === 'ERROR') logger.warn('message errored in the pipeline', { ...meta, code: outcome.error.code });
     else if (outcome.state === 'BUSINESS_EXCEPTION') logger.warn('business exception', { ...meta, category: outcome.exception.category });
-    for (const delivery of deliveries) {
-      await bus.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey });
+    try {
+      for (const delivery of deliveries) {
+        await bus.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey });
+      }
+    } catch (err) {
+      // The deliveries are QUEUED in the store; the outbox recovery publishes them, in order.
+      this.deps.onPublishFailed((err as Error).message);
     }
   };
 }

@@ -47,6 +47,8 @@ export interface MessageBus {
    * handler runs or waits for a retry.
    */
   idle?(): Promise<void>;
+  /** False while a networked bus is disconnected (for /readyz); absent: always connected. */
+  readonly connected?: boolean;
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */
