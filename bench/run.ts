@@ -344,6 +344,12 @@ async function main(): Promise<Record<string, unknown>> {
     const r = await runLoad({ targets, connections: CONNECTIONS, window: WINDOW, messages: warm.messages, deadlineAt: Math.min(engineDeadlineAt, nowMs() + 120_000) });
     await waitDelivered(warm, Math.min(engineDeadlineAt, nowMs() + 120_000), 'warm-up');
     log(`bench: warm-up ${warm.messages.length} messages: ${r.acked} ACKed, ${warm.fullyDelivered} fully delivered`);
+    // An engine that cannot deliver the warm-up will not deliver the run: say why now, not after the deadline.
+    if (!warm.complete || r.acked !== warm.messages.length) {
+      throw new Error(
+        `the engine did not handle the warm-up (${r.acked}/${warm.messages.length} ACKed, ${warm.deliveries}/${warm.expectedDeliveries} deliveries at the sink${r.firstError ? `; ${r.firstError}` : ''})\n  last lines of the engine:\n    ${engines.flatMap((e) => e.tail).slice(-8).join('\n    ')}`,
+      );
+    }
   }
 
   // The measured run.
@@ -369,6 +375,7 @@ async function main(): Promise<Record<string, unknown>> {
   // Late arrivals of the last IPC batch.
   await new Promise((r) => setTimeout(r, 100));
   const complete = measured.complete && load.unsent === 0 && load.failed === 0 && load.nacked === 0;
+  if (!complete) log(`bench: the run is incomplete; last lines of the engine:\n    ${engines.flatMap((e) => e.tail).slice(-8).join('\n    ')}`);
   const peakRss = engines.map((e) => e.peakRssMb());
   for (const e of engines) await e.stop();
   const engineWarnings = engines.reduce((n, e) => n + e.warnings, 0);
