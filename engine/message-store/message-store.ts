@@ -68,6 +68,9 @@ export interface NewMessage {
    * When > 0 and `keys.sender` and `keys.controlId` are set, a message of the same channel, sender
    * and control id received within this many milliseconds makes this one a duplicate: it is not
    * stored again, a DUPLICATE event is added to the original, and `duplicateOf` is returned.
+   * Only messages stored as RECEIVED count as originals (one stored as ERROR was refused, so its
+   * sender may send it again), and only a RECEIVED message is checked. Duplicates are seen within
+   * one group-committed batch and across engine instances sharing a store.
    */
   dedupeWindowMs: number;
   /** Peer address, for the history. */
@@ -75,6 +78,7 @@ export interface NewMessage {
 }
 
 export interface ReceiveResult {
+  /** The id given in {@link NewMessage}; when `duplicateOf` is set, nothing was stored under it. */
   id: string;
   /** Set when the message was a duplicate: the id of the original. */
   duplicateOf?: string;
@@ -207,19 +211,35 @@ export interface MessageStore {
     | { id: string; channel: string; receivedAt: number; raw: Buffer; encoding: string; keys: BusinessKeys; orderKey: string; state: MessageState }
     | undefined
   >;
-  /** Records the pipeline's result (state, canonical output, deliveries, events) in one transaction. */
+  /**
+   * Records the pipeline's result (state, canonical output, deliveries, events) in one transaction
+   * and returns the deliveries it queued. A message that is no longer RECEIVED (processed already:
+   * a redelivered work item, another engine instance) is left unchanged and its still-QUEUED
+   * deliveries are returned. Rejects with OSPREY_ERR_STORE_NOT_FOUND for an unknown id.
+   */
   recordProcessing(id: string, outcome: ProcessingOutcome): Promise<StoredDelivery[]>;
   loadDelivery(id: string): Promise<StoredDelivery | undefined>;
   /**
    * Records attempts (one, or one per item of a batched request) in one transaction, moves each
    * delivery to its new state, and settles the message state once all its deliveries are final
-   * (SENT when all sent, DEAD_LETTERED when any was dead-lettered).
+   * (SENT when all sent, DEAD_LETTERED when any was dead-lettered). An attempt on a delivery that
+   * is final already is logged without changing its state. Credentials in request headers
+   * (Authorization, Cookie, X-Api-Key …) are stored as `[redacted]`. Rejects with
+   * OSPREY_ERR_STORE_NOT_FOUND, writing nothing of the call, when a delivery id is unknown.
    */
   recordAttempts(attempts: AttemptRecord[]): Promise<void>;
 
   /** Unfinished work after a restart, oldest first: RECEIVED messages and QUEUED deliveries. */
   pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }>;
-  /** Resets a message for replay (ERROR/BUSINESS_EXCEPTION/FILTERED → RECEIVED; dead-lettered deliveries → QUEUED) and records REPLAYED. */
+  /**
+   * Resets a message for replay (ERROR/BUSINESS_EXCEPTION/FILTERED → RECEIVED; dead-lettered deliveries → QUEUED) and records REPLAYED.
+   * ERROR, BUSINESS_EXCEPTION, FILTERED and RECEIVED messages go back to RECEIVED (result fields
+   * cleared; un-sent deliveries, if any, removed) → `pipeline`. Otherwise, a message with
+   * DEAD_LETTERED deliveries gets them back as QUEUED with attempts reset (attempt log kept) and
+   * becomes QUEUED → `deliveries`. Anything else (SENT, QUEUED with nothing dead-lettered, an
+   * unknown id) → undefined.
+   * @see docs/design/0003-message-store.md § Replay
+   */
   replay(id: string): Promise<ReplayPlan | undefined>;
 
   getMessage(id: string): Promise<MessageDetail | undefined>;

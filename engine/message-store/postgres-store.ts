@@ -53,11 +53,13 @@ import {
   applyBatch,
   collectNeeds,
   deliveryFromRow,
+  prepareOp,
   type DedupeHit,
   type DeliveryRow,
   type MessageHead,
   type Snapshot,
   type SnapshotNeeds,
+  type PreparedOp,
   type StoreOp,
   type StoreOpResult,
   type Writes,
@@ -126,7 +128,7 @@ const RETRIES = 3;
 export class PostgresStore implements MessageStore {
   readonly #options: Required<PostgresStoreOptions>;
   #pool: pg.Pool | undefined;
-  #committer: GroupCommitter<StoreOp, StoreOpResult> | undefined;
+  #committer: GroupCommitter<PreparedOp, StoreOpResult> | undefined;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? 'osprey';
@@ -183,7 +185,7 @@ export class PostgresStore implements MessageStore {
   }
 
   async recordAttempts(attempts: AttemptRecord[]): Promise<void> {
-    if (attempts.length === 0) return;
+    if (Array.isArray(attempts) && attempts.length === 0) return;
     await this.#submit({ kind: 'attempts', attempts });
   }
 
@@ -316,11 +318,17 @@ export class PostgresStore implements MessageStore {
 
   #submit(op: StoreOp): Promise<StoreOpResult> {
     if (!this.#committer) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
-    return this.#committer.submit(op);
+    let prepared: PreparedOp;
+    try {
+      prepared = prepareOp(op);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#committer.submit(prepared);
   }
 
   /** Writes one batch in one transaction; see group-commit.ts for what a throw means. */
-  async #flush(ops: readonly StoreOp[]): Promise<ItemResult<StoreOpResult>[]> {
+  async #flush(ops: readonly PreparedOp[]): Promise<ItemResult<StoreOpResult>[]> {
     const pool = this.#requirePool();
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
@@ -365,7 +373,7 @@ export class PostgresStore implements MessageStore {
     }
   }
 
-  async #runBatch(client: Client, ops: readonly StoreOp[], now: number): Promise<ItemResult<StoreOpResult>[]> {
+  async #runBatch(client: Client, ops: readonly PreparedOp[], now: number): Promise<ItemResult<StoreOpResult>[]> {
     const uow = new UnitOfWork(await this.#load(client, collectNeeds(ops)), now);
     const results = applyBatch(uow, ops);
     await this.#write(client, uow.writes);

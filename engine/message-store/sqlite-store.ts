@@ -1,24 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The embedded message store: one SQLite file in WAL mode, written through better-sqlite3 by the
- * group committer (one `BEGIN IMMEDIATE … COMMIT` per turn of the event loop). better-sqlite3 is
- * synchronous, so a transaction never stays open across an `await`: a read never sees a write that
- * is not committed, and nothing else runs on the connection while a batch is written.
+ * The embedded message store: one SQLite file in WAL mode (better-sqlite3).
+ *
+ * Writes are group-committed (group-commit.ts): the writes of one turn of the event loop go to the
+ * writer thread (sqlite-writer-worker.ts) as one batch and are committed in one transaction there,
+ * so the fsync of a commit, and the statements of a batch, never block the event loop that serves
+ * the MLLP connections; while the writer commits, the next batch gathers. Reads run on the main
+ * thread on their own read-only connection (WAL readers never wait for the writer) and see every
+ * write whose promise has resolved.
  *
  * Durability of "stored" (what a resolved `receive` promises; the MLLP ACK waits on it):
  * - `synchronous: 'full'` (default): the WAL is fsynced at every commit. A stored message survives
  *   a crash of the process and of the machine (power loss).
- * - `synchronous: 'normal'`: the commit is written to the WAL, fsynced only at checkpoints. A stored
- *   message survives a crash of the process (kill -9); the last commits before a power loss or
- *   kernel crash may be lost (the file stays consistent).
+ * - `synchronous: 'normal'`: the commit is written to the WAL and fsynced only at checkpoints. A
+ *   stored message survives a crash of the process (kill -9); the last commits before a power loss
+ *   or an OS crash may be lost (the file stays consistent).
  *
- * One process writes the file (the embedded mode). A second process may open it (the CLI, a
- * test); writers then take turns through SQLite's lock, waiting up to `busyTimeoutMs`.
+ * One process writes the file (the embedded mode). Another process may open it too (the CLI, a
+ * test): writers then take turns through SQLite's lock, waiting up to `busyTimeoutMs`.
  *
  * @see docs/design/0003-message-store.md
  */
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { OspreyError } from '../errors/error-codes.ts';
 import { GroupCommitter, type ItemResult } from './group-commit.ts';
@@ -37,9 +45,9 @@ import type {
   StoredDelivery,
 } from './message-store.ts';
 import {
+  ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
-  ATTEMPT_COLUMNS,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
@@ -47,23 +55,11 @@ import {
   num,
   readMigrations,
   summaryFromRow,
-  type Migration,
   type Row,
 } from './store-rows.ts';
-import {
-  UnitOfWork,
-  applyBatch,
-  collectNeeds,
-  deliveryFromRow,
-  type DedupeHit,
-  type DeliveryRow,
-  type MessageHead,
-  type Snapshot,
-  type SnapshotNeeds,
-  type StoreOp,
-  type StoreOpResult,
-  type Writes,
-} from './unit-of-work.ts';
+import { SqliteWriter, fromWireError, fromWireResults, type SqliteWriterOptions, type WireError, type WireResult } from './sqlite-writer.ts';
+import type { WriterRequest } from './sqlite-writer-worker.ts';
+import { deliveryFromRow, prepareOp, type PreparedOp, type StoreOp, type StoreOpResult } from './unit-of-work.ts';
 
 export interface SqliteStoreOptions {
   /** The database file; its directory is created if missing. */
@@ -74,8 +70,8 @@ export interface SqliteStoreOptions {
    */
   synchronous?: 'full' | 'normal';
   /**
-   * How long a write waits for another process's lock before the batch fails with
-   * OSPREY_ERR_STORE_UNAVAILABLE. The wait blocks the event loop, so keep it short.
+   * How long a write waits for another process's lock before its batch fails with
+   * OSPREY_ERR_STORE_UNAVAILABLE.
    * @defaultValue 5000
    */
   busyTimeoutMs?: number;
@@ -84,59 +80,157 @@ export interface SqliteStoreOptions {
    * @defaultValue 1000
    */
   maxBatch?: number;
+  /**
+   * Where the writing connection runs: its own thread (so commits never block the event loop), or
+   * the main thread (simpler to debug; every commit's fsync then blocks the event loop).
+   * @defaultValue 'worker'
+   */
+  writeThread?: 'worker' | 'main';
 }
 
 type Db = Database.Database;
 type Stmt = Database.Statement;
 
-/** Errors confined to one write of a batch (the database itself is fine). */
-function isItemError(err: unknown): boolean {
-  if (err instanceof Database.SqliteError) return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(err.code);
-  // better-sqlite3 throws TypeError/RangeError for values it cannot bind; ours for malformed writes.
-  return err instanceof TypeError || err instanceof RangeError;
+/** Where batches are written: on this thread, or on the writer thread. */
+interface WriterLink {
+  flush(ops: readonly PreparedOp[]): ItemResult<StoreOpResult>[] | Promise<ItemResult<StoreOpResult>[]>;
+  close(): Promise<void>;
 }
 
-function prepareAll(db: Db) {
+class InlineWriter implements WriterLink {
+  readonly #writer: SqliteWriter;
+  constructor(writer: SqliteWriter) {
+    this.#writer = writer;
+  }
+  flush(ops: readonly PreparedOp[]): ItemResult<StoreOpResult>[] {
+    return this.#writer.flush(ops);
+  }
+  async close(): Promise<void> {
+    this.#writer.close();
+  }
+}
+
+type WriterReply =
+  | { type: 'ready' }
+  | { type: 'failed'; error: WireError }
+  | { type: 'flushed'; id: number; results: WireResult[] }
+  | { type: 'flushed'; id: number; error: WireError };
+
+/**
+ * Loads the worker's TypeScript: a worker does not inherit the main thread's tsx loader (neither
+ * `--import tsx` nor `register()`), so the bootstrap registers it before importing the entry.
+ */
+const WORKER_BOOTSTRAP = `
+(async () => {
+  // Only import(): the worker inherits --input-type, so this may be run as CommonJS or as a module.
+  const { workerData } = await import('node:worker_threads');
+  if (workerData.tsxApi) (await import(workerData.tsxApi)).register();
+  await import(workerData.entry);
+})();
+`;
+
+function tsxApiUrl(): string | undefined {
+  try {
+    return import.meta.resolve('tsx/esm/api');
+  } catch {
+    // Loaded through tsx's CommonJS path (mocha requires spec files first): no import.meta.resolve.
+  }
+  try {
+    // require.resolve would pick tsx's CommonJS build, which cannot register from an ES module.
+    const manifest = createRequire(import.meta.url).resolve('tsx/package.json');
+    const { exports } = JSON.parse(readFileSync(manifest, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
+    return pathToFileURL(join(dirname(manifest), exports['./esm/api']!.import.default)).href;
+  } catch {
+    return undefined; // running compiled JavaScript without tsx: nothing to register
+  }
+}
+
+class WorkerWriter implements WriterLink {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (r: ItemResult<StoreOpResult>[]) => void; reject: (e: unknown) => void }>();
+  #nextId = 1;
+  #dead: Error | undefined;
+  readonly #exited: Promise<void>;
+
+  private constructor(worker: Worker) {
+    this.#worker = worker;
+    this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    worker.on('message', (reply: WriterReply) => {
+      if (reply.type !== 'flushed') return;
+      const pending = this.#pending.get(reply.id);
+      if (!pending) return;
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0) worker.unref();
+      if ('error' in reply) pending.reject(fromWireError(reply.error));
+      else pending.resolve(fromWireResults(reply.results));
+    });
+    worker.on('error', (err) => this.#fail(err));
+    worker.on('exit', (code) => this.#fail(new Error(`the SQLite writer thread exited (code ${code})`)));
+  }
+
+  /** Starts the writer thread and waits until it has opened and migrated the database. */
+  static async start(options: SqliteWriterOptions): Promise<WorkerWriter> {
+    const worker = new Worker(WORKER_BOOTSTRAP, {
+      eval: true,
+      workerData: { options, tsxApi: tsxApiUrl(), entry: new URL('./sqlite-writer-worker.ts', import.meta.url).href },
+    });
+    const ready = await new Promise<WriterReply>((resolve, reject) => {
+      const onMessage = (reply: WriterReply): void => {
+        if (reply.type === 'ready' || reply.type === 'failed') {
+          worker.off('message', onMessage);
+          worker.off('error', reject);
+          resolve(reply);
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+    });
+    if (ready.type === 'failed') {
+      await worker.terminate();
+      throw fromWireError(ready.error);
+    }
+    // An idle store must not keep the process alive; a write in flight does (see flush).
+    worker.unref();
+    return new WorkerWriter(worker);
+  }
+
+  flush(ops: readonly PreparedOp[]): Promise<ItemResult<StoreOpResult>[]> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const id = this.#nextId++;
+    const transfer: ArrayBuffer[] = [];
+    const wire = ops.map((op): PreparedOp => {
+      if (op.kind !== 'receive') return op;
+      // An exact copy, transferred: cloning the caller's Buffer would copy its whole backing
+      // ArrayBuffer (a pooled slab, a socket read of many frames), and it stays the caller's.
+      const raw = new Uint8Array(op.message.raw);
+      transfer.push(raw.buffer);
+      return { ...op, message: { ...op.message, raw: raw as Buffer } };
+    });
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.ref();
+      this.#worker.postMessage({ type: 'flush', id, ops: wire } satisfies WriterRequest, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.#dead) {
+      this.#worker.ref();
+      this.#worker.postMessage({ type: 'close' } satisfies WriterRequest);
+    }
+    await this.#exited;
+  }
+
+  #fail(err: Error): void {
+    this.#dead ??= err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+}
+
+function prepareReads(db: Db) {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
-    begin: p('BEGIN IMMEDIATE'),
-    commit: p('COMMIT'),
-    rollback: p('ROLLBACK'),
-    savepoint: p('SAVEPOINT item'),
-    release: p('RELEASE item'),
-    rollbackTo: p('ROLLBACK TO item'),
-    // snapshot
-    deliveryMessageId: p('SELECT message_id FROM deliveries WHERE id = ?'),
-    messageHead: p('SELECT id, seq, channel, order_key, state FROM messages WHERE id = ?'),
-    deliveriesOf: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ?`),
-    dedupe: p(
-      'SELECT id, received_at FROM messages WHERE channel = ? AND sender = ? AND control_id = ? AND accepted = 1 AND received_at >= ? ORDER BY received_at DESC LIMIT 1',
-    ),
-    // writes
-    insertMessage: p(
-      `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at)
-       VALUES (@id, @channel, @receivedAt, @raw, @encoding, @source, @controlId, @sender, @messageType, @patientId, @visitId, @facility, @orderKey, @state, @accepted, @errorCode, @errorDetail, @updatedAt)`,
-    ),
-    updateMessageFull: p(
-      `UPDATE messages SET state = @state, error_code = @errorCode, error_detail = @errorDetail, exception_category = @exceptionCategory,
-       exception = @exceptionJson, filter_reason = @filterReason, canonical = @canonicalJson, updated_at = @updatedAt WHERE id = @id`,
-    ),
-    updateMessageState: p('UPDATE messages SET state = @state, updated_at = @updatedAt WHERE id = @id'),
-    deleteDelivery: p('DELETE FROM deliveries WHERE id = ?'),
-    insertDelivery: p(
-      `INSERT INTO deliveries (id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)
-       VALUES (@id, @messageId, @seq, @channel, @destination, @outputIndex, @orderKey, @payloadJson, @state, @attempts, @nextAttemptAt, @lastErrorCode, @lastErrorDetail, @updatedAt)`,
-    ),
-    updateDelivery: p(
-      `UPDATE deliveries SET state = @state, attempts = @attempts, next_attempt_at = @nextAttemptAt, last_error_code = @lastErrorCode,
-       last_error_detail = @lastErrorDetail, updated_at = @updatedAt WHERE id = @id`,
-    ),
-    insertAttempt: p(
-      `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)
-       VALUES (@deliveryId, @n, @startedAt, @durationMs, @requestJson, @responseStatus, @responseBody, @errorCode, @errorDetail, @outcome, @nextAttemptAt)`,
-    ),
-    insertEvent: p('INSERT INTO events (message_id, at, event, destination, detail) VALUES (@messageId, @at, @event, @destination, @detail)'),
-    // reads
     loadForProcessing: p(
       'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ?',
     ),
@@ -145,92 +239,79 @@ function prepareAll(db: Db) {
     pendingDeliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`),
     detail: p(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = ?`),
     events: p('SELECT at, event, destination, detail FROM events WHERE message_id = ? ORDER BY id'),
-    deliveriesByDestination: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
-    attemptsOf: p(
-      `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = ?) ORDER BY id`,
-    ),
+    deliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
+    attempts: p(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = ?) ORDER BY id`),
     countByChannel: p('SELECT channel, state, count(*) AS n FROM messages GROUP BY channel, state'),
   };
-}
-
-type Statements = ReturnType<typeof prepareAll>;
-
-/** Applies the migrations not yet recorded, in order, in one write transaction. */
-function migrate(db: Db, migrations: Migration[]): void {
-  // BEGIN IMMEDIATE takes the write lock first: a second process opening at the same moment waits
-  // (busy_timeout) and then finds the migrations recorded.
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => num(r.version)));
-    const known = new Set(migrations.map((m) => m.version));
-    const newer = [...applied].filter((v) => !known.has(v));
-    if (newer.length > 0) {
-      throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', `the store's schema has migration ${Math.max(...newer)}, newer than this engine`);
-    }
-    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-    for (const m of migrations) {
-      if (applied.has(m.version)) continue;
-      db.exec(m.sql);
-      record.run(m.version, m.name, Date.now());
-    }
-    db.exec('COMMIT');
-  } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK');
-    throw err;
-  }
 }
 
 /** The SQLite implementation of {@link MessageStore}; see the module comment. */
 export class SqliteStore implements MessageStore {
   readonly #options: Required<SqliteStoreOptions>;
-  #db: Db | undefined;
-  #s: Statements | undefined;
-  #committer: GroupCommitter<StoreOp, StoreOpResult> | undefined;
+  #reader: Db | undefined;
+  #r: ReturnType<typeof prepareReads> | undefined;
+  #writer: WriterLink | undefined;
+  #committer: GroupCommitter<PreparedOp, StoreOpResult> | undefined;
+  #opening: Promise<void> | undefined;
   readonly #findStatements = new Map<string, Stmt>();
 
   constructor(options: SqliteStoreOptions) {
     const synchronous = options.synchronous ?? 'full';
     if (synchronous !== 'full' && synchronous !== 'normal') throw new TypeError(`synchronous must be 'full' or 'normal'`);
+    const writeThread = options.writeThread ?? 'worker';
+    if (writeThread !== 'worker' && writeThread !== 'main') throw new TypeError(`writeThread must be 'worker' or 'main'`);
+    if (options.path === ':memory:') throw new TypeError('the SQLite store needs a file (WAL does not work in memory)');
     // `??`, not a spread: callers pass optional settings through as explicit undefined.
     this.#options = {
       path: options.path,
       synchronous,
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
       maxBatch: options.maxBatch ?? 1000,
+      writeThread,
     };
   }
 
-  async open(): Promise<void> {
-    if (this.#db) return;
-    const { path, synchronous, busyTimeoutMs, maxBatch } = this.#options;
-    if (path !== ':memory:') await mkdir(dirname(path), { recursive: true });
-    const migrations = await readMigrations('sqlite');
-    let db: Db | undefined;
-    try {
-      db = new Database(path);
-      db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.pragma('foreign_keys = ON');
-      migrate(db, migrations);
-      this.#s = prepareAll(db);
-    } catch (err) {
-      db?.close();
+  open(): Promise<void> {
+    this.#opening ??= this.#open().catch((err: unknown) => {
+      this.#opening = undefined;
       throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the SQLite message store could not be opened', { cause: err });
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<void> {
+    const { path, synchronous, busyTimeoutMs, maxBatch, writeThread } = this.#options;
+    await mkdir(dirname(path), { recursive: true });
+    const writerOptions: SqliteWriterOptions = { path, synchronous, busyTimeoutMs };
+    // The writer first: it creates the file and applies the migrations the reader relies on.
+    const writer = writeThread === 'worker' ? await WorkerWriter.start(writerOptions) : new InlineWriter(new SqliteWriter(writerOptions, await readMigrations('sqlite')));
+    let reader: Db | undefined;
+    try {
+      reader = new Database(path, { readonly: true, fileMustExist: true });
+      reader.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+      this.#r = prepareReads(reader);
+    } catch (err) {
+      reader?.close();
+      await writer.close();
+      throw err;
     }
-    this.#db = db;
-    this.#committer = new GroupCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight: 1 });
+    this.#reader = reader;
+    this.#writer = writer;
+    this.#committer = new GroupCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 });
   }
 
   async close(): Promise<void> {
+    await this.#opening?.catch(() => {});
     const committer = this.#committer;
     if (!committer) return;
-    await committer.close();
-    this.#db?.close();
-    this.#db = undefined;
-    this.#s = undefined;
     this.#committer = undefined;
+    await committer.close();
+    await this.#writer?.close();
+    this.#reader?.close();
+    this.#writer = undefined;
+    this.#reader = undefined;
+    this.#r = undefined;
+    this.#opening = undefined;
     this.#findStatements.clear();
   }
 
@@ -243,7 +324,7 @@ export class SqliteStore implements MessageStore {
   }
 
   async recordAttempts(attempts: AttemptRecord[]): Promise<void> {
-    if (attempts.length === 0) return;
+    if (Array.isArray(attempts) && attempts.length === 0) return;
     await this.#submit({ kind: 'attempts', attempts });
   }
 
@@ -252,7 +333,7 @@ export class SqliteStore implements MessageStore {
   }
 
   async loadForProcessing(id: string) {
-    const r = this.#stmts().loadForProcessing.get(id) as Row | undefined;
+    const r = this.#reads().loadForProcessing.get(id) as Row | undefined;
     if (!r) return undefined;
     return {
       id: String(r.id),
@@ -267,147 +348,55 @@ export class SqliteStore implements MessageStore {
   }
 
   async loadDelivery(id: string): Promise<StoredDelivery | undefined> {
-    const r = this.#stmts().loadDelivery.get(id) as Row | undefined;
+    const r = this.#reads().loadDelivery.get(id) as Row | undefined;
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
   async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }> {
-    const s = this.#stmts();
+    const r = this.#reads();
     // One read transaction, so the two lists are of the same moment.
-    return this.#db!.transaction(() => ({
-      messages: (s.pendingMessages.all() as Row[]).map((r) => ({ id: String(r.id), channel: String(r.channel), orderKey: String(r.order_key), seq: num(r.seq) })),
-      deliveries: (s.pendingDeliveries.all() as Row[]).map((r) => deliveryFromRow(deliveryRowFrom(r))),
+    return this.#reader!.transaction(() => ({
+      messages: (r.pendingMessages.all() as Row[]).map((m) => ({ id: String(m.id), channel: String(m.channel), orderKey: String(m.order_key), seq: num(m.seq) })),
+      deliveries: (r.pendingDeliveries.all() as Row[]).map((d) => deliveryFromRow(deliveryRowFrom(d))),
     }))();
   }
 
   async getMessage(id: string): Promise<MessageDetail | undefined> {
-    const s = this.#stmts();
-    return this.#db!.transaction(() => {
-      const m = s.detail.get(id) as Row | undefined;
+    const r = this.#reads();
+    return this.#reader!.transaction(() => {
+      const m = r.detail.get(id) as Row | undefined;
       if (!m) return undefined;
-      return detailFromRows(m, s.events.all(id) as Row[], s.deliveriesByDestination.all(id) as Row[], s.attemptsOf.all(id) as Row[]);
+      return detailFromRows(m, r.events.all(id) as Row[], r.deliveries.all(id) as Row[], r.attempts.all(id) as Row[]);
     })();
   }
 
   async findMessages(query: MessageQuery): Promise<MessageSummary[]> {
-    this.#stmts();
+    this.#reads();
     const { sql, params } = buildFindMessages(query, () => '?');
     let stmt = this.#findStatements.get(sql);
-    if (!stmt) this.#findStatements.set(sql, (stmt = this.#db!.prepare(sql)));
+    if (!stmt) this.#findStatements.set(sql, (stmt = this.#reader!.prepare(sql)));
     return (stmt.all(...params) as Row[]).map(summaryFromRow);
   }
 
   async countByChannel(): Promise<Record<string, Partial<Record<MessageState, number>>>> {
     const out: Record<string, Partial<Record<MessageState, number>>> = {};
-    for (const r of this.#stmts().countByChannel.all() as Row[]) {
-      const channel = String(r.channel);
-      (out[channel] ??= {})[String(r.state) as MessageState] = num(r.n);
-    }
+    for (const r of this.#reads().countByChannel.all() as Row[]) (out[String(r.channel)] ??= {})[String(r.state) as MessageState] = num(r.n);
     return out;
   }
 
-  #stmts(): Statements {
-    if (!this.#s) throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open');
-    return this.#s;
+  #reads(): ReturnType<typeof prepareReads> {
+    if (!this.#r) throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open');
+    return this.#r;
   }
 
   #submit(op: StoreOp): Promise<StoreOpResult> {
     if (!this.#committer) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
-    return this.#committer.submit(op);
-  }
-
-  /** Writes one batch in one transaction; see group-commit.ts for what a throw means. */
-  #flush(ops: readonly StoreOp[]): ItemResult<StoreOpResult>[] {
-    const db = this.#db!;
-    const s = this.#s!;
-    const now = Date.now();
-    s.begin.run();
+    let prepared: PreparedOp;
     try {
-      const results = this.#runBatch(ops, now);
-      s.commit.run();
-      return results;
+      prepared = prepareOp(op);
     } catch (err) {
-      if (db.inTransaction) s.rollback.run();
-      if (!isItemError(err)) throw err;
-      if (ops.length === 1) return [{ ok: false, error: err }];
+      return Promise.reject(err);
     }
-    // One write of the batch broke a constraint (a reused message id …). Redo the batch one write
-    // at a time, each in a savepoint, so that only the faulty write fails.
-    s.begin.run();
-    try {
-      const results = ops.map((op): ItemResult<StoreOpResult> => {
-        s.savepoint.run();
-        try {
-          const [result] = this.#runBatch([op], now);
-          s.release.run();
-          return result!;
-        } catch (err) {
-          // Some errors (I/O, disk full) end the transaction itself: then the whole batch fails.
-          if (!db.inTransaction || !isItemError(err)) throw err;
-          s.rollbackTo.run();
-          s.release.run();
-          return { ok: false, error: err };
-        }
-      });
-      s.commit.run();
-      return results;
-    } catch (err) {
-      if (db.inTransaction) s.rollback.run();
-      throw err;
-    }
-  }
-
-  #runBatch(ops: readonly StoreOp[], now: number): ItemResult<StoreOpResult>[] {
-    const uow = new UnitOfWork(this.#load(collectNeeds(ops)), now);
-    const results = applyBatch(uow, ops);
-    this.#write(uow.writes);
-    return results;
-  }
-
-  #load(needs: SnapshotNeeds): Snapshot {
-    const s = this.#s!;
-    const messageIds = new Set(needs.messageIds);
-    for (const id of needs.deliveryIds) {
-      const r = s.deliveryMessageId.get(id) as Row | undefined;
-      if (r) messageIds.add(String(r.message_id));
-    }
-    const messages = new Map<string, MessageHead>();
-    const deliveries = new Map<string, DeliveryRow>();
-    for (const id of messageIds) {
-      const r = s.messageHead.get(id) as Row | undefined;
-      if (!r) continue;
-      messages.set(id, { id, seq: num(r.seq), channel: String(r.channel), orderKey: String(r.order_key), state: String(r.state) as MessageState });
-      for (const d of s.deliveriesOf.all(id) as Row[]) deliveries.set(String(d.id), deliveryRowFrom(d));
-    }
-    const dedupe = new Map<string, DedupeHit>();
-    for (const p of needs.dedupe.values()) {
-      const r = s.dedupe.get(p.channel, p.sender, p.controlId, p.since) as Row | undefined;
-      if (r) dedupe.set(p.key, { id: String(r.id), receivedAt: num(r.received_at) });
-    }
-    return { messages, deliveries, dedupe };
-  }
-
-  #write(w: Writes): void {
-    const s = this.#s!;
-    for (const m of w.insertMessages) s.insertMessage.run({ ...m, accepted: m.accepted ? 1 : 0 });
-    for (const u of w.updateMessages.values()) {
-      if (u.fields) s.updateMessageFull.run({ id: u.id, state: u.state, updatedAt: u.updatedAt, ...u.fields });
-      else s.updateMessageState.run({ id: u.id, state: u.state, updatedAt: u.updatedAt });
-    }
-    for (const id of w.deleteDeliveries) s.deleteDelivery.run(id);
-    for (const d of w.insertDeliveries.values()) s.insertDelivery.run(d);
-    for (const d of w.updateDeliveries.values()) {
-      s.updateDelivery.run({
-        id: d.id,
-        state: d.state,
-        attempts: d.attempts,
-        nextAttemptAt: d.nextAttemptAt,
-        lastErrorCode: d.lastErrorCode,
-        lastErrorDetail: d.lastErrorDetail,
-        updatedAt: d.updatedAt,
-      });
-    }
-    for (const a of w.insertAttempts) s.insertAttempt.run(a);
-    for (const e of w.insertEvents) s.insertEvent.run(e);
+    return this.#committer.submit(prepared);
   }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The state machine of the message store, shared by the SQLite and PostgreSQL stores. A flush of
- * the group committer works in three steps:
+ * The state machine of the message store, shared by the SQLite and PostgreSQL stores. A write is
+ * first checked and its JSON values serialised in the caller's turn (`prepareOp`), then queued on
+ * the group committer. A flush of the group committer works in three steps:
  *
  * 1. `collectNeeds(ops)` says which rows the batch reads (messages, deliveries, dedupe candidates);
  * 2. the store loads them (PostgreSQL: locking the message rows, `FOR UPDATE`, in id order) into a
@@ -27,20 +28,46 @@ import {
   DeliveryState,
   MessageState,
   type AttemptRecord,
-  type NewDelivery,
   type NewMessage,
   type PendingMessage,
   type ProcessingOutcome,
   type ReceiveResult,
   type ReplayPlan,
   type StoredDelivery,
+  type StoredError,
 } from './message-store.ts';
 
-/** One write queued on the group committer. */
+/** One write, as a caller asked for it. */
 export type StoreOp =
   | { kind: 'receive'; message: NewMessage }
   | { kind: 'process'; id: string; outcome: ProcessingOutcome }
   | { kind: 'attempts'; attempts: AttemptRecord[] }
+  | { kind: 'replay'; id: string };
+
+/**
+ * A processing outcome with its JSON values serialised ({@link prepareOp}), so that a write is
+ * plain data: cheap to clone to the SQLite writer thread, and a value JSON cannot hold fails its
+ * own write before it joins a batch.
+ */
+export type PreparedOutcome =
+  | { state: typeof MessageState.FILTERED; reason: string }
+  | { state: typeof MessageState.ERROR; error: StoredError }
+  | { state: typeof MessageState.BUSINESS_EXCEPTION; category: string; detail: string; exceptionJson: string }
+  | {
+      state: typeof MessageState.QUEUED;
+      canonicalJson: string;
+      deliveries: Array<{ destination: string; outputIndex: number; payloadJson: string }>;
+      filteredDestinations: Array<{ destination: string; reason: string }>;
+    };
+
+/** An attempt with its request serialised (credentials redacted). */
+export type PreparedAttempt = Omit<AttemptRecord, 'request'> & { requestJson: string };
+
+/** One write queued on the group committer: a {@link StoreOp} after {@link prepareOp}. */
+export type PreparedOp =
+  | { kind: 'receive'; message: NewMessage }
+  | { kind: 'process'; id: string; outcome: PreparedOutcome }
+  | { kind: 'attempts'; attempts: PreparedAttempt[] }
   | { kind: 'replay'; id: string };
 
 /** What each kind of operation resolves to. */
@@ -187,7 +214,7 @@ export function dedupeKeyOf(m: NewMessage): string | undefined {
 }
 
 /** Which rows a batch reads; see the module comment. */
-export function collectNeeds(ops: readonly StoreOp[]): SnapshotNeeds {
+export function collectNeeds(ops: readonly PreparedOp[]): SnapshotNeeds {
   const needs: SnapshotNeeds = { messageIds: new Set(), deliveryIds: new Set(), dedupe: new Map() };
   for (const op of ops) {
     switch (op.kind) {
@@ -237,6 +264,76 @@ export function toJson(value: unknown): string {
 /** Parses stored JSON text (never null in the columns that use it). */
 export function fromJson(text: string | null | undefined): unknown {
   return text === null || text === undefined ? undefined : JSON.parse(text);
+}
+
+/**
+ * Checks a write's shape and serialises its JSON values. Runs in the caller's turn, before the
+ * write is queued: a malformed write or a value JSON cannot hold (a cycle, a BigInt) fails alone.
+ */
+export function prepareOp(op: StoreOp): PreparedOp {
+  switch (op.kind) {
+    case 'receive': {
+      const m = op.message;
+      if (typeof m !== 'object' || m === null) throw invalid('receive needs a message');
+      if (typeof m.id !== 'string' || m.id === '') throw invalid('a message needs an id');
+      if (typeof m.channel !== 'string' || m.channel === '') throw invalid('a message needs a channel');
+      if (!Buffer.isBuffer(m.raw)) throw invalid('raw must be a Buffer');
+      if (!Number.isFinite(m.receivedAt)) throw invalid('receivedAt must be epoch milliseconds');
+      if (m.state !== MessageState.RECEIVED && m.state !== MessageState.ERROR) throw invalid(`a message cannot be received as ${String(m.state)}`);
+      return op;
+    }
+    case 'process':
+      if (typeof op.id !== 'string') throw invalid('recordProcessing needs a message id');
+      return { kind: 'process', id: op.id, outcome: prepareOutcome(op.outcome) };
+    case 'attempts':
+      if (!Array.isArray(op.attempts)) throw invalid('attempts must be an array');
+      return {
+        kind: 'attempts',
+        attempts: op.attempts.map((a) => {
+          if (typeof a?.deliveryId !== 'string') throw invalid('an attempt needs a deliveryId');
+          if (a.outcome !== 'SENT' && a.outcome !== 'RETRY' && a.outcome !== 'DEAD_LETTERED') throw invalid(`unknown attempt outcome ${String(a.outcome)}`);
+          if (!Number.isFinite(a.startedAt) || !Number.isFinite(a.durationMs)) throw invalid('startedAt and durationMs must be numbers');
+          const { request, ...rest } = a;
+          return { ...rest, requestJson: toJson({ ...request, headers: redactHeaders(request?.headers ?? {}) }) };
+        }),
+      };
+    case 'replay':
+      if (typeof op.id !== 'string') throw invalid('replay needs a message id');
+      return op;
+    default:
+      return op satisfies never;
+  }
+}
+
+function prepareOutcome(outcome: ProcessingOutcome): PreparedOutcome {
+  switch (outcome?.state) {
+    case MessageState.FILTERED:
+      return { state: outcome.state, reason: String(outcome.reason ?? '') };
+    case MessageState.ERROR:
+      if (typeof outcome.error?.code !== 'string') throw invalid('an ERROR outcome needs an error code');
+      return { state: outcome.state, error: { code: outcome.error.code, detail: String(outcome.error.detail ?? '') } };
+    case MessageState.BUSINESS_EXCEPTION: {
+      const e = outcome.exception;
+      if (typeof e?.category !== 'string') throw invalid('a BUSINESS_EXCEPTION outcome needs a category');
+      return { state: outcome.state, category: e.category, detail: String(e.detail ?? ''), exceptionJson: toJson(e) };
+    }
+    case MessageState.QUEUED: {
+      if (!Array.isArray(outcome.deliveries)) throw invalid('a QUEUED outcome needs a list of deliveries');
+      const seen = new Set<string>();
+      const deliveries = outcome.deliveries.map((d) => {
+        if (typeof d?.destination !== 'string' || d.destination === '') throw invalid('a delivery needs a destination');
+        if (!Number.isInteger(d.outputIndex) || d.outputIndex < 0) throw invalid('outputIndex must be an integer ≥ 0');
+        const key = `${d.destination}:${d.outputIndex}`;
+        if (seen.has(key)) throw invalid(`two outputs for ${d.destination} with output index ${d.outputIndex}`);
+        seen.add(key);
+        return { destination: d.destination, outputIndex: d.outputIndex, payloadJson: toJson(d.payload) };
+      });
+      const filteredDestinations = (outcome.filteredDestinations ?? []).map((f) => ({ destination: String(f.destination), reason: String(f.reason) }));
+      return { state: outcome.state, canonicalJson: toJson(outcome.canonical), deliveries, filteredDestinations };
+    }
+    default:
+      throw invalid(`unknown processing outcome ${String((outcome as { state?: unknown } | undefined)?.state)}`);
+  }
 }
 
 /** Epoch values are stored as integers (bigint on PostgreSQL). */
@@ -306,7 +403,7 @@ export class UnitOfWork {
   }
 
   /** Applies one operation; throws (having changed nothing) when it cannot be applied. */
-  apply(op: StoreOp): StoreOpResult {
+  apply(op: PreparedOp): StoreOpResult {
     switch (op.kind) {
       case 'receive':
         return this.receive(op.message);
@@ -323,10 +420,6 @@ export class UnitOfWork {
   }
 
   receive(m: NewMessage): ReceiveResult {
-    if (typeof m.id !== 'string' || m.id === '') throw invalid('a message needs an id');
-    if (!Buffer.isBuffer(m.raw)) throw invalid('raw must be a Buffer');
-    if (m.state !== MessageState.RECEIVED && m.state !== MessageState.ERROR) throw invalid(`a message cannot be received as ${String(m.state)}`);
-    if (!Number.isFinite(m.receivedAt)) throw invalid('receivedAt must be epoch milliseconds');
     if (this.#insertedIds.has(m.id)) throw invalid(`message id ${m.id} is used twice`);
 
     const key = dedupeKeyOf(m);
@@ -370,7 +463,7 @@ export class UnitOfWork {
     return { id: m.id };
   }
 
-  process(id: string, outcome: ProcessingOutcome): StoredDelivery[] {
+  process(id: string, outcome: PreparedOutcome): StoredDelivery[] {
     const msg = this.#messages.get(id);
     if (!msg) throw notFound('message', id);
     if (msg.state !== MessageState.RECEIVED) {
@@ -398,7 +491,7 @@ export class UnitOfWork {
     switch (outcome.state) {
       case MessageState.FILTERED:
         next = MessageState.FILTERED;
-        fields = { ...cleared, filterReason: String(outcome.reason ?? '') };
+        fields = { ...cleared, filterReason: outcome.reason };
         events.push([MessageState.FILTERED, null, fields.filterReason]);
         break;
       case MessageState.ERROR:
@@ -407,7 +500,7 @@ export class UnitOfWork {
         events.push([MessageState.ERROR, null, `${outcome.error.code}: ${outcome.error.detail}`]);
         break;
       case MessageState.BUSINESS_EXCEPTION: {
-        const { category, detail } = outcome.exception;
+        const { category, detail } = outcome;
         next = MessageState.BUSINESS_EXCEPTION;
         fields = {
           ...cleared,
@@ -415,14 +508,14 @@ export class UnitOfWork {
           errorCode: 'OSPREY_ERR_BUSINESS_EXCEPTION',
           errorDetail: `${category}: ${detail}`,
           exceptionCategory: category,
-          exceptionJson: toJson(outcome.exception),
+          exceptionJson: outcome.exceptionJson,
         };
         events.push([MessageState.BUSINESS_EXCEPTION, null, `${category}: ${detail}`]);
         break;
       }
       case MessageState.QUEUED: {
-        const canonicalJson = toJson(outcome.canonical);
-        const filtered = outcome.filteredDestinations ?? [];
+        const { canonicalJson } = outcome;
+        const filtered = outcome.filteredDestinations;
         events.push(['TRANSFORMED', null, null]);
         for (const f of filtered) events.push([MessageState.FILTERED, f.destination, f.reason]);
         if (outcome.deliveries.length === 0) {
@@ -434,11 +527,8 @@ export class UnitOfWork {
         }
         next = MessageState.QUEUED;
         fields = { ...cleared, canonicalJson };
-        const seen = new Set<string>();
         for (const nd of outcome.deliveries) {
           const row = this.#newDelivery(msg, nd);
-          if (seen.has(row.id)) throw invalid(`two outputs for ${nd.destination} with output index ${nd.outputIndex}`);
-          seen.add(row.id);
           // A delivery of the same id that was SENT before a replay stays SENT: the receiver has
           // applied that Idempotency-Key already, so sending it again could change nothing.
           if (this.#deliveries.get(row.id)?.state === DeliveryState.SENT) continue;
@@ -449,7 +539,7 @@ export class UnitOfWork {
         break;
       }
       default:
-        throw invalid(`unknown processing outcome ${String((outcome as { state: unknown }).state)}`);
+        return outcome satisfies never;
     }
 
     msg.state = next;
@@ -464,17 +554,13 @@ export class UnitOfWork {
     return newDeliveries.map(deliveryFromRow);
   }
 
-  attempts(list: AttemptRecord[]): void {
-    if (!Array.isArray(list)) throw invalid('attempts must be an array');
+  attempts(list: PreparedAttempt[]): void {
     const rows: DeliveryRow[] = [];
     for (const a of list) {
       const d = this.#deliveries.get(a.deliveryId);
       if (!d) throw notFound('delivery', a.deliveryId);
-      if (a.outcome !== 'SENT' && a.outcome !== 'RETRY' && a.outcome !== 'DEAD_LETTERED') throw invalid(`unknown attempt outcome ${String(a.outcome)}`);
-      if (!Number.isFinite(a.startedAt) || !Number.isFinite(a.durationMs)) throw invalid('startedAt and durationMs must be numbers');
       rows.push(d);
     }
-    const requests = list.map((a) => toJson({ ...a.request, headers: redactHeaders(a.request?.headers ?? {}) }));
 
     const touched = new Set<string>();
     list.forEach((a, i) => {
@@ -485,7 +571,7 @@ export class UnitOfWork {
         n: d.attempts,
         startedAt: Math.trunc(a.startedAt),
         durationMs: a.durationMs,
-        requestJson: requests[i]!,
+        requestJson: a.requestJson,
         responseStatus: a.response?.status ?? null,
         responseBody: a.response?.body ?? null,
         errorCode: a.error?.code ?? null,
@@ -593,9 +679,7 @@ export class UnitOfWork {
     this.#event(msg.id, next, null, null);
   }
 
-  #newDelivery(msg: MessageHead, nd: NewDelivery): DeliveryRow {
-    if (typeof nd.destination !== 'string' || nd.destination === '') throw invalid('a delivery needs a destination');
-    if (!Number.isInteger(nd.outputIndex) || nd.outputIndex < 0) throw invalid('outputIndex must be an integer ≥ 0');
+  #newDelivery(msg: MessageHead, nd: { destination: string; outputIndex: number; payloadJson: string }): DeliveryRow {
     return {
       id: deliveryIdOf(msg.id, nd.destination, nd.outputIndex),
       messageId: msg.id,
@@ -604,7 +688,7 @@ export class UnitOfWork {
       destination: nd.destination,
       outputIndex: nd.outputIndex,
       orderKey: msg.orderKey,
-      payloadJson: toJson(nd.payload),
+      payloadJson: nd.payloadJson,
       state: DeliveryState.QUEUED,
       attempts: 0,
       nextAttemptAt: null,
@@ -653,7 +737,7 @@ export class UnitOfWork {
 }
 
 /** Runs every operation of a batch through one unit of work, one result per operation. */
-export function applyBatch(uow: UnitOfWork, ops: readonly StoreOp[]): Array<{ ok: true; value: StoreOpResult } | { ok: false; error: unknown }> {
+export function applyBatch(uow: UnitOfWork, ops: readonly PreparedOp[]): Array<{ ok: true; value: StoreOpResult } | { ok: false; error: unknown }> {
   return ops.map((op) => {
     try {
       return { ok: true as const, value: uow.apply(op) };
