@@ -5,7 +5,7 @@
  *
  * - the group committer writes each batch in ONE transaction on one pooled client, with multi-row
  *   statements (`unnest` of arrays): about ten round trips per batch whatever its size;
- * - a batch locks the rows of every message it changes (`SELECT … FOR UPDATE`, all in one
+ * - a batch locks the rows of every message it changes (`SELECT … FOR NO KEY UPDATE`, all in one
  *   statement, in id order, so two instances cannot deadlock) before it reads their deliveries;
  *   deliveries are only ever changed under their message's lock (see unit-of-work.ts);
  * - dedupe takes a transaction-scoped advisory lock per (channel, sender, control id) before it
@@ -412,8 +412,10 @@ export class PostgresStore implements MessageStore {
     }
     if (messageIds.size > 0) {
       const ids = [...messageIds];
+      // NO KEY: the lock must not block the foreign-key checks (KEY SHARE) of another instance's
+      // inserts (a DUPLICATE event on this message), or two batches could deadlock through them.
       const m = await client.query(
-        'SELECT id, seq, channel, order_key, state FROM messages WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE',
+        'SELECT id, seq, channel, order_key, state FROM messages WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE',
         [ids],
       );
       for (const r of m.rows as Row[]) {

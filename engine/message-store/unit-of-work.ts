@@ -5,7 +5,7 @@
  * the group committer. A flush of the group committer works in three steps:
  *
  * 1. `collectNeeds(ops)` says which rows the batch reads (messages, deliveries, dedupe candidates);
- * 2. the store loads them (PostgreSQL: locking the message rows, `FOR UPDATE`, in id order) into a
+ * 2. the store loads them (PostgreSQL: locking the message rows, `FOR NO KEY UPDATE`, in id order) into a
  *    {@link Snapshot};
  * 3. a {@link UnitOfWork} applies the operations in order to that in-memory view and collects the
  *    rows to insert, update and delete ({@link Writes}); the store writes them (multi-row statements
