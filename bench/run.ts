@@ -107,16 +107,37 @@ let cleaned = false;
 async function cleanup(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
-  for (const e of engines) e.kill();
-  for (const c of forked) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  rmSync(tmp, { recursive: true, force: true });
+  // Kill, then wait for the exits: a child still closing its files would keep the temp folder alive.
+  await Promise.all([
+    ...engines.map((e) => e.kill()),
+    ...forked.map(
+      (c) =>
+        new Promise<void>((done) => {
+          if (c.exitCode !== null || c.signalCode !== null) return done();
+          const timer = setTimeout(done, 5000);
+          c.once('exit', () => {
+            clearTimeout(timer);
+            done();
+          });
+          c.kill('SIGKILL');
+        }),
+    ),
+  ]);
+  try {
+    rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  } catch (err) {
+    log(`note: temp folder ${tmp} not removed (${(err as Error).message})`);
+  }
   if (generated?.postgresSchema) await dropPostgresSchema(generated.postgresSchema).catch((e: Error) => log(`note: schema ${generated?.postgresSchema} not dropped (${e.message})`));
   if (generated?.rabbitPrefix) await deleteRabbitTopology(generated.rabbitPrefix).catch((e: Error) => log(`note: RabbitMQ queues ${generated?.rabbitPrefix}.* not deleted (${e.message})`));
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log(`bench: ${signal}, stopping`);
-    void cleanup().finally(() => process.exit(130));
+    void cleanup().finally(() => {
+      process.stdout.write(`${JSON.stringify({ error: `interrupted (${signal})`, complete: false, messages: MESSAGES, connections: CONNECTIONS })}\n`);
+      process.exit(130);
+    });
   });
 }
 
@@ -480,7 +501,9 @@ try {
   final = { error: error.split('\n')[0], complete: false, messages: MESSAGES, connections: CONNECTIONS, store: STORE, bus: BUS, instances: INSTANCES };
   exitCode = 1;
 } finally {
-  await cleanup();
+  if (!cleaned) await cleanup();
+  // else: a signal arrived; its handler cleans up, prints the last line and exits.
+  else await new Promise(() => undefined);
 }
 process.stdout.write(`${JSON.stringify(final!)}\n`);
 process.exit(exitCode);

@@ -189,8 +189,10 @@ export class EngineProcess {
     clearTimeout(timer);
   }
 
-  /** At once, for the error paths. */
-  kill(): void {
-    if (this.running) this.child.kill('SIGKILL');
+  /** At once (SIGKILL), for the error paths; resolves when the process is gone (or after 5 s). */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGKILL');
+    await Promise.race([this.#exited, new Promise((r) => setTimeout(r, 5000))]);
   }
 }
