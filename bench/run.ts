@@ -378,6 +378,7 @@ async function main(): Promise<Record<string, unknown>> {
   phase = measured;
   let acks = 0;
   let lastProgress = nowMs();
+  const cpuAtStart = engines.map((e) => e.cpuMs());
   const load = await runLoad({
     targets,
     connections: CONNECTIONS,
@@ -398,6 +399,8 @@ async function main(): Promise<Record<string, unknown>> {
   const complete = measured.complete && load.unsent === 0 && load.failed === 0 && load.nacked === 0;
   if (!complete) log(`bench: the run is incomplete; last lines of the engine:\n    ${engines.flatMap((e) => e.tail).slice(-8).join('\n    ')}`);
   const peakRss = engines.map((e) => e.peakRssMb());
+  // CPU of the engine process(es) over the measured run (from the first send to the last delivery, roughly).
+  const engineCpuMs = engines.reduce((sum, e, k) => sum + e.cpuMs() - (cpuAtStart[k] as number), 0);
   for (const e of engines) await e.stop();
   const engineWarnings = engines.reduce((n, e) => n + e.warnings, 0);
 
@@ -446,6 +449,8 @@ async function main(): Promise<Record<string, unknown>> {
     e2eP99Ms: round(percentile(se, 99)),
     peakRssMb: round(Math.max(...peakRss)),
     ...(INSTANCES > 1 ? { peakRssMbPerInstance: peakRss.map(round) } : {}),
+    engineCpuPercentOfOneCore: round((engineCpuMs / spanMs) * 100),
+    engineCpuMsPerMessage: round(engineCpuMs / Math.max(1, measured.fullyDelivered)),
     transportMsgsPerSec: transport ? round(transport.ackRate) : null,
     transportAckP50Ms: transport ? round(transport.ackP50) : null,
     transportAckP99Ms: transport ? round(transport.ackP99) : null,
@@ -482,6 +487,7 @@ async function main(): Promise<Record<string, unknown>> {
       line('ACK latency', `p50 ${ms(result.ackP50Ms)}, p95 ${ms(result.ackP95Ms)}, p99 ${ms(result.ackP99Ms)}, max ${ms(result.ackMaxMs)}`),
       line('send → last delivery', `p50 ${ms(result.e2eP50Ms)}, p95 ${ms(result.e2eP95Ms)}, p99 ${ms(result.e2eP99Ms)}`),
       line('engine peak RSS (VmHWM)', `${result.peakRssMb} MB`),
+      line('engine CPU', `${result.engineCpuPercentOfOneCore}% of one core, ${result.engineCpuMsPerMessage} ms per message (all threads)`),
       line('transport limit (bare ACK)', transport ? `${result.transportMsgsPerSec} msgs/s, ACK p50 ${ms(result.transportAckP50Ms)}, p99 ${ms(result.transportAckP99Ms)}` : 'not measured'),
       line('engine / transport', result.ratioToTransport === null ? '—' : String(result.ratioToTransport)),
       '',
