@@ -68,8 +68,15 @@ export class ChannelInstance {
   readonly process = async (item: WorkItem): Promise<void> => {
     const { store, bus, logger } = this.deps;
     const message = await store.loadForProcessing(item.id);
-    // Processed already (a redelivery after a crash): its deliveries were recovered on their own.
-    if (!message || message.state !== 'RECEIVED') return;
+    // Final already (FILTERED, SENT …): a redelivered or duplicate item; nothing to do.
+    // QUEUED already: processed, but the instance that did it may have died (kill -9) after storing
+    // its deliveries and before publishing them. Its work item comes back here, in key order, and
+    // no other instance would ever publish those deliveries (start-up recovery runs only where an
+    // engine starts). So it goes on: recordProcessing leaves a processed message unchanged and
+    // returns its still-QUEUED deliveries, which are published again (duplicates are harmless: the
+    // destination worker skips a delivery that is final).
+    if (!message || (message.state !== 'RECEIVED' && message.state !== 'QUEUED')) return;
+    const redelivered = message.state === 'QUEUED';
 
     let outcome: ProcessingOutcome;
     try {
@@ -90,7 +97,9 @@ export class ChannelInstance {
     }
     const deliveries = await store.recordProcessing(message.id, outcome);
     const meta = { channel: this.name, messageId: message.id };
-    if (outcome.state === 'ERROR') logger.warn('message errored in the pipeline', { ...meta, code: outcome.error.code });
+    if (redelivered) {
+      if (deliveries.length > 0) logger.info('processed message redelivered: its queued deliveries are published again', { ...meta, deliveries: deliveries.length });
+    } else if (outcome.state === 'ERROR') logger.warn('message errored in the pipeline', { ...meta, code: outcome.error.code });
     else if (outcome.state === 'BUSINESS_EXCEPTION') logger.warn('business exception', { ...meta, category: outcome.exception.category });
     try {
       for (const delivery of deliveries) {
