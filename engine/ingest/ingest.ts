@@ -105,6 +105,7 @@ export class Ingest {
 
     if (stored.duplicateOf) {
       this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: stored.duplicateOf });
+      await this.rescheduleIfUnprocessed(channel.name, stored.duplicateOf);
       return { ackCode: 'AA', messageId: stored.duplicateOf, duplicate: true };
     }
     if (rejection) {
@@ -118,6 +119,24 @@ export class Ingest {
       this.logger.warn('message stored but not yet scheduled; recovery will pick it up', { channel: channel.name, messageId: id, error: (err as Error).message });
     }
     return { ackCode: 'AA', messageId: id };
+  }
+
+  /**
+   * A resend whose original is still RECEIVED: the original may never have been scheduled. With
+   * several engine instances, one can store a message and die (kill -9) before its publish is
+   * confirmed and before the sender has its ACK; the sender resends to another instance, which
+   * finds the original — and without this, acknowledges it and leaves it RECEIVED until some
+   * engine instance starts (start-up recovery is what republishes RECEIVED messages). Scheduling it
+   * again costs at most a duplicate work item, which the pipeline skips once the message is
+   * processed. Best effort: the ACK stands.
+   */
+  private async rescheduleIfUnprocessed(channel: string, id: string): Promise<void> {
+    try {
+      const original = await this.store.loadForProcessing(id);
+      if (original?.state === 'RECEIVED') await this.onStored({ id, channel: original.channel, orderKey: original.orderKey });
+    } catch (err) {
+      this.logger.warn('duplicate: original not re-scheduled; recovery will pick it up', { channel, messageId: id, error: (err as Error).message });
+    }
   }
 }
 
