@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The two moments where an engine instance killed with SIGKILL leaves work in the shared store that
+ * nothing on the bus points at — checked deterministically against the REAL PostgreSQL and
+ * RabbitMQ, with one engine instance running (a child process) and this test playing the instance
+ * that died: it writes to the shared store what that instance had written, and publishes what the
+ * broker would hand back.
+ *
+ * 1. The dead instance had processed a message (deliveries stored QUEUED) but not yet published
+ *    the deliveries; its pipeline work item was never acknowledged, so the broker delivers it again
+ *    — to the surviving instance. That instance must publish the stored deliveries (the message is
+ *    already QUEUED, so the pipeline must not simply skip it), before the patient's next message.
+ * 2. The dead instance had stored a message but died before publishing its work item and before
+ *    ACKing it; the sender resends it to the surviving instance, which finds the original (a
+ *    duplicate). It must schedule the original, not just acknowledge it.
+ *
+ * Without either, the message stays QUEUED or RECEIVED until some engine instance restarts (its
+ * start-up recovery is the only other thing that publishes unfinished work), and the patient's
+ * later messages are delivered before it. Skipped with the reason when PostgreSQL or RabbitMQ is
+ * absent; a failure with OSPREY_REQUIRE_SERVICES=1.
+ */
+import { connect, type ChannelModel } from 'amqplib';
+import { expect } from 'chai';
+import { ulid } from 'ulid';
+import { partitionOf } from '../../engine/message-bus/rabbitmq-topology.ts';
+import { queueNames } from '../../engine/message-bus/message-bus.ts';
+import { decodeHl7, Hl7Message } from '../../engine/message-formats/hl7v2/index.ts';
+import { extractKeys } from '../../engine/ingest/ingest.ts';
+import { PostgresStore } from '../../engine/message-store/postgres-store.ts';
+import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
+import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForSpread, type Cluster } from '../helpers/production-cluster.ts';
+import { findServices, skipOrFail, type Services } from '../helpers/production-services.ts';
+import { adt } from '../helpers/test-channel.ts';
+import { removeTempDirs } from '../helpers/test-engine.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+describe('production mode: work left behind by an instance that died (real PostgreSQL and RabbitMQ)', function () {
+  this.timeout(120_000);
+  let services: Services;
+  let cluster: Cluster;
+  let store: PostgresStore;
+  let amqp: ChannelModel;
+
+  before(async function () {
+    this.timeout(120_000);
+    const found = await findServices({ rabbitmqctl: true });
+    if ('reason' in found) skipOrFail(this, found.reason);
+    services = found as Services;
+    cluster = await prepareCluster(services, 'window', ['B']);
+    await startInstances(cluster);
+    await waitForSpread(cluster);
+    // The "dead instance": the same store schema and broker, from this process.
+    store = new PostgresStore({ connectionString: services.databaseUrl, schema: cluster.schema, poolSize: 2 });
+    await store.open();
+    amqp = await connect(services.rabbitmqUrl);
+    amqp.on('error', () => undefined);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await amqp?.close().catch(() => undefined);
+    await store?.close().catch(() => undefined);
+    if (cluster) await cleanUp(cluster);
+    removeTempDirs();
+  });
+
+  /** Stores a message the way ingest on another instance would have (RECEIVED, dedupe window 24 h). */
+  async function storeAsDeadInstance(text: string): Promise<{ id: string; orderKey: string }> {
+    const raw = Buffer.from(text, 'utf8');
+    const { encoding } = decodeHl7(raw, 'utf-8');
+    const keys = extractKeys(Hl7Message.parse(text));
+    const id = ulid();
+    const result = await store.receive({ id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED', dedupeWindowMs: 86_400_000, source: '127.0.0.1:1' });
+    expect(result.duplicateOf).to.equal(undefined);
+    return { id, orderKey: keys.patientId! };
+  }
+
+  async function publishPipelineItem(item: { id: string; key: string }): Promise<void> {
+    const channel = await amqp.createConfirmChannel();
+    channel.on('error', () => undefined);
+    const queue = queueNames.pipeline(CHANNEL);
+    channel.publish(`${cluster.prefix}.work`, `${queue}.p${partitionOf(item.key, PARTITIONS)}`, Buffer.from(JSON.stringify(item)), { persistent: true, mandatory: true });
+    await channel.waitForConfirms();
+    await channel.close();
+  }
+
+  async function send(text: string): Promise<void> {
+    const ack = parseAck(await sendOne(cluster.instances[0]!.mllpPort, text, 15_000));
+    expect(ack.code, ack.text).to.equal('AA');
+  }
+
+  async function waitForApplied(keys: string[]): Promise<void> {
+    try {
+      await waitFor(() => keys.every((k) => cluster.standIn.isApplied(k)), { timeoutMs: 30_000, intervalMs: 100, what: `keys ${keys.join(', ')} applied at the stand-in` });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await diagnostics(cluster)}`);
+    }
+  }
+
+  /** Message ids of `controlId` in the store (via the API). */
+  async function idsOf(controlId: string): Promise<Array<{ id: string; state: string }>> {
+    const res = await cluster.instances[0]!.process!.get(`/api/messages?controlId=${controlId}&channel=${CHANNEL}`);
+    return (res.body.messages as any[]).map((m) => ({ id: m.id as string, state: m.state as string }));
+  }
+
+  function appliedOrder(keys: string[]): number[] {
+    return keys.map((k) => cluster.standIn.applied.findIndex((a) => a.idempotencyKey === k));
+  }
+
+  it('publishes the stored deliveries of a processed message whose work item comes back (the instance died before publishing them), before the patient’s next message', async () => {
+    const first = adt({ controlId: 'WINP1S000', patientId: 'WIN-P1', trigger: 'A01' });
+    const { id, orderKey } = await storeAsDeadInstance(first);
+    const deliveries = await store.recordProcessing(id, {
+      state: 'QUEUED',
+      canonical: { controlId: 'WINP1S000' },
+      deliveries: [{ destination: DESTINATION, outputIndex: 0, payload: { controlId: 'WINP1S000', patientId: 'WIN-P1', trigger: 'A01' } }],
+    });
+    expect(deliveries.map((d) => d.id)).to.deep.equal([`${id}:${DESTINATION}:0`]);
+    // The broker hands the unacknowledged pipeline item to the surviving instance.
+    await publishPipelineItem({ id, key: orderKey });
+    // The sender goes on with the patient's next message (the first one was ACKed before the kill).
+    await send(adt({ controlId: 'WINP1S001', patientId: 'WIN-P1', trigger: 'A03' }));
+    const [next] = await waitFor(async () => {
+      const found = await idsOf('WINP1S001');
+      return found.length === 1 ? found : undefined;
+    });
+    const keys = [`${id}:${DESTINATION}:0`, `${next!.id}:${DESTINATION}:0`];
+    await waitForApplied(keys);
+    const [a, b] = appliedOrder(keys);
+    expect(a, 'the recovered delivery is applied before the patient’s next one').to.be.lessThan(b!);
+    await waitFor(async () => (await idsOf('WINP1S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the recovered message to be SENT' });
+    expect(cluster.standIn.appliedTo(PATH).filter((x) => keys.includes(x.idempotencyKey))).to.have.length(2);
+  });
+
+  it('schedules the original of a resend when the original is still RECEIVED (the instance died after storing it, before publishing and ACKing it)', async () => {
+    const first = adt({ controlId: 'WINP2S000', patientId: 'WIN-P2', trigger: 'A01' });
+    const { id } = await storeAsDeadInstance(first);
+    // The sender had no ACK: it resends the same message, now to the surviving instance.
+    await send(first);
+    await send(adt({ controlId: 'WINP2S001', patientId: 'WIN-P2', trigger: 'A03' }));
+    const stored = await idsOf('WINP2S000');
+    expect(stored.map((m) => m.id), 'the resend is a duplicate of the stored original').to.deep.equal([id]);
+    const [next] = await waitFor(async () => {
+      const found = await idsOf('WINP2S001');
+      return found.length === 1 ? found : undefined;
+    });
+    const keys = [`${id}:${DESTINATION}:0`, `${next!.id}:${DESTINATION}:0`];
+    await waitForApplied(keys);
+    const [a, b] = appliedOrder(keys);
+    expect(a, 'the original is applied before the patient’s next message').to.be.lessThan(b!);
+    await waitFor(async () => (await idsOf('WINP2S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the original to be SENT' });
+  });
+});
