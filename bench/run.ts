@@ -403,6 +403,8 @@ async function main(): Promise<Record<string, unknown>> {
   const engineCpuMs = engines.reduce((sum, e, k) => sum + e.cpuMs() - (cpuAtStart[k] as number), 0);
   for (const e of engines) await e.stop();
   const engineWarnings = engines.reduce((n, e) => n + e.warnings, 0);
+  const warningKinds: Record<string, number> = {};
+  for (const e of engines) for (const [k, n] of e.warningKinds) warningKinds[k] = (warningKinds[k] ?? 0) + n;
 
   const lf = loadFigures(load);
   const e2e: number[] = [];
@@ -466,6 +468,7 @@ async function main(): Promise<Record<string, unknown>> {
     unmatchedSinkItems: unmatched,
     unparsableSinkRequests: unparsableRequests,
     engineWarnings,
+    ...(engineWarnings > 0 ? { engineWarningKinds: warningKinds } : {}),
     warmupMessages: WARMUP,
     rateLimitPerSecond: BENCH_RATE_LIMIT,
     measuredSeconds: round(spanMs / 1000),

@@ -94,6 +94,8 @@ export class EngineProcess {
   httpBase = '';
   /** Lines the engine logged at warn or error (stderr) during the run. */
   warnings = 0;
+  /** The same, counted by log message (the engine's logs never carry message content). */
+  readonly warningKinds = new Map<string, number>();
   readonly tail: string[] = [];
   #exited: Promise<number | null>;
   #exitCode: number | null | undefined;
@@ -160,6 +162,14 @@ export class EngineProcess {
       });
       lines(child.stderr!, (line) => {
         engine.warnings++;
+        let kind = line.slice(0, 120);
+        try {
+          const parsed = JSON.parse(line) as { level?: string; message?: string; code?: string };
+          kind = `${parsed.level ?? '?'}: ${parsed.message ?? '?'}${parsed.code ? ` (${parsed.code})` : ''}`;
+        } catch {
+          // not a JSON log line (a crash trace): counted by its first characters
+        }
+        engine.warningKinds.set(kind, (engine.warningKinds.get(kind) ?? 0) + 1);
         keep(line);
       });
       child.once('error', (err) => fail(`the engine could not be started: ${err.message}`));
