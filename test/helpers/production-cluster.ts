@@ -132,30 +132,39 @@ export const partitionQueues = (prefix: string): string[] =>
 
 /**
  * Waits until every partition queue has a consumer from each running instance (one active, the
- * others waiting: each instance stands by for the others' partitions, which fail-over needs) and
- * the active consumers are spread evenly (each partition's home is one instance, by rank).
+ * others waiting: each instance stands by for the others' partitions, which fail-over needs).
+ * Where the active ones are is reported, not required: a standby that became active before the
+ * partition's home subscribed hands it over at its next delivery (docs/design/0005-bus.md §6), so
+ * an idle cluster can stay uneven until traffic comes.
  * @returns the active partitions per instance, e.g. `A 8, B 8`.
  */
-export async function waitForSpread(cluster: Cluster, timeoutMs = 60_000): Promise<string> {
+export async function waitForStandbys(cluster: Cluster, timeoutMs = 60_000): Promise<string> {
   const queues = partitionQueues(cluster.prefix);
   const running = cluster.instances.filter((i) => i.alive);
   let last = '';
   try {
-    return await waitFor(
+    await waitFor(
       async () => {
         const all = await consumerCounts(cluster.prefix);
         last = JSON.stringify(Object.fromEntries(queues.map((q) => [q.slice(cluster.prefix.length + 1), all.get(q) ?? 0])));
-        if (!queues.every((q) => all.get(q) === running.length)) return undefined;
-        const active = await activeConsumers(cluster.prefix);
-        const per = running.map((i) => ({ name: i.name, n: queues.filter((q) => active.get(q)?.includes(`-${i.process!.pid}-`)).length }));
-        last += ` active: ${JSON.stringify(per)}`;
-        return per.every((p) => p.n === queues.length / running.length) ? per.map((p) => `${p.name} ${p.n}`).join(', ') : undefined;
+        return queues.every((q) => all.get(q) === running.length);
       },
-      { timeoutMs, intervalMs: 500, what: 'every partition queue to have a consumer from each instance, the active ones spread evenly' },
+      { timeoutMs, intervalMs: 500, what: 'every partition queue to have a consumer from each instance' },
     );
   } catch (err) {
     throw new Error(`${(err as Error).message}; consumers: ${last}`);
   }
+  return activeSplit(cluster);
+}
+
+/** The active partition queues per running instance, e.g. `A 8, B 8`. */
+export async function activeSplit(cluster: Cluster): Promise<string> {
+  const queues = partitionQueues(cluster.prefix);
+  const active = await activeConsumers(cluster.prefix);
+  return cluster.instances
+    .filter((i) => i.alive)
+    .map((i) => `${i.name} ${queues.filter((q) => active.get(q)?.includes(`-${i.process!.pid}-`)).length}`)
+    .join(', ');
 }
 
 /** The test channel's counts per state (`GET /api/channels`). */

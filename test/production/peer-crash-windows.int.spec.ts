@@ -28,7 +28,7 @@ import { decodeHl7, Hl7Message } from '../../engine/message-formats/hl7v2/index.
 import { extractKeys } from '../../engine/ingest/ingest.ts';
 import { PostgresStore } from '../../engine/message-store/postgres-store.ts';
 import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
-import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForSpread, type Cluster } from '../helpers/production-cluster.ts';
+import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster } from '../helpers/production-cluster.ts';
 import { findServices, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { adt } from '../helpers/test-channel.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
@@ -48,7 +48,7 @@ describe('production mode: work left behind by an instance that died (real Postg
     services = found as Services;
     cluster = await prepareCluster(services, 'window', ['B']);
     await startInstances(cluster);
-    await waitForSpread(cluster);
+    await waitForStandbys(cluster);
     // The "dead instance": the same store schema and broker, from this process.
     store = new PostgresStore({ connectionString: services.databaseUrl, schema: cluster.schema, poolSize: 2 });
     await store.open();
