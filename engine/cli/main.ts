@@ -40,6 +40,16 @@ function parseValidateArgs(argv: string[]): { dir?: string; config?: string; str
   return args;
 }
 
+/** The error and its causes ("store could not be opened: connect ECONNREFUSED …"), so an operator sees why. */
+function describeWithCauses(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 5; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    parts.push(typeof code === 'string' && !e.message.includes(code) ? `${e.message} (${code})` : e.message);
+  }
+  return parts.length > 0 ? parts.join(': ') : String(err);
+}
+
 const [name, ...rest] = process.argv.slice(2);
 const command = name ? commands[name] : undefined;
 if (!command) {
@@ -51,7 +61,7 @@ if (!command) {
     // `start` keeps running; the others end with their exit code.
     if (name !== 'start') process.exit(code);
   } catch (err) {
-    process.stderr.write(`osprey ${name}: ${(err as Error).message}\n`);
+    process.stderr.write(`osprey ${name}: ${describeWithCauses(err)}\n`);
     process.exit(1);
   }
 }
