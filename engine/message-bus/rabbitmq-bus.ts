@@ -15,7 +15,9 @@
  * is the broker's: when an active consumer goes, the next waiting one takes over). An instance that
  * finds itself active on another's home partition lets its running handlers finish and closes that
  * partition's channel, which hands the partition, unstarted deliveries included, to the home
- * instance in order (docs/design/0005-bus.md, "Spreading partitions").
+ * instance in order — but only once the home instance has announced, after this one became active,
+ * a consumer waiting on it: a crashed home is never given its partitions back (docs/design/0005-bus.md,
+ * "Spreading partitions").
  *
  * Publishing: confirm channel, persistent messages, resolve only on the broker's ack; reject on
  * nack, unroutable return or `publishTimeoutMs` (which also bounds waiting for a reconnection: no
@@ -92,7 +94,11 @@ export interface RabbitMqBusOptions {
    * @defaultValue true
    */
   rebalance?: boolean;
-  /** Interval of the instances' presence announcements; a member silent for 3 intervals is gone. @defaultValue 5000 */
+  /**
+   * Interval of the instances' presence announcements. A member silent for 3 intervals is gone, and
+   * one silent for 2 intervals after this instance took over one of its home partitions (its
+   * consumer went: a crash, typically). @defaultValue 5000
+   */
   membershipIntervalMs?: number;
   /**
    * Delay before subscribing, as standby, to a partition homed on another instance, so the home
@@ -129,6 +135,10 @@ interface PartitionState {
   status: PartitionStatus;
   /** Whether this instance subscribed as the partition's home or as a standby. */
   role: 'home' | 'standby';
+  /** When the current subscription was made. */
+  subscribedAt?: number;
+  /** When the current subscription got its first delivery: active since then (single active consumer). */
+  activeSince?: number;
   /** Handlers running on this partition's deliveries. */
   inFlight: number;
   /** A pending subscribe (standby delay or retry after a failure). */
@@ -201,6 +211,8 @@ export class RabbitMqBus implements MessageBus {
   private readonly knownQueues = new Set<string>();
   private readonly members = new Map<string, Member>();
   private membershipTimer?: NodeJS.Timeout;
+  /** Members whose consumer lost a partition to this instance: forgotten unless heard from soon. */
+  private readonly suspects = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly options: RabbitMqBusOptions) {
     this.names = topologyNames(options.prefix);
@@ -594,6 +606,8 @@ export class RabbitMqBus implements MessageBus {
     part.status = 'subscribing';
     part.role = role;
     part.epoch += 1;
+    part.subscribedAt = Date.now();
+    part.activeSince = undefined;
     const epoch = part.epoch;
     let channel: Channel | undefined;
     try {
@@ -643,7 +657,11 @@ export class RabbitMqBus implements MessageBus {
     part.timer = setTimeout(() => {
       part.timer = undefined;
       if (part.status !== 'idle') return;
-      void this.subscribe(part, this.isHome(part) ? 'home' : 'standby').then(() => this.reconcile(part));
+      void this.subscribe(part, this.isHome(part) ? 'home' : 'standby').then(() => {
+        // A home partition back in line: say so now, so that a standby holding it hands it back.
+        if (part.role === 'home' && part.status === 'subscribed') this.announce();
+        this.reconcile(part);
+      });
     }, delayMs);
   }
 
@@ -660,8 +678,10 @@ export class RabbitMqBus implements MessageBus {
         } else if (!part.timer) this.scheduleSubscribe(part, this.standbyDelayMs);
         return;
       case 'subscribed':
-        if (part.role === 'standby' && home) part.role = 'home';
-        else if (part.role === 'home' && !home) void this.yieldPartition(part);
+        if (home) part.role = 'home';
+        // No longer ours: hand it over once the new home waits on it (until then, keep it: the
+        // partition is never given up to nobody).
+        else if (part.role === 'home' && this.homeIsWaiting(part)) void this.yieldPartition(part);
         return;
       case 'subscribing':
       case 'yielding':
@@ -674,7 +694,8 @@ export class RabbitMqBus implements MessageBus {
   /**
    * Hands a partition over: no new deliveries start, running handlers finish (and are acked),
    * then the channel closes, which returns the unstarted deliveries to the broker in order and lets
-   * the next waiting consumer (the home instance) take the partition.
+   * the next waiting consumer (the home instance) take the partition. Called only when the home
+   * instance has announced a consumer on it ({@link homeIsWaiting}).
    */
   private async yieldPartition(part: PartitionState): Promise<void> {
     if (part.status !== 'subscribed') return;
@@ -687,13 +708,17 @@ export class RabbitMqBus implements MessageBus {
     this.dropChannel(part);
     await channel?.close().catch(() => undefined);
     this.announce();
-    if (!this.stopped && this.connected) this.scheduleSubscribe(part, this.standbyDelayMs);
+    // The home instance was already in line, so it is active now and a new standby subscription
+    // goes behind it; soon, so that if the home went meanwhile the partition is not left without
+    // a consumer for long.
+    if (!this.stopped && this.connected) this.scheduleSubscribe(part, Math.min(this.standbyDelayMs, this.nextPartitionRetryDelay()));
   }
 
   /** Forgets a partition's channel (closed or about to be): its deliveries are dead from now on. */
   private dropChannel(part: PartitionState): void {
     part.epoch += 1;
     part.channel = undefined;
+    part.activeSince = undefined;
     part.status = 'idle';
     clearTimeout(part.timer);
     part.timer = undefined;
@@ -723,15 +748,19 @@ export class RabbitMqBus implements MessageBus {
     // An old channel's delivery, or one during a hand-over: it goes back to the broker when its
     // channel closes.
     if (part.epoch !== epoch || part.status !== 'subscribed') return;
+    if (part.activeSince === undefined) {
+      part.activeSince = Date.now();
+      this.onActivated(part);
+    }
     const item = parseWorkItem(message.content);
     if (!item) {
       this.options.logger?.error('bus dead-lettered a malformed work item', { queue: part.queueName, deliveryTag: message.fields.deliveryTag });
       safely(() => channel.nack(message, false, false));
       return;
     }
-    if (part.role === 'standby' && this.homeIsWaiting(part)) {
-      // Active on another instance's home partition (after a reconnect, typically) while the home
-      // instance waits in line: hand it over rather than keep it.
+    if (this.homeIsWaiting(part)) {
+      // Active on another instance's home partition while the home instance, alive, waits in line
+      // (it reconnected after a network cut, typically): hand it over rather than keep it.
       void this.yieldPartition(part);
       return;
     }
@@ -834,6 +863,39 @@ export class RabbitMqBus implements MessageBus {
       if (isNew) this.announce();
     }
     if (this.assignmentSignature() !== before) this.reconcileAll();
+    else if (!a.bye) {
+      // The homes are the same, but the announcer may now wait on partitions this instance still
+      // holds as former home: hand those over.
+      for (const consumer of this.consumers.values()) {
+        for (const part of consumer.partitions) {
+          if (part.status === 'subscribed' && part.role === 'home' && this.homeOf(part) === a.id) this.reconcile(part);
+        }
+      }
+    }
+  }
+
+  /**
+   * A subscription became active (first delivery). On another member's home partition, that
+   * member's consumer is gone: a crash, a lost connection, or its partition channel alone. Unless
+   * it announces itself again within 2 intervals (it reconnected), it is forgotten then, rather
+   * than after the 3 silent intervals of the periodic expiry.
+   */
+  private onActivated(part: PartitionState): void {
+    const home = this.homeOf(part);
+    if (home === this.instanceId || !this.members.has(home)) return;
+    this.options.logger?.info('bus partition taken over from its home instance', { queue: part.queueName, home, instance: this.instanceId });
+    if (this.suspects.has(home)) return;
+    const since = part.activeSince ?? Date.now();
+    const timer = setTimeout(() => {
+      this.suspects.delete(home);
+      const member = this.members.get(home);
+      if (this.stopped || !member || member.lastSeen > since) return;
+      const before = this.assignmentSignature();
+      this.members.delete(home);
+      this.options.logger?.info('bus member gone (silent since it lost a partition)', { member: home, instance: this.instanceId });
+      if (this.assignmentSignature() !== before) this.reconcileAll();
+    }, 2 * this.membershipIntervalMs);
+    this.suspects.set(home, timer);
   }
 
   private membershipTick(): void {
@@ -877,11 +939,22 @@ export class RabbitMqBus implements MessageBus {
     return this.homeOf(part) === this.instanceId;
   }
 
-  /** True when the partition's home instance has announced a consumer registered on it. */
+  /**
+   * True when the partition's home is another instance that is alive and waits in line on it: its
+   * latest announcement lists a consumer on the partition, and came after this instance became
+   * active on it (or subscribed, before any delivery) and within the last 2 intervals. An
+   * announcement from before is no proof: the broker made this subscription active because the
+   * home's consumer went, and a crashed home still listed as a member (until it expires) must not
+   * get the partition back — nobody would consume it.
+   */
   private homeIsWaiting(part: PartitionState): boolean {
     const home = this.homeOf(part);
     if (home === this.instanceId) return false;
-    return this.members.get(home)?.queues.get(part.consumer.queue)?.has(part.index) ?? false;
+    const member = this.members.get(home);
+    if (!member) return false;
+    const since = part.activeSince ?? part.subscribedAt ?? Number.POSITIVE_INFINITY;
+    if (member.lastSeen <= since || member.lastSeen < Date.now() - 2 * this.membershipIntervalMs) return false;
+    return member.queues.get(part.consumer.queue)?.has(part.index) ?? false;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -891,6 +964,8 @@ export class RabbitMqBus implements MessageBus {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearInterval(this.membershipTimer);
+    for (const timer of this.suspects.values()) clearTimeout(timer);
+    this.suspects.clear();
     for (const waiter of this.sessionWaiters) waiter.reject(new BusError(BusErrorCode.OSPREY_ERR_BUS_STOPPED, 'bus stopped'));
     this.sessionWaiters.clear();
     for (const consumer of this.consumers.values()) {

@@ -12,7 +12,7 @@ import { connect, type ChannelModel } from 'amqplib';
 import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
-import { deleteExchanges, deleteQueue, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
+import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
@@ -234,6 +234,99 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(byInstance.a, 'a got work again after reconnecting').to.be.greaterThan(aBefore);
       expect(rec.overlaps).to.equal(0);
       rec.expectOrder(new Map([...during, ...later]), true);
+    });
+
+    it('fails over at once when a peer crashes (no goodbye): the survivor keeps the partitions it took over rather than handing them back to the silent peer', async function () {
+      // Production-like membership timing (a member silent for 3 × 5 s is forgotten), a short
+      // standby delay so that the standbys are in place quickly. Before the fix, the survivor
+      // handed every partition it took over back to the crashed peer (still listed as their home)
+      // until the peer expired, 15–20 s later.
+      const handedOver: string[] = [];
+      let forgottenAt = 0;
+      const bLogger = {
+        warn: () => undefined,
+        error: () => undefined,
+        info: (message: string, meta?: Record<string, unknown>) => {
+          if (message.startsWith('bus partition handed over')) handedOver.push(String(meta?.queue));
+          if (message.startsWith('bus member gone')) forgottenAt ||= Date.now();
+        },
+      };
+      const timing = { membershipIntervalMs: 5000, standbyDelayMs: 1000 };
+      let crashedAt = 0;
+      const aLogger = {
+        info: () => undefined,
+        error: () => undefined,
+        warn: (message: string) => {
+          if (message.startsWith('bus connection lost')) crashedAt ||= Date.now();
+        },
+      };
+      // The crashed peer must stay away: its reconnect is ten minutes out.
+      const a = await fx.createWith({ ...timing, reconnectDelayMs: 600_000, maxReconnectDelayMs: 600_000, logger: aLogger as never });
+      const b = await fx.createWith({ ...timing, logger: bLogger as never });
+      const queue = uniqueQueue('crash');
+      const rec = new OrderRecorder();
+      const byInstance = { a: 0, b: 0 };
+      const handler = (name: 'a' | 'b') => async (item: { id: string; key: string }) => {
+        rec.begin(item);
+        byInstance[name] += 1;
+        await sleep(1 + Math.floor(Math.random() * 3));
+        rec.done(item);
+      };
+      await a.consume(queue, handler('a'));
+      await b.consume(queue, handler('b'));
+      let pids: string[];
+      try {
+        pids = await findConnections(`${fx.prefix} ${a.instanceId}`);
+      } catch (err) {
+        if (REQUIRED) throw err;
+        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
+        this.skip();
+      }
+      expect(pids).to.have.length(1);
+      // Every partition has two consumers: the active one and a standby (rabbitmqctl: the
+      // queue.declare-ok of a single-active-consumer queue counts only the active one).
+      const names = topologyNames(fx.prefix);
+      const partitionQueues = Array.from({ length: 8 }, (_, p) => names.partitionQueue(queue, p));
+      const deadline = Date.now() + 30_000;
+      for (let counts = ''; ; await sleep(250)) {
+        const { stdout } = await run('rabbitmqctl', ['list_queues', 'name', 'consumers', '-q']);
+        const consumers = new Map(stdout.split('\n').map((line) => line.trim().split('\t') as [string, string]));
+        counts = partitionQueues.map((q) => consumers.get(q) ?? '?').join(',');
+        if (partitionQueues.every((q) => consumers.get(q) === '2')) break;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for a standby on every partition (consumers: ${counts})`);
+      }
+      // Both instances active on some partitions.
+      const before = await publishInterleaved(b, queue, 40, 5, 'before');
+      await waitFor(() => new Set([...rec.handled.values()].flat()).size >= 200, 'the first items handled');
+      expect(byInstance.a, 'a was active on some partitions').to.be.greaterThan(0);
+      expect(byInstance.b, 'b was active on some partitions').to.be.greaterThan(0);
+
+      // The crash: a's connection goes without a goodbye on the members exchange, and a stays away.
+      const handOversBefore = handedOver.length;
+      await closeConnections(pids);
+      await waitFor(() => crashedAt > 0, 'a saw its connection drop');
+      const aAtCrash = byInstance.a;
+      const after = await publishInterleaved(b, queue, 40, 5, 'after');
+      const partitionsUsed = new Set([...after.keys()].map((key) => partitionOf(key, 8)));
+      expect(partitionsUsed.size, 'the items after the crash cover every partition').to.equal(8);
+      const afterIds = [...after.values()].flat();
+      const handled = () => new Set([...rec.handled.values()].flat());
+      // A bound, not a measure of speed: before the fix this took 15–20 s.
+      await waitFor(() => afterIds.every((id) => handled().has(id)), 'every item published after the crash handled by the survivor', Math.max(0, crashedAt + 8000 - Date.now()));
+      const tookMs = Date.now() - crashedAt;
+      // The silent peer is forgotten 2 intervals after the survivor took its partitions over (the
+      // periodic expiry alone would take 3 to 4 intervals), and the survivor keeps them.
+      await waitFor(() => forgottenAt > 0, 'the survivor forgot the crashed member', Math.max(0, crashedAt + 14_000 - Date.now()));
+      const last = await publishInterleaved(b, queue, 40, 2, 'last');
+      const lastIds = [...last.values()].flat();
+      await waitFor(() => lastIds.every((id) => handled().has(id)), 'the items published after the member was forgotten handled');
+      expect(byInstance.a, 'nothing new runs on the crashed instance').to.equal(aAtCrash);
+      expect(handedOver.slice(handOversBefore), 'partitions the survivor handed back to the crashed instance').to.deep.equal([]);
+      expect(rec.overlaps).to.equal(0);
+      rec.expectOrder(new Map([...before, ...after, ...last]), true);
+      console.log(
+        `      (all ${afterIds.length} items published after the crash handled ${(tookMs / 1000).toFixed(1)} s after it; the crashed member forgotten after ${((forgottenAt - crashedAt) / 1000).toFixed(1)} s)`,
+      );
     });
 
     it('reconnects after the broker closes its connection mid-stream; every item is handled, per-key order held', async function () {
