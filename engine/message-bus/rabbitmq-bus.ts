@@ -415,6 +415,9 @@ export class RabbitMqBus implements MessageBus {
 
   private async openSession(): Promise<Session> {
     const connection = await connect(this.options.url, {
+      // amqplib leaves Nagle's algorithm on: every publish confirm and ack then waits for the
+      // delayed-ACK timer (measured: ACK p50 50 ms → 22 ms, 155 → 333 msgs/s end to end).
+      noDelay: true,
       clientProperties: { connection_name: `osprey ${this.names.prefix} ${this.instanceId}` },
     });
     // An 'error' without a listener would crash the process; 'close' follows and drives recovery.
