@@ -4,7 +4,10 @@
  * instances may share one database, so every write is safe against writers in other processes:
  *
  * - the group committer writes each batch in ONE transaction on one pooled client, with multi-row
- *   statements (`unnest` of arrays): about ten round trips per batch whatever its size;
+ *   statements (`unnest` of arrays) sent as two pipelines: two round trips per batch whatever its
+ *   size (postgres-batch.ts; it was about ten, one per statement);
+ * - receives have a group committer of their own, so an MLLP ACK never waits for a batch of
+ *   processing results or attempts to commit first;
  * - a batch locks the rows of every message it changes (`SELECT … FOR NO KEY UPDATE`, all in one
  *   statement, in id order, so two instances cannot deadlock) before it reads their deliveries;
  *   deliveries are only ever changed under their message's lock (see unit-of-work.ts);
@@ -20,6 +23,7 @@
  */
 import pg from 'pg';
 import { OspreyError } from '../errors/error-codes.ts';
+import { CoalescedReads } from './coalesced-reads.ts';
 import { GroupCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
@@ -48,22 +52,8 @@ import {
   summaryFromRow,
   type Row,
 } from './store-rows.ts';
-import {
-  UnitOfWork,
-  applyBatch,
-  collectNeeds,
-  deliveryFromRow,
-  prepareOp,
-  type DedupeHit,
-  type DeliveryRow,
-  type MessageHead,
-  type Snapshot,
-  type SnapshotNeeds,
-  type PreparedOp,
-  type StoreOp,
-  type StoreOpResult,
-  type Writes,
-} from './unit-of-work.ts';
+import { UnitOfWork, applyBatch, collectNeeds, deliveryFromRow, prepareOp, type PreparedOp, type Snapshot, type StoreOp, type StoreOpResult } from './unit-of-work.ts';
+import { pipeline, snapshotReads, writeStatements, type Statement } from './postgres-batch.ts';
 
 export interface PostgresStoreOptions {
   /** e.g. `postgres://osprey@db.example.org:5432/osprey` (credentials from the environment). */
@@ -84,8 +74,11 @@ export interface PostgresStoreOptions {
    */
   maxBatch?: number;
   /**
-   * Batches written at the same time, each on its own connection.
-   * @defaultValue 2
+   * Batches written at the same time by each of the two group committers (receives; everything
+   * else), each batch on its own connection. More in flight means smaller batches, and each batch
+   * costs the server a fixed amount of work: on 2 busy cores, 1 gave 457–464 messages per second
+   * end to end where 2 gave 422 (docs/design/0003-message-store.md).
+   * @defaultValue 1
    */
   maxInFlight?: number;
 }
@@ -117,18 +110,32 @@ function isRetryable(err: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
-/** PostgreSQL text cannot hold NUL; a response body or detail might. */
-function text(v: string | null): string | null {
-  return v === null || !v.includes('\u0000') ? v : v.replaceAll('\u0000', '\uFFFD');
-}
-
 const RETRIES = 3;
+
+const BEGIN: Statement = { text: 'BEGIN' };
+const COMMIT: Statement = { text: 'COMMIT' };
+const SAVEPOINT: Statement = { text: 'SAVEPOINT item' };
+const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 
 /** The PostgreSQL implementation of {@link MessageStore}; see the module comment. */
 export class PostgresStore implements MessageStore {
   readonly #options: Required<PostgresStoreOptions>;
   #pool: pg.Pool | undefined;
-  #committer: GroupCommitter<PreparedOp, StoreOpResult> | undefined;
+  /** `loadForProcessing` and `loadDelivery` of one turn share a query: see coalesced-reads.ts. */
+  readonly #messageReads = new CoalescedReads<Row>((ids) =>
+    this.#rowsById(
+      'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ANY($1::text[])',
+      ids,
+    ),
+  );
+  readonly #deliveryReads = new CoalescedReads<Row>((ids) => this.#rowsById(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ANY($1::text[])`, ids));
+  /**
+   * Two group committers: receives, which the MLLP ACK waits for, and the rest (processing
+   * results, attempts, replays), so that a receive never queues behind a batch of those. Two
+   * batches in flight at once were already the rule (`maxInFlight` was 2), within an instance and
+   * across instances: the locks keep them apart (docs/design/0003 § PostgreSQL).
+   */
+  #committers: { receives: GroupCommitter<PreparedOp, StoreOpResult>; others: GroupCommitter<PreparedOp, StoreOpResult> } | undefined;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? 'osprey';
@@ -140,7 +147,7 @@ export class PostgresStore implements MessageStore {
       schema,
       poolSize: options.poolSize ?? 10,
       maxBatch: options.maxBatch ?? 1000,
-      maxInFlight: options.maxInFlight ?? 2,
+      maxInFlight: options.maxInFlight ?? 1,
     };
   }
 
@@ -150,9 +157,16 @@ export class PostgresStore implements MessageStore {
     const pool = new pg.Pool({
       connectionString,
       max: poolSize,
-      options: `-c search_path=${schema}`,
+      // Custom plans for the batch's prepared statements (postgres-batch.ts), as for any one-off
+      // statement: a generic plan is made once per connection, while the tables are small (a new
+      // schema), and kept. Measured: sequential scans of deliveries and messages that had grown,
+      // and PostgreSQL's CPU per message up by 75%. Parsing is still saved.
+      options: `-c search_path=${schema} -c plan_cache_mode=force_custom_plan`,
       types: TYPES,
       connectionTimeoutMillis: 10_000,
+      // Statements queued on a client go out without waiting for the answer to the one before:
+      // a batch's reads, and its writes with its COMMIT, take one round trip each (postgres-batch.ts).
+      pipeline: true,
     });
     // An idle client losing its connection must not crash the engine; the next query reports it.
     pool.on('error', () => {});
@@ -163,16 +177,19 @@ export class PostgresStore implements MessageStore {
       throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the PostgreSQL message store could not be opened', { cause: err });
     }
     this.#pool = pool;
-    this.#committer = new GroupCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight });
+    this.#committers = {
+      receives: new GroupCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight }),
+      others: new GroupCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight }),
+    };
   }
 
   async close(): Promise<void> {
-    const committer = this.#committer;
-    if (!committer) return;
-    await committer.close();
+    const committers = this.#committers;
+    if (!committers) return;
+    await Promise.all([committers.receives.close(), committers.others.close()]);
     const pool = this.#pool;
     this.#pool = undefined;
-    this.#committer = undefined;
+    this.#committers = undefined;
     await pool?.end();
   }
 
@@ -194,11 +211,7 @@ export class PostgresStore implements MessageStore {
   }
 
   async loadForProcessing(id: string) {
-    const { rows } = await this.#query(
-      'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = $1',
-      [id],
-    );
-    const r = rows[0];
+    const r = await this.#messageReads.get(id);
     if (!r) return undefined;
     return {
       id: String(r.id),
@@ -213,8 +226,8 @@ export class PostgresStore implements MessageStore {
   }
 
   async loadDelivery(id: string): Promise<StoredDelivery | undefined> {
-    const { rows } = await this.#query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = $1`, [id]);
-    return rows[0] ? deliveryFromRow(deliveryRowFrom(rows[0])) : undefined;
+    const r = await this.#deliveryReads.get(id);
+    return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
   async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }> {
@@ -299,6 +312,11 @@ export class PostgresStore implements MessageStore {
     return { rows: rows as Row[] };
   }
 
+  async #rowsById(sql: string, ids: string[]): Promise<Map<string, Row>> {
+    const { rows } = await this.#query(sql, [ids]);
+    return new Map(rows.map((r) => [String(r.id), r]));
+  }
+
   /** Several reads of one moment (REPEATABLE READ snapshot). */
   async #readOnly<T>(fn: (c: Client) => Promise<T>): Promise<T> {
     const client = await this.#requirePool().connect();
@@ -317,17 +335,20 @@ export class PostgresStore implements MessageStore {
   }
 
   #submit(op: StoreOp): Promise<StoreOpResult> {
-    if (!this.#committer) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
+    if (!this.#committers) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
     let prepared: PreparedOp;
     try {
       prepared = prepareOp(op);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#committer.submit(prepared);
+    return (op.kind === 'receive' ? this.#committers.receives : this.#committers.others).submit(prepared);
   }
 
-  /** Writes one batch in one transaction; see group-commit.ts for what a throw means. */
+  /**
+   * Writes one batch in one transaction; see group-commit.ts for what a throw means. Two round
+   * trips in the usual case: see postgres-batch.ts.
+   */
   async #flush(ops: readonly PreparedOp[]): Promise<ItemResult<StoreOpResult>[]> {
     const pool = this.#requirePool();
     for (let attempt = 1; ; attempt++) {
@@ -335,12 +356,11 @@ export class PostgresStore implements MessageStore {
       let broken: Error | undefined;
       try {
         const now = Date.now();
-        await client.query('BEGIN');
         try {
-          const results = await this.#runBatch(client, ops, now);
-          await client.query('COMMIT');
-          return results;
+          return await this.#runBatch(client, ops, now, BEGIN, COMMIT);
         } catch (err) {
+          // Also when the pipelined COMMIT has ended the transaction already (with a rollback, as a
+          // statement before it failed): a ROLLBACK then only draws a warning.
           await client.query('ROLLBACK');
           if (isRetryable(err) && attempt < RETRIES) continue;
           if (!isItemError(err)) throw err;
@@ -351,10 +371,8 @@ export class PostgresStore implements MessageStore {
         await client.query('BEGIN');
         const results: ItemResult<StoreOpResult>[] = [];
         for (const op of ops) {
-          await client.query('SAVEPOINT item');
           try {
-            const [result] = await this.#runBatch(client, [op], now);
-            await client.query('RELEASE SAVEPOINT item');
+            const [result] = await this.#runBatch(client, [op], now, SAVEPOINT, RELEASE);
             results.push(result!);
           } catch (err) {
             if (!isItemError(err)) throw err;
@@ -373,202 +391,28 @@ export class PostgresStore implements MessageStore {
     }
   }
 
-  async #runBatch(client: Client, ops: readonly PreparedOp[], now: number): Promise<ItemResult<StoreOpResult>[]> {
-    const uow = new UnitOfWork(await this.#load(client, collectNeeds(ops)), now);
+  /**
+   * Runs a batch between `open` and `close` (BEGIN … COMMIT, or SAVEPOINT … RELEASE in the
+   * one-by-one retry): `open` and the snapshot reads in one round trip, then the unit of work, then
+   * the writes and `close` in another. A batch that reads nothing (receives without dedupe) takes
+   * one round trip.
+   */
+  async #runBatch(client: Client, ops: readonly PreparedOp[], now: number, open: Statement, close: Statement): Promise<ItemResult<StoreOpResult>[]> {
+    const reads = snapshotReads(collectNeeds(ops));
+    const first: Statement[] = [];
+    let snapshot: Snapshot;
+    if (reads.statements.length > 0) {
+      const answers = await pipeline(client, [open, ...reads.statements]);
+      snapshot = reads.snapshot(answers.slice(1));
+    } else {
+      snapshot = { messages: new Map(), deliveries: new Map(), dedupe: new Map() };
+      first.push(open);
+    }
+    const uow = new UnitOfWork(snapshot, now);
     const results = applyBatch(uow, ops);
-    await this.#write(client, uow.writes);
+    const answers = await pipeline(client, [...first, ...writeStatements(uow.writes), close]);
+    // Belt and braces: a COMMIT answered by anything else did not commit.
+    if (close === COMMIT && answers.at(-1)?.command !== 'COMMIT') throw new Error(`the batch's COMMIT was answered ${answers.at(-1)?.command}`);
     return results;
-  }
-
-  async #load(client: Client, needs: SnapshotNeeds): Promise<Snapshot> {
-    const messages = new Map<string, MessageHead>();
-    const deliveries = new Map<string, DeliveryRow>();
-    const dedupe = new Map<string, DedupeHit>();
-
-    if (needs.dedupe.size > 0) {
-      const probes = [...needs.dedupe.values()];
-      // Serialise with any other transaction (another engine instance) storing the same key until
-      // this one commits; sorted, so two batches with several keys cannot deadlock.
-      await client.query(
-        `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k) AS keys ORDER BY h`,
-        [probes.map((p) => p.key)],
-      );
-      const { rows } = await client.query(
-        `SELECT DISTINCT ON (p.key) p.key, m.id, m.received_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS p(key, channel, sender, control_id, since)
-           JOIN messages m ON m.channel = p.channel AND m.sender = p.sender AND m.control_id = p.control_id
-                          AND m.accepted AND m.received_at >= p.since
-          ORDER BY p.key, m.received_at DESC`,
-        [probes.map((p) => p.key), probes.map((p) => p.channel), probes.map((p) => p.sender), probes.map((p) => p.controlId), probes.map((p) => Math.trunc(p.since))],
-      );
-      for (const r of rows as Row[]) dedupe.set(String(r.key), { id: String(r.id), receivedAt: num(r.received_at) });
-    }
-
-    const messageIds = new Set(needs.messageIds);
-    if (needs.deliveryIds.size > 0) {
-      // A delivery's message never changes, so this needs no lock.
-      const { rows } = await client.query('SELECT DISTINCT message_id FROM deliveries WHERE id = ANY($1::text[])', [[...needs.deliveryIds]]);
-      for (const r of rows as Row[]) messageIds.add(String(r.message_id));
-    }
-    if (messageIds.size > 0) {
-      const ids = [...messageIds];
-      // NO KEY: the lock must not block the foreign-key checks (KEY SHARE) of another instance's
-      // inserts (a DUPLICATE event on this message), or two batches could deadlock through them.
-      const m = await client.query(
-        'SELECT id, seq, channel, order_key, state FROM messages WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE',
-        [ids],
-      );
-      for (const r of m.rows as Row[]) {
-        messages.set(String(r.id), { id: String(r.id), seq: num(r.seq), channel: String(r.channel), orderKey: String(r.order_key), state: String(r.state) as MessageState });
-      }
-      // Read after the locks: this sees every committed change of these messages' deliveries.
-      const d = await client.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ANY($1::text[])`, [ids]);
-      for (const r of d.rows as Row[]) deliveries.set(String(r.id), deliveryRowFrom(r));
-    }
-    return { messages, deliveries, dedupe };
-  }
-
-  async #write(client: Client, w: Writes): Promise<void> {
-    if (w.insertMessages.length > 0) {
-      const m = w.insertMessages;
-      // WITH ORDINALITY … ORDER BY: seq follows the order of the batch, which is arrival order.
-      await client.query(
-        `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at)
-         SELECT id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at
-           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::boolean[], $16::text[], $17::text[], $18::bigint[])
-                WITH ORDINALITY AS t(id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at, ord)
-          ORDER BY ord`,
-        [
-          m.map((r) => r.id),
-          m.map((r) => r.channel),
-          m.map((r) => r.receivedAt),
-          m.map((r) => r.raw),
-          m.map((r) => r.encoding),
-          m.map((r) => text(r.source)),
-          m.map((r) => text(r.controlId)),
-          m.map((r) => text(r.sender)),
-          m.map((r) => text(r.messageType)),
-          m.map((r) => text(r.patientId)),
-          m.map((r) => text(r.visitId)),
-          m.map((r) => text(r.facility)),
-          m.map((r) => text(r.orderKey)),
-          m.map((r) => r.state),
-          m.map((r) => r.accepted),
-          m.map((r) => r.errorCode),
-          m.map((r) => text(r.errorDetail)),
-          m.map((r) => r.updatedAt),
-        ],
-      );
-    }
-    const updates = [...w.updateMessages.values()];
-    const full = updates.filter((u) => u.fields);
-    const stateOnly = updates.filter((u) => !u.fields);
-    if (full.length > 0) {
-      await client.query(
-        `UPDATE messages AS m SET state = u.state, error_code = u.error_code, error_detail = u.error_detail, exception_category = u.exception_category,
-                exception = u.exception::json, filter_reason = u.filter_reason, canonical = u.canonical::json, updated_at = u.updated_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[])
-                AS u(id, state, error_code, error_detail, exception_category, exception, filter_reason, canonical, updated_at)
-          WHERE m.id = u.id`,
-        [
-          full.map((u) => u.id),
-          full.map((u) => u.state),
-          full.map((u) => u.fields!.errorCode),
-          full.map((u) => text(u.fields!.errorDetail)),
-          full.map((u) => text(u.fields!.exceptionCategory)),
-          full.map((u) => u.fields!.exceptionJson),
-          full.map((u) => text(u.fields!.filterReason)),
-          full.map((u) => u.fields!.canonicalJson),
-          full.map((u) => u.updatedAt),
-        ],
-      );
-    }
-    if (stateOnly.length > 0) {
-      await client.query(
-        `UPDATE messages AS m SET state = u.state, updated_at = u.updated_at
-           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, state, updated_at) WHERE m.id = u.id`,
-        [stateOnly.map((u) => u.id), stateOnly.map((u) => u.state), stateOnly.map((u) => u.updatedAt)],
-      );
-    }
-    if (w.deleteDeliveries.size > 0) {
-      await client.query('DELETE FROM deliveries WHERE id = ANY($1::text[])', [[...w.deleteDeliveries]]);
-    }
-    if (w.insertDeliveries.size > 0) {
-      const d = [...w.insertDeliveries.values()];
-      await client.query(
-        `INSERT INTO deliveries (id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)
-         SELECT id, message_id, seq, channel, destination, output_index, order_key, payload::json, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at
-           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[], $13::text[], $14::bigint[])
-                AS t(id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)`,
-        [
-          d.map((r) => r.id),
-          d.map((r) => r.messageId),
-          d.map((r) => r.seq),
-          d.map((r) => r.channel),
-          d.map((r) => text(r.destination)),
-          d.map((r) => r.outputIndex),
-          d.map((r) => text(r.orderKey)),
-          d.map((r) => r.payloadJson),
-          d.map((r) => r.state),
-          d.map((r) => r.attempts),
-          d.map((r) => r.nextAttemptAt),
-          d.map((r) => r.lastErrorCode),
-          d.map((r) => text(r.lastErrorDetail)),
-          d.map((r) => r.updatedAt),
-        ],
-      );
-    }
-    if (w.updateDeliveries.size > 0) {
-      const d = [...w.updateDeliveries.values()];
-      await client.query(
-        `UPDATE deliveries AS d SET state = u.state, attempts = u.attempts, next_attempt_at = u.next_attempt_at, last_error_code = u.last_error_code,
-                last_error_detail = u.last_error_detail, updated_at = u.updated_at
-           FROM unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
-                AS u(id, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)
-          WHERE d.id = u.id`,
-        [
-          d.map((r) => r.id),
-          d.map((r) => r.state),
-          d.map((r) => r.attempts),
-          d.map((r) => r.nextAttemptAt),
-          d.map((r) => r.lastErrorCode),
-          d.map((r) => text(r.lastErrorDetail)),
-          d.map((r) => r.updatedAt),
-        ],
-      );
-    }
-    if (w.insertAttempts.length > 0) {
-      const a = w.insertAttempts;
-      await client.query(
-        `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)
-         SELECT delivery_id, n, started_at, duration_ms, request::json, response_status, response_body, error_code, error_detail, outcome, next_attempt_at
-           FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::float8[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
-                WITH ORDINALITY AS t(delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at, ord)
-          ORDER BY ord`,
-        [
-          a.map((r) => r.deliveryId),
-          a.map((r) => r.n),
-          a.map((r) => r.startedAt),
-          a.map((r) => r.durationMs),
-          a.map((r) => r.requestJson),
-          a.map((r) => r.responseStatus),
-          a.map((r) => text(r.responseBody)),
-          a.map((r) => r.errorCode),
-          a.map((r) => text(r.errorDetail)),
-          a.map((r) => r.outcome),
-          a.map((r) => r.nextAttemptAt),
-        ],
-      );
-    }
-    if (w.insertEvents.length > 0) {
-      const e = w.insertEvents;
-      await client.query(
-        `INSERT INTO events (message_id, at, event, destination, detail)
-         SELECT message_id, at, event, destination, detail
-           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(message_id, at, event, destination, detail, ord)
-          ORDER BY ord`,
-        [e.map((r) => r.messageId), e.map((r) => r.at), e.map((r) => r.event), e.map((r) => text(r.destination)), e.map((r) => text(r.detail))],
-      );
-    }
   }
 }

@@ -5,8 +5,10 @@
  * all dropped at the end. Without a reachable server the tests are skipped with the reason
  * printed, unless OSPREY_REQUIRE_SERVICES=1, which makes that a failure.
  */
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import pg from 'pg';
+import type { AttemptRecord, NewMessage } from '../../../engine/message-store/message-store.ts';
 import { PostgresStore } from '../../../engine/message-store/postgres-store.ts';
 import { messageStoreSuite } from './message-store.suite.ts';
 
@@ -75,6 +77,119 @@ describe('PostgresStore', function () {
         }
       },
     }));
+  });
+
+  /**
+   * The batch runs as two pipelines of statements (postgres-batch.ts), receives have a group
+   * committer of their own, and point reads of one turn share a query: these race several store
+   * instances (each with its own pool, as engine processes would have) on one schema.
+   */
+  describe('pipelined batches under concurrent writers', () => {
+    const opened: PostgresStore[] = [];
+    async function instances(n: number, tag: string): Promise<PostgresStore[]> {
+      const schema = `${prefix}_${tag}`;
+      schemas.push(schema);
+      const stores = Array.from({ length: n }, () => new PostgresStore({ connectionString: url, schema, poolSize: 4 }));
+      opened.push(...stores);
+      for (const s of stores) await s.open();
+      return stores;
+    }
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+    });
+
+    function message(over: Partial<NewMessage> = {}): NewMessage {
+      const id = `m-${randomUUID()}`;
+      return {
+        id,
+        channel: 'adt-in',
+        receivedAt: Date.now(),
+        raw: Buffer.from(`MSH|^~\\&|EPIC|HOSP|OSPREY|ERP|20240101||ADT^A01|${id}|P|2.5\r`, 'latin1'),
+        encoding: 'ISO-8859-1',
+        keys: { controlId: id, sender: 'EPIC|HOSP', messageType: 'ADT^A01' },
+        orderKey: 'K',
+        state: 'RECEIVED',
+        dedupeWindowMs: 3_600_000,
+        ...over,
+      };
+    }
+    const sent = (deliveryId: string): AttemptRecord => ({
+      deliveryId,
+      startedAt: Date.now(),
+      durationMs: 1,
+      request: { method: 'POST', url: 'https://erp.example.org/x', headers: {}, body: '{}' },
+      response: { status: 200, body: 'ok' },
+      outcome: 'SENT',
+    });
+
+    it('keeps the raw bytes of every message of a batch, whatever their sizes (one binary parameter, sliced per row)', async () => {
+      const [store] = await instances(1, 'raw');
+      const sizes = [0, 1, 7, 1024, 100_000, 0, 3];
+      const messages = sizes.map((n, i) => message({ raw: Buffer.from(Array.from({ length: n }, (_, k) => (k * 31 + i) % 256)) }));
+      await Promise.all(messages.map((m) => store!.receive(m)));
+      for (const m of messages) expect(Buffer.compare((await store!.loadForProcessing(m.id))!.raw, m.raw)).to.equal(0);
+    });
+
+    it('stores each control id once when three instances receive the same 40 messages at the same moment', async () => {
+      const stores = await instances(3, 'dedupe_race');
+      const controlIds = Array.from({ length: 40 }, (_, i) => `RACE-${i}`);
+      const results = await Promise.all(
+        stores.flatMap((s) => controlIds.map((c) => s.receive(message({ keys: { controlId: c, sender: 'EPIC|HOSP' } })).then((r) => ({ c, r })))),
+      );
+      for (const c of controlIds) {
+        const mine = results.filter((x) => x.c === c);
+        const stored = mine.filter((x) => x.r.duplicateOf === undefined);
+        expect(stored, c).to.have.length(1);
+        for (const x of mine) if (x !== stored[0]) expect(x.r.duplicateOf).to.equal(stored[0]!.r.id);
+      }
+      expect((await stores[0]!.countByChannel())['adt-in']).to.deep.equal({ RECEIVED: 40 });
+    });
+
+    it('settles each message once when three instances record the attempts of its three deliveries at the same moment', async () => {
+      const stores = await instances(3, 'settle_race');
+      const [a] = stores;
+      const queued: string[][] = [];
+      for (let i = 0; i < 30; i++) {
+        const m = message();
+        await a!.receive(m);
+        const ds = await a!.recordProcessing(m.id, {
+          state: 'QUEUED',
+          canonical: { i },
+          deliveries: ['erp', 'rcm', 'wf'].map((destination) => ({ destination, outputIndex: 0, payload: { i } })),
+        });
+        queued.push(ds.map((d) => d.id));
+      }
+      // Instance k records delivery k of every message; receives keep flowing at the same time.
+      await Promise.all([
+        ...stores.flatMap((s, k) => queued.map((ids) => s.recordAttempts([sent(ids[k]!)]))),
+        ...stores.map((s) => s.receive(message())),
+      ]);
+      for (const ids of queued) {
+        const detail = await a!.getMessage(ids[0]!.split(':')[0]!);
+        expect(detail!.state).to.equal('SENT');
+        expect(detail!.events.filter((e) => e.event === 'SENT' && e.destination === undefined)).to.have.length(1);
+        expect(detail!.deliveries.map((d) => [d.state, d.attempts])).to.deep.equal([
+          ['SENT', 1],
+          ['SENT', 1],
+          ['SENT', 1],
+        ]);
+      }
+    });
+
+    it('answers reads of one turn from one query, each with its own row, and sees what was committed before', async () => {
+      const [store] = await instances(1, 'reads');
+      const messages = Array.from({ length: 5 }, () => message());
+      await Promise.all(messages.map((m) => store!.receive(m)));
+      const loaded = await Promise.all([...messages.map((m) => store!.loadForProcessing(m.id)), store!.loadForProcessing('no-such-message'), store!.loadForProcessing(messages[0]!.id)]);
+      expect(loaded.map((l) => l?.id)).to.deep.equal([...messages.map((m) => m.id), undefined, messages[0]!.id]);
+      const [d] = await store!.recordProcessing(messages[1]!.id, { state: 'QUEUED', canonical: {}, deliveries: [{ destination: 'erp', outputIndex: 0, payload: {} }] });
+      const [first, none] = await Promise.all([store!.loadDelivery(d!.id), store!.loadDelivery('no-such-delivery')]);
+      expect(first).to.deep.include({ id: d!.id, state: 'QUEUED', attempts: 0 });
+      expect(none).to.equal(undefined);
+      await store!.recordAttempts([sent(d!.id)]);
+      expect(await store!.loadDelivery(d!.id)).to.deep.include({ state: 'SENT', attempts: 1 });
+      expect((await store!.loadForProcessing(messages[1]!.id))!.state).to.equal('SENT');
+    });
   });
 
   describe('options', () => {
