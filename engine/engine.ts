@@ -22,6 +22,7 @@ import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
 import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instance.ts';
 import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader.ts';
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
+import { HandoffCache } from './channel-runtime/handoff-cache.ts';
 import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
 import { resolveRetryPolicy } from './delivery/retry-policy.ts';
 import type { EngineConfig } from './engine-config/load-engine-config.ts';
@@ -60,6 +61,7 @@ export class Engine {
   /** Set when a publish failed: stored messages wait in the store until the bus takes them again. */
   private outboxBacklog = false;
   private outboxTimer?: NodeJS.Timeout;
+  private readonly handoff?: HandoffCache;
 
   constructor(private readonly options: EngineOptions) {
     this.logger = options.logger ?? createLogger(options.config.logging);
@@ -67,6 +69,8 @@ export class Engine {
     this.store = createStore(options.config.store, this.projectRoot);
     this.bus = createBus(options.config.bus, this.logger);
     if (options.config.sandbox?.enabled) this.sandbox = new SandboxReceiver();
+    // In-memory hand-over between stages is safe only when every stage runs in this process.
+    if (options.config.bus.type === 'local') this.handoff = new HandoffCache();
   }
 
   /** Issues found in channel files at start (each one excluded only its own channel). */
@@ -106,7 +110,7 @@ export class Engine {
     }
 
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
-    const ingest = new Ingest(this.store, (m) => this.schedule(m), this.logger);
+    const ingest = new Ingest(this.store, (m) => this.schedule(m), this.logger, this.handoff);
     // Read before any source accepts a message, so the snapshot holds only work from before the restart.
     const pending = await this.store.pendingWork();
     let recovered = 0;
@@ -246,6 +250,7 @@ export class Engine {
         new RestClient({ url: d.url, method: d.method, headers: d.headers, auth: d.auth, timeoutMs: d.timeoutMs, retryOn: d.retry.retryOn, treatAsSuccess: d.retry.treatAsSuccess }),
         this.store,
         logger,
+        this.handoff,
       );
       destinations.set(d.name, worker);
     }
@@ -264,6 +269,7 @@ export class Engine {
         ingest: shared.ingest,
         logger: this.logger.child({ channel: spec.name }),
         onPublishFailed: (reason) => this.startOutboxRecovery(reason),
+        handoff: this.handoff,
       },
     );
   }

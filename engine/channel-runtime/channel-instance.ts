@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
 import { runPipeline, type PipelineChannel, type PipelineResources } from './pipeline.ts';
 import type { DestinationWorker } from './destination-worker.ts';
+import type { HandoffCache, StoredMessageForProcessing } from './handoff-cache.ts';
 
 export const ChannelStatus = { STARTING: 'STARTING', RUNNING: 'RUNNING', STOPPED: 'STOPPED', FAILED: 'FAILED' } as const;
 export type ChannelStatus = (typeof ChannelStatus)[keyof typeof ChannelStatus];
@@ -39,6 +40,8 @@ export class ChannelInstance {
       logger: Logger;
       /** A delivery could not be published: the engine re-publishes it from the store later. */
       onPublishFailed: (reason: string) => void;
+      /** In-process hand-over of stored messages and deliveries between stages (local bus only). */
+      handoff?: HandoffCache;
     },
   ) {}
 
@@ -67,7 +70,7 @@ export class ChannelInstance {
   /** The pipeline worker: one stored message in, its outcome and deliveries stored, deliveries published. */
   readonly process = async (item: WorkItem): Promise<void> => {
     const { store, bus, logger } = this.deps;
-    const message = await store.loadForProcessing(item.id);
+    const message: StoredMessageForProcessing | undefined = this.deps.handoff?.messages.take(item.id) ?? (await store.loadForProcessing(item.id));
     // Final already (FILTERED, SENT …): a redelivered or duplicate item; nothing to do.
     // QUEUED already: processed, but the instance that did it may have died (kill -9) after storing
     // its deliveries and before publishing them. Its work item comes back here, in key order, and
@@ -80,8 +83,7 @@ export class ChannelInstance {
 
     let outcome: ProcessingOutcome;
     try {
-      const { text } = decodeHl7(message.raw, message.encoding);
-      const hl7 = Hl7Message.parse(text);
+      const hl7 = message.hl7 ?? Hl7Message.parse(decodeHl7(message.raw, message.encoding).text);
       outcome = runPipeline(this.parts.pipeline, this.parts.resources, {
         messageId: message.id,
         receivedAt: message.receivedAt,
@@ -103,6 +105,7 @@ export class ChannelInstance {
     else if (outcome.state === 'BUSINESS_EXCEPTION') logger.warn('business exception', { ...meta, category: outcome.exception.category });
     try {
       for (const delivery of deliveries) {
+        this.deps.handoff?.deliveries.set(delivery.id, delivery);
         await bus.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey });
       }
     } catch (err) {

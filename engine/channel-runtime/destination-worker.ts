@@ -12,6 +12,7 @@ import { decideRetry, type RetryPolicy } from '../delivery/retry-policy.ts';
 import type { WorkItem } from '../message-bus/message-bus.ts';
 import type { AttemptRecord, MessageStore, StoredDelivery } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { HandoffCache } from './handoff-cache.ts';
 
 /** Sends one body with an idempotency key and classifies the outcome (the REST client, or a test double). */
 export interface DeliverySender {
@@ -44,6 +45,8 @@ export class DestinationWorker {
     private readonly sender: DeliverySender,
     private readonly store: MessageStore,
     private readonly logger: Logger,
+    /** The delivery the pipeline just stored, handed over in memory (local bus only). */
+    private readonly handoff?: HandoffCache,
   ) {
     if (settings.batch) {
       this.batcher = new Batcher<StoredDelivery, void>({
@@ -58,7 +61,7 @@ export class DestinationWorker {
   readonly handle = async (item: WorkItem): Promise<void> => {
     // Stopped: the item stays QUEUED in the store and is recovered at the next start.
     this.throwIfStopping();
-    const delivery = await this.store.loadDelivery(item.id);
+    const delivery = this.handoff?.deliveries.take(item.id) ?? (await this.store.loadDelivery(item.id));
     // Already final: a redelivery after a crash or a duplicate publish. Nothing to do.
     if (!delivery || delivery.state !== 'QUEUED') return;
 

@@ -13,6 +13,7 @@ import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
 import type { BusinessKeys, MessageStore, NewMessage, StoredError } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
+import type { HandoffCache } from '../channel-runtime/handoff-cache.ts';
 
 /**
  * The ULID's random part from a pool of CSPRNG bytes. ulid's own PRNG asks the OS for one byte per
@@ -60,6 +61,8 @@ export class Ingest {
     private readonly store: MessageStore,
     private readonly onStored: OnStored,
     private readonly logger: Logger,
+    /** When set, the stored message is handed to the pipeline in memory (local bus only). */
+    private readonly handoff?: HandoffCache,
   ) {}
 
   async receive(channel: IngestChannel, inbound: InboundMessage): Promise<IngestOutcome> {
@@ -112,6 +115,17 @@ export class Ingest {
       this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection.error.code });
       return { ackCode: rejection.ackCode, messageId: id, error: rejection.error };
     }
+    this.handoff?.messages.set(id, {
+      id,
+      channel: channel.name,
+      receivedAt: record.receivedAt,
+      raw: record.raw,
+      encoding: record.encoding,
+      keys,
+      orderKey,
+      state: 'RECEIVED',
+      hl7,
+    });
     try {
       await this.onStored({ id, channel: channel.name, orderKey });
     } catch (err) {
