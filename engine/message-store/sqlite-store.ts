@@ -251,7 +251,12 @@ export class SqliteStore implements MessageStore {
   #reader: Db | undefined;
   #r: ReturnType<typeof prepareReads> | undefined;
   #writer: WriterLink | undefined;
-  #committer: GroupCommitter<PreparedOp, StoreOpResult> | undefined;
+  /**
+   * Receives commit in their own batches: an MLLP ACK then waits for the writer to reach its
+   * batch, not for a larger batch of processing and attempt writes to be formed and committed
+   * first. The writer still runs one transaction at a time.
+   */
+  #committers: { receives: GroupCommitter<PreparedOp, StoreOpResult>; others: GroupCommitter<PreparedOp, StoreOpResult> } | undefined;
   #opening: Promise<void> | undefined;
   readonly #findStatements = new Map<string, Stmt>();
 
@@ -297,15 +302,18 @@ export class SqliteStore implements MessageStore {
     }
     this.#reader = reader;
     this.#writer = writer;
-    this.#committer = new GroupCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 });
+    this.#committers = {
+      receives: new GroupCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 }),
+      others: new GroupCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 }),
+    };
   }
 
   async close(): Promise<void> {
     await this.#opening?.catch(() => {});
-    const committer = this.#committer;
-    if (!committer) return;
-    this.#committer = undefined;
-    await committer.close();
+    const committers = this.#committers;
+    if (!committers) return;
+    this.#committers = undefined;
+    await Promise.all([committers.receives.close(), committers.others.close()]);
     await this.#writer?.close();
     this.#reader?.close();
     this.#writer = undefined;
@@ -390,13 +398,13 @@ export class SqliteStore implements MessageStore {
   }
 
   #submit(op: StoreOp): Promise<StoreOpResult> {
-    if (!this.#committer) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
+    if (!this.#committers) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
     let prepared: PreparedOp;
     try {
       prepared = prepareOp(op);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#committer.submit(prepared);
+    return (op.kind === 'receive' ? this.#committers.receives : this.#committers.others).submit(prepared);
   }
 }
