@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Locates the shared HL7 corpus (shared/corpus/hl7v2, beside the repository; OSPREY_CORPUS
- * overrides) for the hl7v2 and MLLP specs. The corpus is data from other projects, kept outside
- * the repository; when it is absent the corpus specs are skipped with a printed reason.
+ * Locates the HL7 corpus for the hl7v2 and MLLP specs: public sample and test messages from other
+ * projects, vendored under test/fixtures/corpus (its MANIFEST.tsv gives each file's source, commit
+ * and licence), so a clean clone tests against it. OSPREY_CORPUS points at another copy.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-export const CORPUS_DIR: string = process.env.OSPREY_CORPUS ?? join(repoRoot, '..', 'shared', 'corpus', 'hl7v2');
+export const CORPUS_DIR: string = process.env.OSPREY_CORPUS ?? join(repoRoot, 'test', 'fixtures', 'corpus', 'hl7v2');
 export const corpusPresent: boolean = existsSync(CORPUS_DIR);
 
 /** Files of a corpus category (`adt`, `batch`, `malformed` …), as absolute paths. */
