@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hl7Message, buildAck, validateStructure } from '../engine/message-formats/hl7v2/index.ts';
 
-const corpus = process.env.OSPREY_CORPUS ?? join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), '..', 'shared', 'corpus', 'hl7v2');
+const corpus = process.env.OSPREY_CORPUS ?? join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'test', 'fixtures', 'corpus', 'hl7v2');
 const inputs = {
   'ADT^A01 1.1 KB (11 seg, CRLF)': readFileSync(join(corpus, 'adt/mirth_TestADT_msg2_A01_CRLF.hl7'), 'utf8'),
   'ORU^R01 53 KB (190 seg, LF)': readFileSync(join(corpus, 'large/cdc_RawHL7DataDAART_53KB.hl7'), 'utf8'),
