@@ -159,3 +159,28 @@ export class GroupCommitter<Op, R> {
     for (const w of waiters) w();
   }
 }
+
+/**
+ * Two group committers over one flush: receives — which an MLLP ACK waits for — in their own
+ * batches, everything else (processing results, attempts, replays) in others. An ACK then waits
+ * for the writer to reach a batch of receives, not for a larger mixed batch to be formed and
+ * committed first. Both stores use it; the flush still decides how batches run side by side
+ * (SQLite's single writer runs one transaction at a time).
+ */
+export class ReceiveFirstCommitter<Op extends { kind: string }, R> {
+  private readonly receives: GroupCommitter<Op, R>;
+  private readonly others: GroupCommitter<Op, R>;
+
+  constructor(flush: FlushFn<Op, R>, options: GroupCommitOptions = {}) {
+    this.receives = new GroupCommitter(flush, options);
+    this.others = new GroupCommitter(flush, options);
+  }
+
+  submit(op: Op): Promise<R> {
+    return (op.kind === 'receive' ? this.receives : this.others).submit(op);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.receives.close(), this.others.close()]);
+  }
+}

@@ -24,7 +24,7 @@
 import pg from 'pg';
 import { OspreyError } from '../errors/error-codes.ts';
 import { CoalescedReads } from './coalesced-reads.ts';
-import { GroupCommitter, type ItemResult } from './group-commit.ts';
+import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
   MessageDetail,
@@ -130,12 +130,11 @@ export class PostgresStore implements MessageStore {
   );
   readonly #deliveryReads = new CoalescedReads<Row>((ids) => this.#rowsById(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ANY($1::text[])`, ids));
   /**
-   * Two group committers: receives, which the MLLP ACK waits for, and the rest (processing
-   * results, attempts, replays), so that a receive never queues behind a batch of those. Two
-   * batches in flight at once were already the rule (`maxInFlight` was 2), within an instance and
-   * across instances: the locks keep them apart (docs/design/0003 § PostgreSQL).
+   * Receives in their own batches (see ReceiveFirstCommitter). Two batches in flight at once were
+   * already the rule (`maxInFlight` was 2), within an instance and across instances: the locks keep
+   * them apart (docs/design/0003 § PostgreSQL).
    */
-  #committers: { receives: GroupCommitter<PreparedOp, StoreOpResult>; others: GroupCommitter<PreparedOp, StoreOpResult> } | undefined;
+  #committer: ReceiveFirstCommitter<PreparedOp, StoreOpResult> | undefined;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? 'osprey';
@@ -177,19 +176,16 @@ export class PostgresStore implements MessageStore {
       throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the PostgreSQL message store could not be opened', { cause: err });
     }
     this.#pool = pool;
-    this.#committers = {
-      receives: new GroupCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight }),
-      others: new GroupCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight }),
-    };
+    this.#committer = new ReceiveFirstCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight });
   }
 
   async close(): Promise<void> {
-    const committers = this.#committers;
-    if (!committers) return;
-    await Promise.all([committers.receives.close(), committers.others.close()]);
+    const committer = this.#committer;
+    if (!committer) return;
+    await committer.close();
     const pool = this.#pool;
     this.#pool = undefined;
-    this.#committers = undefined;
+    this.#committer = undefined;
     await pool?.end();
   }
 
@@ -335,14 +331,14 @@ export class PostgresStore implements MessageStore {
   }
 
   #submit(op: StoreOp): Promise<StoreOpResult> {
-    if (!this.#committers) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
+    if (!this.#committer) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
     let prepared: PreparedOp;
     try {
       prepared = prepareOp(op);
     } catch (err) {
       return Promise.reject(err);
     }
-    return (op.kind === 'receive' ? this.#committers.receives : this.#committers.others).submit(prepared);
+    return this.#committer.submit(prepared);
   }
 
   /**

@@ -29,7 +29,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { OspreyError } from '../errors/error-codes.ts';
-import { GroupCommitter, type ItemResult } from './group-commit.ts';
+import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
   MessageDetail,
@@ -251,12 +251,8 @@ export class SqliteStore implements MessageStore {
   #reader: Db | undefined;
   #r: ReturnType<typeof prepareReads> | undefined;
   #writer: WriterLink | undefined;
-  /**
-   * Receives commit in their own batches: an MLLP ACK then waits for the writer to reach its
-   * batch, not for a larger batch of processing and attempt writes to be formed and committed
-   * first. The writer still runs one transaction at a time.
-   */
-  #committers: { receives: GroupCommitter<PreparedOp, StoreOpResult>; others: GroupCommitter<PreparedOp, StoreOpResult> } | undefined;
+  /** Receives in their own batches (see ReceiveFirstCommitter); the writer runs one transaction at a time. */
+  #committer: ReceiveFirstCommitter<PreparedOp, StoreOpResult> | undefined;
   #opening: Promise<void> | undefined;
   readonly #findStatements = new Map<string, Stmt>();
 
@@ -302,18 +298,15 @@ export class SqliteStore implements MessageStore {
     }
     this.#reader = reader;
     this.#writer = writer;
-    this.#committers = {
-      receives: new GroupCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 }),
-      others: new GroupCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 }),
-    };
+    this.#committer = new ReceiveFirstCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 });
   }
 
   async close(): Promise<void> {
     await this.#opening?.catch(() => {});
-    const committers = this.#committers;
-    if (!committers) return;
-    this.#committers = undefined;
-    await Promise.all([committers.receives.close(), committers.others.close()]);
+    const committer = this.#committer;
+    if (!committer) return;
+    this.#committer = undefined;
+    await committer.close();
     await this.#writer?.close();
     this.#reader?.close();
     this.#writer = undefined;
@@ -398,13 +391,13 @@ export class SqliteStore implements MessageStore {
   }
 
   #submit(op: StoreOp): Promise<StoreOpResult> {
-    if (!this.#committers) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
+    if (!this.#committer) return Promise.reject(new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open'));
     let prepared: PreparedOp;
     try {
       prepared = prepareOp(op);
     } catch (err) {
       return Promise.reject(err);
     }
-    return (op.kind === 'receive' ? this.#committers.receives : this.#committers.others).submit(prepared);
+    return this.#committer.submit(prepared);
   }
 }
