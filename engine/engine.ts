@@ -13,7 +13,7 @@ import { createMllpListener } from '../adapters/inbound/mllp-listener/index.ts';
 import { RestClient } from '../adapters/outbound/rest/index.ts';
 import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
-import { queueNames, type MessageBus } from './message-bus/message-bus.ts';
+import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
 import type { MessageStore, PendingMessage, ReplayPlan, StoredDelivery } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -39,6 +39,8 @@ export interface EngineOptions {
 const INGEST_PUBLISH_WAIT_MS = 2_000;
 /** How often the outbox recovery tries again while the bus is unavailable. */
 const OUTBOX_RETRY_MS = 2_000;
+/** Passes of one recovery round before it waits OUTBOX_RETRY_MS (new work keeps arriving). */
+const OUTBOX_MAX_PASSES = 20;
 
 interface FailedChannel {
   name: string;
@@ -60,6 +62,8 @@ export class Engine {
   private started = false;
   /** Set when a publish failed: stored messages wait in the store until the bus takes them again. */
   private outboxBacklog = false;
+  /** Work not published because of the backlog (or a failed publish) since the recovery pass began. */
+  private deferredDuringBacklog = 0;
   private outboxTimer?: NodeJS.Timeout;
   private readonly handoff?: HandoffCache;
 
@@ -110,7 +114,7 @@ export class Engine {
     }
 
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
-    const ingest = new Ingest(this.store, (m) => this.schedule(m), this.logger, this.handoff);
+    const ingest = new Ingest(this.store, (m) => this.publishWork(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }), this.logger, this.handoff);
     // Read before any source accepts a message, so the snapshot holds only work from before the restart.
     const pending = await this.store.pendingWork();
     let recovered = 0;
@@ -159,15 +163,20 @@ export class Engine {
   }
 
   /**
-   * Puts a stored message on the bus for its pipeline. The ACK waits for this (so one sender's
-   * messages are published in the order they arrived), but never long: when the bus is down the
-   * message is already durable, the sender gets its AA, and the message waits in the store. While
-   * such a backlog exists, new messages are not published directly either — the outbox recovery
-   * publishes everything pending in store order, so a key's messages cannot overtake each other.
+   * Puts work that is already in the store (a message for its pipeline, a delivery for its
+   * destination) on the bus. An ACK waits for this, so it never waits long: when the bus does not
+   * confirm in time the work is durable anyway, and it is left to the outbox recovery. While such a
+   * backlog exists nothing is published directly — a later message or delivery of a key would
+   * otherwise overtake the earlier ones that wait in the store; the recovery publishes everything
+   * pending in store order instead, and ends the backlog only after a pass during which nothing was
+   * deferred.
    */
-  private async schedule(m: { id: string; channel: string; orderKey: string }): Promise<void> {
-    if (this.outboxBacklog) return;
-    const publish = this.bus.publish(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey });
+  private async publishWork(queue: string, item: WorkItem): Promise<void> {
+    if (this.outboxBacklog) {
+      this.deferredDuringBacklog += 1;
+      return;
+    }
+    const publish = this.bus.publish(queue, item);
     let timer: NodeJS.Timeout | undefined;
     const bounded = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('bus did not confirm in time')), INGEST_PUBLISH_WAIT_MS);
@@ -175,8 +184,9 @@ export class Engine {
     try {
       await Promise.race([publish, bounded]);
     } catch (err) {
-      // A publish that confirms later is a harmless duplicate: the pipeline skips processed messages.
+      // A publish that confirms later is a harmless duplicate: the stages skip finished work.
       publish.catch(() => undefined);
+      this.deferredDuringBacklog += 1;
       this.startOutboxRecovery((err as Error).message);
     } finally {
       clearTimeout(timer);
@@ -194,22 +204,27 @@ export class Engine {
   }
 
   /**
-   * Publishes every message and delivery the store has as unfinished, oldest first, then ends the
-   * backlog and publishes once more what arrived during the pass (messages newer than the pass's
-   * snapshot). Duplicates of work already on the bus are skipped by the stages' state checks.
+   * Publishes every message and delivery the store has as unfinished, oldest first, pass after
+   * pass, until a whole pass (from before its snapshot to its last publish) saw no work deferred:
+   * only then is everything that waited in the store on the bus, in order, and the backlog ends.
+   * Duplicates of work already on the bus are skipped by the stages' state checks.
    */
   private async recoverOutbox(): Promise<void> {
     this.outboxTimer = undefined;
     if (this.bus.connected === false) return this.startOutboxRecovery('bus still disconnected');
     try {
-      const pending = await this.store.pendingWork();
       let published = 0;
-      for (const channel of this.channels.keys()) published += await this.recover(channel, pending);
-      const lastSeq = Math.max(0, ...pending.messages.map((m) => m.seq));
-      this.outboxBacklog = false;
-      const arrived = (await this.store.pendingWork()).messages.filter((m) => m.seq > lastSeq);
-      for (const channel of this.channels.keys()) published += await this.recover(channel, { messages: arrived, deliveries: [] });
-      this.logger.info('bus available again: the stored backlog is published', { published });
+      for (let pass = 0; pass < OUTBOX_MAX_PASSES; pass++) {
+        this.deferredDuringBacklog = 0;
+        const pending = await this.store.pendingWork();
+        for (const channel of this.channels.keys()) published += await this.recover(channel, pending);
+        if (this.deferredDuringBacklog === 0) {
+          this.outboxBacklog = false;
+          this.logger.info('bus available again: the stored backlog is published', { published, passes: pass + 1 });
+          return;
+        }
+      }
+      this.startOutboxRecovery('work kept arriving during the recovery passes');
     } catch (err) {
       this.startOutboxRecovery((err as Error).message);
     }
@@ -268,7 +283,7 @@ export class Engine {
         bus: this.bus,
         ingest: shared.ingest,
         logger: this.logger.child({ channel: spec.name }),
-        onPublishFailed: (reason) => this.startOutboxRecovery(reason),
+        publish: (queue, item) => this.publishWork(queue, item),
         handoff: this.handoff,
       },
     );

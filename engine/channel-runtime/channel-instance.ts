@@ -38,8 +38,11 @@ export class ChannelInstance {
       bus: MessageBus;
       ingest: Ingest;
       logger: Logger;
-      /** A delivery could not be published: the engine re-publishes it from the store later. */
-      onPublishFailed: (reason: string) => void;
+      /**
+       * Publishes stored work; when the bus is unavailable the engine leaves the work in the store
+       * and publishes it later, in store order (so this never throws).
+       */
+      publish: (queue: string, item: WorkItem) => Promise<void>;
       /** In-process hand-over of stored messages and deliveries between stages (local bus only). */
       handoff?: HandoffCache;
     },
@@ -69,7 +72,7 @@ export class ChannelInstance {
 
   /** The pipeline worker: one stored message in, its outcome and deliveries stored, deliveries published. */
   readonly process = async (item: WorkItem): Promise<void> => {
-    const { store, bus, logger } = this.deps;
+    const { store, logger } = this.deps;
     // The local bus starts this handler in the same tick as ingest's publish: yield first, so the
     // sender's ACK is written before this message's pipeline work (measured: the pipeline's CPU
     // otherwise sits inside every ACK's latency).
@@ -107,14 +110,9 @@ export class ChannelInstance {
       if (deliveries.length > 0) logger.info('processed message redelivered: its queued deliveries are published again', { ...meta, deliveries: deliveries.length });
     } else if (outcome.state === 'ERROR') logger.warn('message errored in the pipeline', { ...meta, code: outcome.error.code });
     else if (outcome.state === 'BUSINESS_EXCEPTION') logger.warn('business exception', { ...meta, category: outcome.exception.category });
-    try {
-      for (const delivery of deliveries) {
-        this.deps.handoff?.deliveries.set(delivery.id, delivery);
-        await bus.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey });
-      }
-    } catch (err) {
-      // The deliveries are QUEUED in the store; the outbox recovery publishes them, in order.
-      this.deps.onPublishFailed((err as Error).message);
+    for (const delivery of deliveries) {
+      this.deps.handoff?.deliveries.set(delivery.id, delivery);
+      await this.deps.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey });
     }
   };
 }
