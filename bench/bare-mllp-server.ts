@@ -8,6 +8,7 @@
  * IPC: → `{ type: 'ready', port }`; ← `{ type: 'stop' }`.
  */
 import net from 'node:net';
+import { serveAsBenchChild } from './lib/child-server.ts';
 import { buildAck, decodeHl7, encodeHl7, Hl7Message, MllpFramer, mllpFrame } from '../engine/message-formats/hl7v2/index.ts';
 
 const server = net.createServer((socket) => {
@@ -30,14 +31,4 @@ const server = net.createServer((socket) => {
   });
 });
 
-process.on('message', (msg: { type?: string }) => {
-  if (msg?.type !== 'stop') return;
-  server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1000).unref();
-});
-process.on('disconnect', () => process.exit(0));
-
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  process.send?.({ type: 'ready', port: typeof address === 'object' && address !== null ? address.port : 0 });
-});
+serveAsBenchChild(server);

@@ -16,6 +16,7 @@
  * subtract its own send times); ← `{ type: 'stop' }` closes the server and exits.
  */
 import http from 'node:http';
+import { serveAsBenchChild } from './lib/child-server.ts';
 
 type Arrival = [string, string, number];
 
@@ -63,18 +64,8 @@ const timer = setInterval(() => {
   process.send?.({ type: 'arrivals', items, requests, unparsable });
 }, 20);
 
-process.on('message', (msg: { type?: string }) => {
-  if (msg?.type !== 'stop') return;
+serveAsBenchChild(server, () => {
   clearInterval(timer);
   if (pending.length > 0) process.send?.({ type: 'arrivals', items: pending, requests, unparsable });
   server.closeAllConnections();
-  server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1000).unref();
-});
-// The driver is gone (crashed or killed): never outlive it.
-process.on('disconnect', () => process.exit(0));
-
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  process.send?.({ type: 'ready', port: typeof address === 'object' && address !== null ? address.port : 0 });
 });

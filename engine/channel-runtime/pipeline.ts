@@ -97,6 +97,7 @@ export function runPipeline(channel: PipelineChannel, resources: PipelineResourc
         filteredDestinations.push({ destination: destination.name, reason: payloads.filtered });
         continue;
       }
+      let outputIndex = 0;
       for (const payload of payloads.outputs) {
         const problems = destination.contract ? resources.contracts.check(destination.contract, payload) : [];
         if (problems.length > 0) {
@@ -108,7 +109,7 @@ export function runPipeline(channel: PipelineChannel, resources: PipelineResourc
             },
           };
         }
-        deliveries.push({ destination: destination.name, outputIndex: deliveries.filter((d) => d.destination === destination.name).length, payload });
+        deliveries.push({ destination: destination.name, outputIndex: outputIndex++, payload });
       }
       if (payloads.outputs.length === 0) filteredDestinations.push({ destination: destination.name, reason: 'no output' });
     }

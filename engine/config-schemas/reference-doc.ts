@@ -6,22 +6,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { DURATION_PATTERN, SIZE_PATTERN } from './common.schema.ts';
-import { inlineYaml } from './schema-validation.ts';
-
-type JsonSchema = Record<string, unknown> & {
-  type?: string;
-  properties?: Record<string, JsonSchema>;
-  patternProperties?: Record<string, JsonSchema>;
-  items?: JsonSchema;
-  anyOf?: JsonSchema[];
-  required?: string[];
-  enum?: unknown[];
-  const?: unknown;
-  default?: unknown;
-  examples?: unknown[];
-  description?: string;
-  pattern?: string;
-};
+import { inlineYaml, type JsonSchema } from './schema-validation.ts';
 
 interface Section {
   title: string;

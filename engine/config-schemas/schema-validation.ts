@@ -37,7 +37,8 @@ export interface SchemaCheckOptions {
   isLiteral?: (path: FieldPath) => boolean;
 }
 
-type JsonSchema = Record<string, unknown> & {
+/** The parts of a (TypeBox-generated) JSON Schema that validation and the reference docs read. */
+export type JsonSchema = Record<string, unknown> & {
   type?: string;
   properties?: Record<string, JsonSchema>;
   patternProperties?: Record<string, JsonSchema>;
@@ -48,6 +49,8 @@ type JsonSchema = Record<string, unknown> & {
   default?: unknown;
   const?: unknown;
   enum?: unknown[];
+  description?: string;
+  pattern?: string;
 };
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false });
