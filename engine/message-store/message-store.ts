@@ -75,6 +75,13 @@ export interface NewMessage {
   dedupeWindowMs: number;
   /** Peer address, for the history. */
   source?: string;
+  /**
+   * The pipeline's outcome, run by ingest before the write (RECEIVED messages only): stored in the
+   * same transaction as the message, exactly as a {@link MessageStore.recordProcessing} right
+   * after it would store it (the history still shows RECEIVED, then TRANSFORMED …). A duplicate
+   * stores neither. Without it the message stays RECEIVED for the pipeline worker.
+   */
+  outcome?: ProcessingOutcome;
 }
 
 export interface ReceiveResult {
@@ -82,6 +89,8 @@ export interface ReceiveResult {
   id: string;
   /** Set when the message was a duplicate: the id of the original. */
   duplicateOf?: string;
+  /** With an `outcome`: the deliveries it queued (empty when none), as `recordProcessing` returns them. */
+  deliveries?: StoredDelivery[];
 }
 
 export interface NewDelivery {
@@ -122,8 +131,11 @@ export interface StoredDelivery {
   /** Epoch ms of the next attempt, when waiting for a retry. */
   nextAttemptAt?: number;
   lastError?: StoredError;
-  /** Message receive sequence: deliveries are recovered and sent in this order. */
-  seq: number;
+  /**
+   * Message receive sequence: deliveries are recovered and sent in this order. Absent on the
+   * deliveries a receive returns: the store numbers the message as it commits.
+   */
+  seq?: number;
 }
 
 export interface AttemptRecord {

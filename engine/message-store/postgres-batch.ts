@@ -160,7 +160,7 @@ export function writeStatements(w: Writes): Statement[] {
   const out: Statement[] = [];
   if (w.insertMessages.length > 0) {
     const m = w.insertMessages;
-    // The raw bytes of every message, one after the other, as one binary parameter ($20); row i
+    // The raw bytes of every message, one after the other, as one binary parameter ($24); row i
     // takes its slice (substring is 1-based).
     const rawFrom: number[] = [];
     let at = 1;
@@ -171,10 +171,14 @@ export function writeStatements(w: Writes): Statement[] {
     // WITH ORDINALITY … ORDER BY: seq follows the order of the batch, which is arrival order.
     out.push({
       name: 'osprey_insert_messages',
-      text: `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at)
-             SELECT id, channel, received_at, substring($20::bytea FROM raw_from FOR raw_length), encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at
-               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[], $17::text[], $18::text[], $19::bigint[])
-                    WITH ORDINALITY AS t(id, channel, received_at, raw_from, raw_length, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at, ord)
+      text: `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
+                                   exception_category, exception, filter_reason, canonical)
+             SELECT id, channel, received_at, substring($24::bytea FROM raw_from FOR raw_length), encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
+                    exception_category, exception::json, filter_reason, canonical::json
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[], $17::text[], $18::text[], $19::bigint[],
+                           $20::text[], $21::text[], $22::text[], $23::text[])
+                    WITH ORDINALITY AS t(id, channel, received_at, raw_from, raw_length, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
+                                         exception_category, exception, filter_reason, canonical, ord)
               ORDER BY ord`,
       values: [
         m.map((r) => r.id),
@@ -196,6 +200,10 @@ export function writeStatements(w: Writes): Statement[] {
         m.map((r) => r.errorCode),
         m.map((r) => text(r.errorDetail)),
         m.map((r) => r.updatedAt),
+        m.map((r) => text(r.exceptionCategory)),
+        m.map((r) => r.exceptionJson),
+        m.map((r) => text(r.filterReason)),
+        m.map((r) => r.canonicalJson),
         // pg sends a Buffer as a binary parameter: the bytes as they are.
         Buffer.concat(m.map((r) => r.raw)),
       ],
@@ -242,7 +250,8 @@ export function writeStatements(w: Writes): Statement[] {
     out.push({
       name: 'osprey_insert_deliveries',
       text: `INSERT INTO deliveries (id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)
-             SELECT id, message_id, seq, channel, destination, output_index, order_key, payload::json, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at
+             SELECT id, message_id, COALESCE(seq, (SELECT m.seq FROM messages m WHERE m.id = t.message_id)), channel, destination, output_index, order_key, payload::json, state, attempts,
+                    next_attempt_at, last_error_code, last_error_detail, updated_at
                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[], $13::text[], $14::bigint[])
                     AS t(id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)`,
       values: [

@@ -96,8 +96,10 @@ function prepareWrites(db: Db) {
     ),
     // writes
     insertMessage: p(
-      `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at)
-       VALUES (@id, @channel, @receivedAt, @raw, @encoding, @source, @controlId, @sender, @messageType, @patientId, @visitId, @facility, @orderKey, @state, @accepted, @errorCode, @errorDetail, @updatedAt)`,
+      `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
+                             exception_category, exception, filter_reason, canonical)
+       VALUES (@id, @channel, @receivedAt, @raw, @encoding, @source, @controlId, @sender, @messageType, @patientId, @visitId, @facility, @orderKey, @state, @accepted, @errorCode, @errorDetail, @updatedAt,
+               @exceptionCategory, @exceptionJson, @filterReason, @canonicalJson)`,
     ),
     updateMessageFull: p(
       `UPDATE messages SET state = @state, error_code = @errorCode, error_detail = @errorDetail, exception_category = @exceptionCategory,
@@ -107,7 +109,7 @@ function prepareWrites(db: Db) {
     deleteDelivery: p('DELETE FROM deliveries WHERE id = ?'),
     insertDelivery: p(
       `INSERT INTO deliveries (id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at)
-       VALUES (@id, @messageId, @seq, @channel, @destination, @outputIndex, @orderKey, @payloadJson, @state, @attempts, @nextAttemptAt, @lastErrorCode, @lastErrorDetail, @updatedAt)`,
+       VALUES (@id, @messageId, COALESCE(@seq, (SELECT seq FROM messages WHERE id = @messageId)), @channel, @destination, @outputIndex, @orderKey, @payloadJson, @state, @attempts, @nextAttemptAt, @lastErrorCode, @lastErrorDetail, @updatedAt)`,
     ),
     updateDelivery: p(
       `UPDATE deliveries SET state = @state, attempts = @attempts, next_attempt_at = @nextAttemptAt, last_error_code = @lastErrorCode,

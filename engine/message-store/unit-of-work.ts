@@ -63,9 +63,12 @@ export type PreparedOutcome =
 /** An attempt with its request serialised (credentials redacted). */
 export type PreparedAttempt = Omit<AttemptRecord, 'request'> & { requestJson: string };
 
+/** A message to receive with its pipeline outcome, if any, prepared. */
+export type PreparedNewMessage = Omit<NewMessage, 'outcome'> & { outcome?: PreparedOutcome };
+
 /** One write queued on the group committer: a {@link StoreOp} after {@link prepareOp}. */
 export type PreparedOp =
-  | { kind: 'receive'; message: NewMessage }
+  | { kind: 'receive'; message: PreparedNewMessage }
   | { kind: 'process'; id: string; outcome: PreparedOutcome }
   | { kind: 'attempts'; attempts: PreparedAttempt[] }
   | { kind: 'replay'; id: string };
@@ -76,7 +79,8 @@ export type StoreOpResult = ReceiveResult | StoredDelivery[] | ReplayPlan | unde
 /** The columns of a message a write needs to see (everything else is only ever overwritten). */
 export interface MessageHead {
   id: string;
-  seq: number;
+  /** Null for a message inserted by this batch: the store numbers it as it writes the row. */
+  seq: number | null;
   channel: string;
   orderKey: string;
   state: MessageState;
@@ -86,7 +90,8 @@ export interface MessageHead {
 export interface DeliveryRow {
   id: string;
   messageId: string;
-  seq: number;
+  /** The message's seq; null when the message is inserted by the same batch (the SQL takes it from the row). */
+  seq: number | null;
   channel: string;
   destination: string;
   outputIndex: number;
@@ -131,7 +136,8 @@ export interface Snapshot {
   dedupe: Map<string, DedupeHit>;
 }
 
-export interface MessageInsert {
+/** A new message row; a message processed in its receive batch carries its result fields too. */
+export interface MessageInsert extends MessageResultFields {
   id: string;
   channel: string;
   receivedAt: number;
@@ -146,8 +152,6 @@ export interface MessageInsert {
   facility: string | null;
   orderKey: string;
   state: MessageState;
-  errorCode: string | null;
-  errorDetail: string | null;
   /** Stored as RECEIVED (not rejected at ingest): only these are originals for dedupe. */
   accepted: boolean;
   updatedAt: number;
@@ -206,7 +210,7 @@ export interface Writes {
 }
 
 /** Dedupe key of a message, or undefined when the message is not subject to dedupe. */
-export function dedupeKeyOf(m: NewMessage): string | undefined {
+export function dedupeKeyOf(m: Omit<NewMessage, 'outcome'>): string | undefined {
   if (!(m.dedupeWindowMs > 0) || m.state !== MessageState.RECEIVED) return undefined;
   const { sender, controlId } = m.keys;
   if (!sender || !controlId) return undefined;
@@ -280,7 +284,9 @@ export function prepareOp(op: StoreOp): PreparedOp {
       if (!Buffer.isBuffer(m.raw)) throw invalid('raw must be a Buffer');
       if (!Number.isFinite(m.receivedAt)) throw invalid('receivedAt must be epoch milliseconds');
       if (m.state !== MessageState.RECEIVED && m.state !== MessageState.ERROR) throw invalid(`a message cannot be received as ${String(m.state)}`);
-      return op;
+      if (m.outcome === undefined) return { kind: 'receive', message: m as PreparedNewMessage };
+      if (m.state !== MessageState.RECEIVED) throw invalid('only a RECEIVED message can be stored with its outcome');
+      return { kind: 'receive', message: { ...m, outcome: prepareOutcome(m.outcome) } };
     }
     case 'process':
       if (typeof op.id !== 'string') throw invalid('recordProcessing needs a message id');
@@ -362,8 +368,8 @@ export function deliveryFromRow(r: DeliveryRow): StoredDelivery {
     payload: fromJson(r.payloadJson),
     state: r.state,
     attempts: r.attempts,
-    seq: r.seq,
   };
+  if (r.seq !== null) d.seq = r.seq;
   if (r.nextAttemptAt !== null) d.nextAttemptAt = r.nextAttemptAt;
   if (r.lastErrorCode !== null) d.lastError = { code: r.lastErrorCode as ErrorCode, detail: r.lastErrorDetail ?? '' };
   return d;
@@ -392,7 +398,8 @@ export class UnitOfWork {
   readonly #deliveries: Map<string, DeliveryRow>;
   readonly #byMessage = new Map<string, Set<string>>();
   readonly #dedupe: Map<string, DedupeHit>;
-  readonly #insertedIds = new Set<string>();
+  /** The rows this batch inserts, by id: a change to one of them is made to its insert. */
+  readonly #inserted = new Map<string, MessageInsert>();
 
   constructor(snapshot: Snapshot, now: number) {
     this.#now = now;
@@ -419,8 +426,8 @@ export class UnitOfWork {
     }
   }
 
-  receive(m: NewMessage): ReceiveResult {
-    if (this.#insertedIds.has(m.id)) throw invalid(`message id ${m.id} is used twice`);
+  receive(m: PreparedNewMessage): ReceiveResult {
+    if (this.#inserted.has(m.id)) throw invalid(`message id ${m.id} is used twice`);
 
     const key = dedupeKeyOf(m);
     if (key !== undefined) {
@@ -433,7 +440,7 @@ export class UnitOfWork {
 
     const accepted = m.state === MessageState.RECEIVED;
     const error = m.state === MessageState.ERROR ? m.error : undefined;
-    this.writes.insertMessages.push({
+    const row: MessageInsert = {
       id: m.id,
       channel: m.channel,
       receivedAt: Math.trunc(m.receivedAt),
@@ -450,17 +457,26 @@ export class UnitOfWork {
       state: m.state,
       errorCode: error?.code ?? null,
       errorDetail: error?.detail ?? null,
+      exceptionCategory: null,
+      exceptionJson: null,
+      filterReason: null,
+      canonicalJson: null,
       accepted,
       updatedAt: this.#now,
-    });
-    this.#insertedIds.add(m.id);
+    };
+    this.writes.insertMessages.push(row);
+    this.#inserted.set(m.id, row);
     if (error) this.#event(m.id, MessageState.ERROR, null, `${error.code}: ${error.detail}`);
     else this.#event(m.id, m.state, null, m.source ? `from ${m.source}` : null);
     if (key !== undefined) {
       const hit = this.#dedupe.get(key);
       if (!hit || hit.receivedAt <= m.receivedAt) this.#dedupe.set(key, { id: m.id, receivedAt: m.receivedAt });
     }
-    return { id: m.id };
+    if (!m.outcome) return { id: m.id };
+    // Processed in its receive batch: the same writes as a process operation right after it, made
+    // to the insert (#updateMessage), so the message is written once.
+    this.#messages.set(m.id, { id: m.id, seq: null, channel: m.channel, orderKey: m.orderKey, state: MessageState.RECEIVED });
+    return { id: m.id, deliveries: this.process(m.id, m.outcome) };
   }
 
   process(id: string, outcome: PreparedOutcome): StoredDelivery[] {
@@ -622,7 +638,8 @@ export class UnitOfWork {
 
   replay(id: string): ReplayPlan | undefined {
     const msg = this.#messages.get(id);
-    if (!msg) return undefined;
+    // Not stored yet (its receive commits in this batch): an operator cannot have seen it.
+    if (!msg || msg.seq === null) return undefined;
     if (PIPELINE_REPLAYABLE.has(msg.state)) {
       const previous = msg.state;
       // Such a message has no deliveries in the normal course (deliveries only come with a QUEUED
@@ -723,6 +740,12 @@ export class UnitOfWork {
   }
 
   #updateMessage(id: string, state: MessageState, fields?: MessageResultFields): void {
+    const inserted = this.#inserted.get(id);
+    if (inserted) {
+      inserted.state = state;
+      if (fields) Object.assign(inserted, fields);
+      return;
+    }
     const prior = this.writes.updateMessages.get(id);
     // A state-only change after a full one keeps the full one's fields.
     const merged = fields ?? prior?.fields;

@@ -411,6 +411,107 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
     });
   });
 
+  describe('receive with its outcome (ingest ran the pipeline)', () => {
+    it('stores the message and its outcome in one write, with the same rows and history as receive + recordProcessing', async () => {
+      const { store } = await fresh();
+      const outcome = queued(['erp', 'workforce'], { filteredDestinations: [{ destination: 'rcm', reason: 'not billable' }] });
+      const inline = newMessage({ outcome });
+      const result = await store.receive(inline);
+      expect(result.duplicateOf).to.equal(undefined);
+      expect(result.deliveries!.map((d) => [d.id, d.state, d.seq])).to.deep.equal([
+        [`${inline.id}:erp:0`, 'QUEUED', undefined],
+        [`${inline.id}:workforce:0`, 'QUEUED', undefined],
+      ]);
+
+      const twoSteps = newMessage();
+      await store.receive(twoSteps);
+      await store.recordProcessing(twoSteps.id, outcome);
+
+      const [a, b] = [(await store.getMessage(inline.id))!, (await store.getMessage(twoSteps.id))!];
+      const comparable = (d: typeof a) => ({
+        state: d.state,
+        canonical: d.canonical,
+        filterReason: d.filterReason,
+        error: d.error,
+        events: d.events.map((e) => [e.event, e.destination, e.detail?.replace(twoSteps.id, inline.id)]),
+        deliveries: d.deliveries.map((x) => ({ ...x, id: x.id.replace(twoSteps.id, inline.id), messageId: '', seq: 0 })),
+      });
+      expect(comparable(a)).to.deep.equal(comparable(b));
+      // The store numbered the message on commit; its deliveries carry that seq.
+      const seqOf = async (id: string) => (await store.findMessages({ controlId: (id === inline.id ? inline : twoSteps).keys.controlId }))[0]!.seq;
+      expect((await store.loadDelivery(`${inline.id}:erp:0`))!.seq).to.equal(await seqOf(inline.id));
+      expect(a.deliveries[0]!.seq).to.be.below(b.deliveries[0]!.seq!);
+      expect((await store.pendingWork()).deliveries.map((d) => d.id)).to.deep.equal([
+        `${inline.id}:erp:0`,
+        `${inline.id}:workforce:0`,
+        `${twoSteps.id}:erp:0`,
+        `${twoSteps.id}:workforce:0`,
+      ]);
+      await store.recordAttempts([attempt(`${inline.id}:erp:0`, 'SENT'), attempt(`${inline.id}:workforce:0`, 'SENT')]);
+      expect((await store.getMessage(inline.id))!.state).to.equal('SENT');
+    });
+
+    it('stores FILTERED, ERROR and BUSINESS_EXCEPTION outcomes, and a QUEUED one without deliveries as FILTERED', async () => {
+      const { store } = await fresh();
+      const cases: Array<[ProcessingOutcome, string, string[]]> = [
+        [{ state: 'FILTERED', reason: 'A02 not wanted' }, 'FILTERED', ['RECEIVED', 'FILTERED']],
+        [{ state: 'ERROR', error: { code: 'OSPREY_ERR_TRANSFORM_FAILED', detail: 'TypeError at line 3' } }, 'ERROR', ['RECEIVED', 'ERROR']],
+        [{ state: 'BUSINESS_EXCEPTION', exception: { category: 'unmapped-department', detail: 'CARD-3', tags: { department: 'CARD-3' } } }, 'BUSINESS_EXCEPTION', ['RECEIVED', 'BUSINESS_EXCEPTION']],
+        [queued([]), 'FILTERED', ['RECEIVED', 'TRANSFORMED', 'FILTERED']],
+      ];
+      for (const [outcome, state, events] of cases) {
+        const m = newMessage({ outcome });
+        expect((await store.receive(m)).deliveries).to.deep.equal([]);
+        const d = (await store.getMessage(m.id))!;
+        expect(d.state).to.equal(state);
+        expect(d.events.map((e) => e.event)).to.deep.equal(events);
+        expect((await store.findMessages({ state: d.state })).map((x) => x.id)).to.include(m.id);
+      }
+      const b = (await store.findMessages({ state: 'BUSINESS_EXCEPTION' }))[0]!;
+      expect((await store.getMessage(b.id))!.exception).to.deep.equal({ category: 'unmapped-department', detail: 'CARD-3', tags: { department: 'CARD-3' } });
+      expect((await store.pendingWork()).messages).to.deep.equal([]);
+    });
+
+    it('stores neither a duplicate nor its outcome, in the same batch or later', async () => {
+      const { store } = await fresh();
+      const first = newMessage({ dedupeWindowMs: MINUTE, outcome: queued(['erp']) });
+      const again = newMessage({ dedupeWindowMs: MINUTE, keys: { controlId: first.keys.controlId }, outcome: queued(['erp']) });
+      const [r1, r2] = await Promise.all([store.receive(first), store.receive(again)]);
+      expect(r1.deliveries!.map((d) => d.id)).to.deep.equal([`${first.id}:erp:0`]);
+      expect(r2).to.deep.equal({ id: again.id, duplicateOf: first.id });
+      const r3 = await store.receive({ ...again, id: `msg-${randomUUID()}`, receivedAt: Date.now() });
+      expect(r3.duplicateOf).to.equal(first.id);
+      expect(await store.loadDelivery(`${again.id}:erp:0`)).to.equal(undefined);
+      expect((await store.pendingWork()).deliveries.map((d) => d.id)).to.deep.equal([`${first.id}:erp:0`]);
+    });
+
+    it('refuses an outcome on a message rejected at ingest, and a malformed outcome, failing only that write', async () => {
+      const { store } = await fresh();
+      const rejected = newMessage({ state: 'ERROR', error: { code: 'OSPREY_ERR_HL7_NO_MSH', detail: 'x' }, outcome: queued(['erp']) });
+      expect(await rejectionOf(store.receive(rejected))).to.be.instanceOf(TypeError);
+      const twoOutputsOneId = newMessage({
+        outcome: { state: 'QUEUED', canonical: {}, deliveries: [{ destination: 'erp', outputIndex: 0, payload: 1 }, { destination: 'erp', outputIndex: 0, payload: 2 }] },
+      });
+      const good = newMessage({ outcome: queued(['erp']) });
+      const [bad, ok] = await Promise.allSettled([store.receive(twoOutputsOneId), store.receive(good)]);
+      expect(bad.status).to.equal('rejected');
+      expect(ok.status).to.equal('fulfilled');
+      expect(await store.getMessage(twoOutputsOneId.id)).to.equal(undefined);
+      expect((await store.getMessage(good.id))!.state).to.equal('QUEUED');
+    });
+
+    it('lets a stored outcome be replayed through the pipeline like any other', async () => {
+      const { store } = await fresh();
+      const m = newMessage({ outcome: { state: 'ERROR', error: { code: 'OSPREY_ERR_TRANSFORM_FAILED', detail: 'boom' } } });
+      await store.receive(m);
+      const plan = await store.replay(m.id);
+      expect(plan?.kind).to.equal('pipeline');
+      const deliveries = await store.recordProcessing(m.id, queued(['erp']));
+      expect(deliveries[0]!.seq).to.be.a('number');
+      expect((await store.getMessage(m.id))!.state).to.equal('QUEUED');
+    });
+  });
+
   describe('recordAttempts', () => {
     async function queuedMessage(store: MessageStore, destinations: string[]): Promise<{ id: string; deliveries: StoredDelivery[] }> {
       const m = newMessage();
