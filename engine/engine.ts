@@ -114,7 +114,7 @@ export class Engine {
     }
 
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
-    const ingest = new Ingest(this.store, (m) => this.publishWork(queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }), this.logger, this.handoff);
+    const ingest = new Ingest(this.store, this.logger);
     // Read before any source accepts a message, so the snapshot holds only work from before the restart.
     const pending = await this.store.pendingWork();
     let recovered = 0;

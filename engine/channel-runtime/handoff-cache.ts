@@ -1,22 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Hands what one stage just stored to the next stage in the same process, so that the pipeline
- * does not read back (and re-parse) the message ingest has just written, nor the destination
- * worker the delivery the pipeline has just written. Measured on the benchmark: those reads and the
- * second parse were ~7% of the engine's main thread.
+ * Hands the deliveries ingest (or the pipeline worker) has just stored to their destination worker
+ * in the same process, so that the worker does not read back what was just written. Measured on
+ * the benchmark: those reads were part of ~7% of the engine's main thread (with the message
+ * read-back and second parse the pipeline stage used to need, before the pipeline ran at ingest).
  *
  * It is only an optimisation: an entry is taken once (a redelivered work item reads the store),
  * the store stays the truth, and entries are bounded (oldest dropped first). The engine uses it with
  * the local bus only: with RabbitMQ the next stage may run on another instance, and a stale entry
  * could make an instance redo work another one finished.
  */
-import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
-import type { MessageStore, StoredDelivery } from '../message-store/message-store.ts';
-
-export type StoredMessageForProcessing = NonNullable<Awaited<ReturnType<MessageStore['loadForProcessing']>>> & {
-  /** The message as ingest parsed it. */
-  hl7?: Hl7Message;
-};
+import type { StoredDelivery } from '../message-store/message-store.ts';
 
 class BoundedTakeOnce<V> {
   private readonly entries = new Map<string, V>();
@@ -36,12 +30,10 @@ class BoundedTakeOnce<V> {
 }
 
 export class HandoffCache {
-  readonly messages: BoundedTakeOnce<StoredMessageForProcessing>;
   readonly deliveries: BoundedTakeOnce<StoredDelivery>;
 
-  /** @param capacity entries kept per kind; beyond it the oldest go (their stage reads the store). */
+  /** @param capacity entries kept; beyond it the oldest go (their worker reads the store). */
   constructor(capacity = 10_000) {
-    this.messages = new BoundedTakeOnce(capacity);
     this.deliveries = new BoundedTakeOnce(capacity);
   }
 }

@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Ingest: the step between an inbound adapter and the pipeline. It gives the message an id,
- * extracts its business keys, rejects what the channel does not accept, de-duplicates, and stores
- * it. Only when the store has committed does it answer AA (commit ACK, see docs/design/0001):
- * a message the engine acknowledged is never lost. Malformed or rejected messages are stored too,
- * as ERROR with the reason, so nothing that arrived is invisible.
+ * Ingest: the step between an inbound adapter and the destinations. It gives the message an id,
+ * extracts its business keys, rejects what the channel does not accept, runs the channel's
+ * pipeline, de-duplicates, and stores the message with its outcome in one write. Only when the
+ * store has committed (and the deliveries are on the bus, see the engine's publish gate) does it
+ * answer AA (commit ACK, see docs/design/0001): a message the engine acknowledged is never lost.
+ * Malformed or rejected messages are stored too, as ERROR with the reason, so nothing that arrived
+ * is invisible.
+ *
+ * Why the pipeline runs here, before the write, and not as a stage of its own: it is pure (the
+ * message, lookups, contracts in; an outcome out), so it needs neither per-key order nor a queue.
+ * Run here, each message is written once instead of twice and crosses the bus once fewer: on
+ * RabbitMQ + PostgreSQL that is a third of the broker's work per message and one transaction per
+ * batch (docs/design/0004-delivery.md § "The pipeline runs at ingest").
  */
 import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import type { IngestOutcome, InboundMessage } from '../adapter-sdk/index.ts';
 import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
-import type { BusinessKeys, MessageStore, NewMessage, StoredError } from '../message-store/message-store.ts';
+import type { BusinessKeys, MessageStore, NewMessage, ProcessingOutcome, StoredDelivery, StoredError } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
-import type { HandoffCache } from '../channel-runtime/handoff-cache.ts';
 
 /**
  * The ULID's random part from a pool of CSPRNG bytes. ulid's own PRNG asks the OS for one byte per
@@ -39,10 +46,25 @@ export interface IngestChannel {
   /** HL7 path of the ordering key. */
   orderBy?: string;
   dedupeWindowMs: number;
+  /** The channel's pipeline, run on an accepted message before it is stored. Never throws: a failure is an ERROR outcome. */
+  process(message: { id: string; receivedAt: number; hl7: Hl7Message; facility?: string }): ProcessingOutcome;
+  /**
+   * Called once an accepted message is durable, before the ACK: publishes the deliveries its
+   * outcome queued or, for an original found RECEIVED or QUEUED by a resend (`deliveries`
+   * absent), schedules it on the pipeline queue. Never throws (the engine's publish gate).
+   */
+  onStored(stored: StoredForScheduling): Promise<void>;
 }
 
-/** Called once a RECEIVED message is durable; it schedules the pipeline (publishes to the bus). */
-export type OnStored = (message: { id: string; channel: string; orderKey: string }) => Promise<void>;
+export interface StoredForScheduling {
+  id: string;
+  channel: string;
+  orderKey: string;
+  /** The outcome stored with the message (absent for a rescheduled original). */
+  outcome?: ProcessingOutcome;
+  /** The deliveries the outcome queued (absent for a rescheduled original). */
+  deliveries?: StoredDelivery[];
+}
 
 export function extractKeys(hl7: Hl7Message): BusinessKeys {
   const keys: BusinessKeys = {
@@ -59,10 +81,7 @@ export function extractKeys(hl7: Hl7Message): BusinessKeys {
 export class Ingest {
   constructor(
     private readonly store: MessageStore,
-    private readonly onStored: OnStored,
     private readonly logger: Logger,
-    /** When set, the stored message is handed to the pipeline in memory (local bus only). */
-    private readonly handoff?: HandoffCache,
   ) {}
 
   async receive(channel: IngestChannel, inbound: InboundMessage): Promise<IngestOutcome> {
@@ -79,10 +98,14 @@ export class Ingest {
       };
     }
     const orderKey = (hl7 && channel.orderBy ? orderKeyOf(hl7, channel.orderBy) : undefined) || keys.controlId || id;
+    const receivedAt = Date.now();
+    // A resend is processed here too and its outcome dropped by the store: telling a duplicate
+    // needs the store's answer, and resends are rare.
+    const outcome = rejection || !hl7 ? undefined : channel.process({ id, receivedAt, hl7, facility: keys.facility });
     const record: NewMessage = {
       id,
       channel: channel.name,
-      receivedAt: Date.now(),
+      receivedAt,
       raw: inbound.raw,
       encoding: inbound.encoding,
       keys,
@@ -92,6 +115,7 @@ export class Ingest {
       // A rejected message is stored but never counts as the original of a later good one.
       dedupeWindowMs: rejection ? 0 : channel.dedupeWindowMs,
       source: inbound.remote,
+      outcome,
     };
 
     let stored;
@@ -108,48 +132,33 @@ export class Ingest {
 
     if (stored.duplicateOf) {
       this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: stored.duplicateOf });
-      await this.rescheduleIfUnprocessed(channel.name, stored.duplicateOf);
+      await this.rescheduleIfUnfinished(channel, stored.duplicateOf);
       return { ackCode: 'AA', messageId: stored.duplicateOf, duplicate: true };
     }
     if (rejection) {
       this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection.error.code });
       return { ackCode: rejection.ackCode, messageId: id, error: rejection.error };
     }
-    this.handoff?.messages.set(id, {
-      id,
-      channel: channel.name,
-      receivedAt: record.receivedAt,
-      raw: record.raw,
-      encoding: record.encoding,
-      keys,
-      orderKey,
-      state: 'RECEIVED',
-      hl7,
-    });
-    try {
-      await this.onStored({ id, channel: channel.name, orderKey });
-    } catch (err) {
-      // Stored is what the ACK promises; the recovery sweep republishes RECEIVED messages.
-      this.logger.warn('message stored but not yet scheduled; recovery will pick it up', { channel: channel.name, messageId: id, error: (err as Error).message });
-    }
+    await channel.onStored({ id, channel: channel.name, orderKey, outcome, deliveries: stored.deliveries ?? [] });
     return { ackCode: 'AA', messageId: id };
   }
 
   /**
-   * A resend whose original is still RECEIVED: the original may never have been scheduled. With
-   * several engine instances, one can store a message and die (kill -9) before its publish is
-   * confirmed and before the sender has its ACK; the sender resends to another instance, which
-   * finds the original — and without this, acknowledges it and leaves it RECEIVED until some
-   * engine instance starts (start-up recovery is what republishes RECEIVED messages). Scheduling it
-   * again costs at most a duplicate work item, which the pipeline skips once the message is
-   * processed. Best effort: the ACK stands.
+   * A resend whose original is still RECEIVED or QUEUED: the original's work may never have reached
+   * the bus. With several engine instances, one can store a message and die (kill -9) before its
+   * publish is confirmed and before the sender has its ACK; the sender resends to another
+   * instance, which finds the original — and without this, acknowledges it and leaves its work in
+   * the store until some engine instance starts (start-up recovery publishes it). The original
+   * goes on the pipeline queue, whose worker processes a RECEIVED message and publishes a QUEUED
+   * one's unsent deliveries again. That costs at most duplicate work items, which the stages skip
+   * once the work is done. Best effort: the ACK stands.
    */
-  private async rescheduleIfUnprocessed(channel: string, id: string): Promise<void> {
+  private async rescheduleIfUnfinished(channel: IngestChannel, id: string): Promise<void> {
     try {
       const original = await this.store.loadForProcessing(id);
-      if (original?.state === 'RECEIVED') await this.onStored({ id, channel: original.channel, orderKey: original.orderKey });
+      if (original?.state === 'RECEIVED' || original?.state === 'QUEUED') await channel.onStored({ id, channel: original.channel, orderKey: original.orderKey });
     } catch (err) {
-      this.logger.warn('duplicate: original not re-scheduled; recovery will pick it up', { channel, messageId: id, error: (err as Error).message });
+      this.logger.warn('duplicate: original not re-scheduled; recovery will pick it up', { channel: channel.name, messageId: id, error: (err as Error).message });
     }
   }
 }
