@@ -111,9 +111,8 @@ export function snapshotReads(needs: SnapshotNeeds): { statements: Statement[]; 
   if (needs.messageIds.size > 0 || needs.deliveryIds.size > 0) {
     const ids = [[...needs.messageIds], [...needs.deliveryIds]];
     messagesAt = statements.length;
-    // In id order, in one statement, so two instances cannot deadlock. NO KEY: the lock must not
-    // block the foreign-key checks (KEY SHARE) of another instance's inserts (a DUPLICATE event on
-    // this message), or two batches could deadlock through them.
+    // In id order, in one statement, so two instances cannot deadlock. NO KEY UPDATE is enough to
+    // serialise the writers of a message (its key never changes), and the weakest lock that does.
     statements.push({
       name: 'osprey_lock_messages',
       text: `SELECT id, seq, channel, order_key, state FROM messages WHERE id = ANY(${LOCKED_IDS}) ORDER BY id FOR NO KEY UPDATE`,
@@ -242,8 +241,9 @@ export function writeStatements(w: Writes): Statement[] {
     });
   }
   if (w.deleteDeliveries.size > 0) {
-    out.push({ name: 'osprey_delete_deliveries',
-      text: 'DELETE FROM deliveries WHERE id = ANY($1::text[])', values: [[...w.deleteDeliveries]] });
+    // A delivery goes with its attempts (no foreign key cascades them: migration 0002).
+    out.push({ name: 'osprey_delete_attempts', text: 'DELETE FROM attempts WHERE delivery_id = ANY($1::text[])', values: [[...w.deleteDeliveries]] });
+    out.push({ name: 'osprey_delete_deliveries', text: 'DELETE FROM deliveries WHERE id = ANY($1::text[])', values: [[...w.deleteDeliveries]] });
   }
   if (w.insertDeliveries.size > 0) {
     const d = [...w.insertDeliveries.values()];

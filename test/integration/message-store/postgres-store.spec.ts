@@ -210,7 +210,10 @@ describe('PostgresStore', function () {
       await client.connect();
       try {
         const { rows } = await client.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
-        expect(rows).to.deep.equal([{ version: 1, name: '0001-initial' }]);
+        expect(rows).to.deep.equal([
+          { version: 1, name: '0001-initial' },
+          { version: 2, name: '0002-no-foreign-key-checks' },
+        ]);
       } finally {
         await client.end();
       }
