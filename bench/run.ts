@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateAdt, type BenchMessage, type Destination } from './lib/adt-messages.ts';
 import { BENCH_RATE_LIMIT, CHANNEL, EngineProcess, writeBenchConfig, type GeneratedConfig } from './lib/engine-process.ts';
+import { cpuMsBetween, cpuMsByPid, machineBusyMs } from './lib/host-cpu.ts';
 import { nowMs, runLoad, type LoadResult, type LoadTarget } from './lib/mllp-load.ts';
 import { percentile, round, sorted } from './lib/stats.ts';
 import { formatProfileSummary, summariseProfile } from './profile-summary.ts';
@@ -379,6 +380,7 @@ async function main(): Promise<Record<string, unknown>> {
   let acks = 0;
   let lastProgress = nowMs();
   const cpuAtStart = engines.map((e) => e.cpuMs());
+  const servicesAtStart = { postgres: cpuMsByPid('postgres'), rabbitmq: cpuMsByPid('beam.smp'), machine: machineBusyMs() };
   const load = await runLoad({
     targets,
     connections: CONNECTIONS,
@@ -401,6 +403,15 @@ async function main(): Promise<Record<string, unknown>> {
   const peakRss = engines.map((e) => e.peakRssMb());
   // CPU of the engine process(es) over the measured run (from the first send to the last delivery, roughly).
   const engineCpuMs = engines.reduce((sum, e, k) => sum + e.cpuMs() - (cpuAtStart[k] as number), 0);
+  // Where the rest went, over the same run: the services on this machine (null when not visible
+  // from here) and the whole machine (the senders, the sink and the kernel included).
+  const perMessage = (ms: number | null): number | null => (ms === null ? null : round(ms / Math.max(1, measured.fullyDelivered)));
+  const cpuMsPerMessage = {
+    engine: perMessage(engineCpuMs),
+    postgres: STORE === 'postgres' ? perMessage(cpuMsBetween(servicesAtStart.postgres, cpuMsByPid('postgres'))) : null,
+    rabbitmq: BUS === 'rabbitmq' ? perMessage(cpuMsBetween(servicesAtStart.rabbitmq, cpuMsByPid('beam.smp'))) : null,
+    machine: perMessage(machineBusyMs() - servicesAtStart.machine),
+  };
   for (const e of engines) await e.stop();
   const engineWarnings = engines.reduce((n, e) => n + e.warnings, 0);
   const warningKinds: Record<string, number> = {};
@@ -453,6 +464,7 @@ async function main(): Promise<Record<string, unknown>> {
     ...(INSTANCES > 1 ? { peakRssMbPerInstance: peakRss.map(round) } : {}),
     engineCpuPercentOfOneCore: round((engineCpuMs / spanMs) * 100),
     engineCpuMsPerMessage: round(engineCpuMs / Math.max(1, measured.fullyDelivered)),
+    cpuMsPerMessage,
     transportMsgsPerSec: transport ? round(transport.ackRate) : null,
     transportAckP50Ms: transport ? round(transport.ackP50) : null,
     transportAckP99Ms: transport ? round(transport.ackP99) : null,
@@ -491,6 +503,7 @@ async function main(): Promise<Record<string, unknown>> {
       line('send → last delivery', `p50 ${ms(result.e2eP50Ms)}, p95 ${ms(result.e2eP95Ms)}, p99 ${ms(result.e2eP99Ms)}`),
       line('engine peak RSS (VmHWM)', `${result.peakRssMb} MB`),
       line('engine CPU', `${result.engineCpuPercentOfOneCore}% of one core, ${result.engineCpuMsPerMessage} ms per message (all threads)`),
+      line('CPU per message', Object.entries(cpuMsPerMessage).map(([k, v]) => `${k} ${v === null ? '—' : `${v} ms`}`).join(', ')),
       line('transport limit (bare ACK)', transport ? `${result.transportMsgsPerSec} msgs/s, ACK p50 ${ms(result.transportAckP50Ms)}, p99 ${ms(result.transportAckP99Ms)}` : 'not measured'),
       line('engine / transport', result.ratioToTransport === null ? '—' : String(result.ratioToTransport)),
       '',

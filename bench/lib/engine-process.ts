@@ -9,12 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processCpuMs } from './host-cpu.ts';
 
 export const CHANNEL = 'adt-to-rcm-erp';
 /** Raised rate limit of both named limits the sample channel uses (requests per second and burst). */
 export const BENCH_RATE_LIMIT = 1_000_000;
-/** USER_HZ: /proc reports CPU times in these ticks; 100 on every Linux this runs on (getconf CLK_TCK). */
-const CLOCK_TICKS = 100;
 
 export interface BenchConfigOptions {
   repoRoot: string;
@@ -190,15 +189,7 @@ export class EngineProcess {
 
   /** CPU time used so far by the whole process (all threads, user + system), in ms; NaN if unreadable. */
   cpuMs(): number {
-    try {
-      // /proc/<pid>/stat: the command may contain spaces, so count fields after its closing parenthesis.
-      const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime and stime are fields 14 and 15 of the file (11 and 12 after the command), in clock ticks.
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-    } catch {
-      return NaN;
-    }
+    return processCpuMs(this.pid);
   }
 
   get running(): boolean {
