@@ -151,6 +151,34 @@ export function snapshotReads(needs: SnapshotNeeds): { statements: Statement[]; 
   return { statements, snapshot };
 }
 
+/** SQLSTATE of {@link duplicateGuard}'s failure (migration 0003). */
+export const DUPLICATE_FOUND = 'OS001';
+
+/**
+ * For a batch of receives sent in ONE round trip (BEGIN, the dedupe locks, this guard, the writes
+ * as if no message were a resend, COMMIT): fails the transaction with {@link DUPLICATE_FOUND}
+ * when any probe has a stored original, the condition of the dedupe lookup of
+ * {@link snapshotReads}, checked once the locks are held. The store then writes the batch again
+ * with the lookup first (two round trips). Resends are rare, so most receive batches take one.
+ * Returns the lock and guard statements, or none when the batch has no dedupe probe.
+ */
+export function duplicateGuard(needs: SnapshotNeeds): Statement[] {
+  if (needs.dedupe.size === 0) return [];
+  const probes = [...needs.dedupe.values()];
+  const reads = snapshotReads({ ...needs, messageIds: new Set(), deliveryIds: new Set() }).statements;
+  return [
+    reads[0]!, // the advisory locks, as the careful path takes them
+    {
+      name: 'osprey_duplicate_guard',
+      text: `SELECT osprey_duplicate_found()
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS p(channel, sender, control_id, since)
+              WHERE EXISTS (SELECT 1 FROM messages m WHERE m.channel = p.channel AND m.sender = p.sender AND m.control_id = p.control_id
+                                                       AND m.accepted AND m.received_at >= p.since)`,
+      values: [probes.map((p) => p.channel), probes.map((p) => p.sender), probes.map((p) => p.controlId), probes.map((p) => Math.trunc(p.since))],
+    },
+  ];
+}
+
 /**
  * The writes of a batch: one multi-row statement per table and kind (`unnest` of one array per
  * column), in the order {@link Writes} requires.

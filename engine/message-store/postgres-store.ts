@@ -53,7 +53,7 @@ import {
   type Row,
 } from './store-rows.ts';
 import { UnitOfWork, applyBatch, collectNeeds, deliveryFromRow, prepareOp, type PreparedOp, type Snapshot, type StoreOp, type StoreOpResult } from './unit-of-work.ts';
-import { pipeline, snapshotReads, writeStatements, type Statement } from './postgres-batch.ts';
+import { DUPLICATE_FOUND, duplicateGuard, pipeline, snapshotReads, writeStatements, type Statement } from './postgres-batch.ts';
 
 export interface PostgresStoreOptions {
   /** e.g. `postgres://osprey@db.example.org:5432/osprey` (credentials from the environment). */
@@ -391,10 +391,26 @@ export class PostgresStore implements MessageStore {
    * Runs a batch between `open` and `close` (BEGIN … COMMIT, or SAVEPOINT … RELEASE in the
    * one-by-one retry): `open` and the snapshot reads in one round trip, then the unit of work, then
    * the writes and `close` in another. A batch that reads nothing (receives without dedupe) takes
-   * one round trip.
+   * one round trip, and so does a batch of receives with no resend of a stored message (the
+   * guard of postgres-batch.ts).
    */
   async #runBatch(client: Client, ops: readonly PreparedOp[], now: number, open: Statement, close: Statement): Promise<ItemResult<StoreOpResult>[]> {
-    const reads = snapshotReads(collectNeeds(ops));
+    const needs = collectNeeds(ops);
+    if (open === BEGIN && needs.messageIds.size === 0 && needs.deliveryIds.size === 0 && needs.dedupe.size > 0) {
+      // Receives only: bet that none is a resend and write the batch in one round trip; a stored
+      // original fails the guard (and the transaction), and the batch is written the careful way.
+      const uow = new UnitOfWork({ messages: new Map(), deliveries: new Map(), dedupe: new Map() }, now);
+      const results = applyBatch(uow, ops);
+      try {
+        const answers = await pipeline(client, [BEGIN, ...duplicateGuard(needs), ...writeStatements(uow.writes), COMMIT]);
+        if (answers.at(-1)?.command !== 'COMMIT') throw new Error(`the batch's COMMIT was answered ${answers.at(-1)?.command}`);
+        return results;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== DUPLICATE_FOUND) throw err;
+        // The pipelined COMMIT ended the failed transaction with a rollback.
+      }
+    }
+    const reads = snapshotReads(needs);
     const first: Statement[] = [];
     let snapshot: Snapshot;
     if (reads.statements.length > 0) {

@@ -213,6 +213,7 @@ describe('PostgresStore', function () {
         expect(rows).to.deep.equal([
           { version: 1, name: '0001-initial' },
           { version: 2, name: '0002-no-foreign-key-checks' },
+          { version: 3, name: '0003-duplicate-guard' },
         ]);
       } finally {
         await client.end();
