@@ -12,7 +12,7 @@
  * message, lookups, contracts in; an outcome out), so it needs neither per-key order nor a queue.
  * Run here, each message is written once instead of twice and crosses the bus once fewer: on
  * RabbitMQ + PostgreSQL that is a third of the broker's work per message and one transaction per
- * batch (docs/design/0004-delivery.md § "The pipeline runs at ingest").
+ * batch (docs/design/0007-pipeline-at-ingest.md).
  */
 import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';

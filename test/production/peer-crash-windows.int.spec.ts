@@ -132,6 +132,33 @@ describe('production mode: work left behind by an instance that died (real Postg
     expect(cluster.standIn.appliedTo(PATH).filter((x) => keys.includes(x.idempotencyKey))).to.have.length(2);
   });
 
+  it('publishes the deliveries of a resend’s original stored with its outcome (the instance died after the commit, before the broker confirmed them and before the ACK), before the patient’s next message', async () => {
+    const first = adt({ controlId: 'WINP3S000', patientId: 'WIN-P3', trigger: 'A01' });
+    const raw = Buffer.from(first, 'utf8');
+    const keys = extractKeys(Hl7Message.parse(first));
+    const id = ulid();
+    // As ingest stores a message since the pipeline runs at ingest: with its outcome, in one write.
+    const stored = await store.receive({
+      id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding: decodeHl7(raw, 'utf-8').encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED',
+      dedupeWindowMs: 86_400_000, source: '127.0.0.1:1',
+      outcome: { state: 'QUEUED', canonical: { controlId: 'WINP3S000' }, deliveries: [{ destination: DESTINATION, outputIndex: 0, payload: { controlId: 'WINP3S000', patientId: 'WIN-P3', trigger: 'A01' } }] },
+    });
+    expect(stored.deliveries!.map((d) => d.id)).to.deep.equal([`${id}:${DESTINATION}:0`]);
+    // No work item reached the broker. The sender had no ACK: it resends, now to the surviving instance.
+    await send(first);
+    await send(adt({ controlId: 'WINP3S001', patientId: 'WIN-P3', trigger: 'A03' }));
+    expect((await idsOf('WINP3S000')).map((m) => m.id), 'the resend is a duplicate of the stored original').to.deep.equal([id]);
+    const [next] = await waitFor(async () => {
+      const found = await idsOf('WINP3S001');
+      return found.length === 1 ? found : undefined;
+    });
+    const applied = [`${id}:${DESTINATION}:0`, `${next!.id}:${DESTINATION}:0`];
+    await waitForApplied(applied);
+    const [a, b] = appliedOrder(applied);
+    expect(a, 'the original is applied before the patient’s next message').to.be.lessThan(b!);
+    await waitFor(async () => (await idsOf('WINP3S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the original to be SENT' });
+  });
+
   it('schedules the original of a resend when the original is still RECEIVED (the instance died after storing it, before publishing and ACKing it)', async () => {
     const first = adt({ controlId: 'WINP2S000', patientId: 'WIN-P2', trigger: 'A01' });
     const { id } = await storeAsDeadInstance(first);
