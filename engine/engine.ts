@@ -95,6 +95,11 @@ export class Engine {
     const { config } = this.options;
     await this.store.open();
     await this.bus.start();
+    // After a broker outage, every instance publishes what the store holds unfinished, not only
+    // the one that deferred work: an instance that stored (and ACKed) messages while the broker
+    // was away and then died would otherwise leave them until some instance starts. Duplicates of
+    // work already on the bus are skipped by the stages (docs/design/0006 §3).
+    this.bus.onReconnected?.(() => this.startOutboxRecovery('bus connected again', 'bus connected again: publishing the work the store holds unfinished (this instance’s and any other’s)'));
     // The API (and the sandbox receiver the sample channels deliver to) comes up first.
     this.api = buildManagementApi({
       store: this.store,
@@ -196,10 +201,8 @@ export class Engine {
     }
   }
 
-  private startOutboxRecovery(reason: string): void {
-    if (!this.outboxBacklog) {
-      this.logger.warn('bus unavailable: messages are stored and acknowledged, and published from the store when it is back', { reason });
-    }
+  private startOutboxRecovery(reason: string, announce = 'bus unavailable: messages are stored and acknowledged, and published from the store when it is back'): void {
+    if (!this.outboxBacklog) this.logger.warn(announce, { reason });
     this.outboxBacklog = true;
     if (this.outboxTimer) return;
     this.outboxTimer = setTimeout(() => void this.recoverOutbox(), OUTBOX_RETRY_MS);

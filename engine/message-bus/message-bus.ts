@@ -49,6 +49,12 @@ export interface MessageBus {
   idle?(): Promise<void>;
   /** False while a networked bus is disconnected (for /readyz); absent: always connected. */
   readonly connected?: boolean;
+  /**
+   * Networked buses: `listener` runs each time the bus is connected again after losing its
+   * connection (not at the first connect). Work other instances stored while the broker was away
+   * may be waiting in the store with no one left to publish it (docs/design/0006 §3).
+   */
+  onReconnected?(listener: () => void): void;
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */

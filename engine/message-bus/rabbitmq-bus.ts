@@ -202,6 +202,8 @@ export class RabbitMqBus implements MessageBus {
   private connecting = false;
   private reconnectTimer?: NodeJS.Timeout;
   private reconnectAttempt = 0;
+  private everConnected = false;
+  private readonly reconnectedListeners: Array<() => void> = [];
   private started = false;
   private stopped = false;
   private stopping?: Promise<void>;
@@ -235,6 +237,10 @@ export class RabbitMqBus implements MessageBus {
   }
 
   /** True while a connection (with its confirm channel) is open: for `/readyz`. */
+  onReconnected(listener: () => void): void {
+    this.reconnectedListeners.push(listener);
+  }
+
   get connected(): boolean {
     return this.session !== undefined && !this.session.closed;
   }
@@ -405,6 +411,16 @@ export class RabbitMqBus implements MessageBus {
     for (const waiter of this.sessionWaiters) waiter.resolve(session);
     this.sessionWaiters.clear();
     await this.afterConnect(session);
+    if (this.everConnected) {
+      for (const listener of this.reconnectedListeners) {
+        try {
+          listener();
+        } catch (err) {
+          this.options.logger?.warn('bus reconnect listener failed', { error: errorText(err) });
+        }
+      }
+    }
+    this.everConnected = true;
   }
 
   private nextReconnectDelay(): number {

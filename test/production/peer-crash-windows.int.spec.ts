@@ -14,7 +14,14 @@
  *    ACKing it; the sender resends it to the surviving instance, which finds the original (a
  *    duplicate). It must schedule the original, not just acknowledge it.
  *
- * Without either, the message stays QUEUED or RECEIVED until some engine instance restarts (its
+ * 3. Since the pipeline runs at ingest: the dead instance had stored a message with its outcome
+ *    and deliveries but the broker never confirmed them (so no ACK); the resend must get the
+ *    deliveries published.
+ * 4. The double fault: the dead instance stored and ACKed messages while the broker was away (its
+ *    outbox), then died before the broker came back. No resend comes (they were ACKed): the
+ *    surviving instance must publish them when its bus connects again.
+ *
+ * Without these, the message stays QUEUED or RECEIVED until some engine instance restarts (its
  * start-up recovery is the only other thing that publishes unfinished work), and the patient's
  * later messages are delivered before it. Skipped with the reason when PostgreSQL or RabbitMQ is
  * absent; a failure with OSPREY_REQUIRE_SERVICES=1.
@@ -29,7 +36,7 @@ import { extractKeys } from '../../engine/ingest/ingest.ts';
 import { PostgresStore } from '../../engine/message-store/postgres-store.ts';
 import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
 import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster } from '../helpers/production-cluster.ts';
-import { findServices, skipOrFail, type Services } from '../helpers/production-services.ts';
+import { findServices, restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { adt } from '../helpers/test-channel.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -176,5 +183,37 @@ describe('production mode: work left behind by an instance that died (real Postg
     const [a, b] = appliedOrder(keys);
     expect(a, 'the original is applied before the patient’s next message').to.be.lessThan(b!);
     await waitFor(async () => (await idsOf('WINP2S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the original to be SENT' });
+  });
+  it('publishes, once the broker is back, what an instance stored and ACKed while the broker was away before it died (the double fault)', async function () {
+    this.timeout(240_000);
+    const text = adt({ controlId: 'WINP4S000', patientId: 'WIN-P4', trigger: 'A01' });
+    const raw = Buffer.from(text, 'utf8');
+    const keys = extractKeys(Hl7Message.parse(text));
+    const id = ulid();
+    // The broker goes away; meanwhile the dead instance stores (and ACKs) a message, whose
+    // deliveries wait in its outbox; then it dies. Only the surviving instance is left.
+    await restartRabbitMq(3_000, async () => {
+      await store.receive({
+        id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding: decodeHl7(raw, 'utf-8').encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED',
+        dedupeWindowMs: 86_400_000, source: '127.0.0.1:1',
+        outcome: { state: 'QUEUED', canonical: { controlId: 'WINP4S000' }, deliveries: [{ destination: DESTINATION, outputIndex: 0, payload: { controlId: 'WINP4S000', patientId: 'WIN-P4', trigger: 'A01' } }] },
+      });
+    });
+    await waitForApplied([`${id}:${DESTINATION}:0`]);
+    await waitFor(async () => (await idsOf('WINP4S000'))[0]?.state === 'SENT', { timeoutMs: 30_000, what: 'the message to be SENT' });
+    // The instance works normally afterwards: the patient's next message goes through.
+    await waitFor(async () => {
+      try {
+        await send(adt({ controlId: 'WINP4S001', patientId: 'WIN-P4', trigger: 'A03' }));
+        return true;
+      } catch {
+        return undefined;
+      }
+    }, { timeoutMs: 60_000, what: 'the next message to be ACKed' });
+    const [next] = await waitFor(async () => {
+      const found = await idsOf('WINP4S001');
+      return found.length === 1 ? found : undefined;
+    });
+    await waitForApplied([`${next!.id}:${DESTINATION}:0`]);
   });
 });
