@@ -15,7 +15,7 @@ import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
-import type { MessageStore, PendingMessage, ReplayPlan, StoredDelivery } from './message-store/message-store.ts';
+import type { MessageStore, PendingDelivery, PendingMessage, ReplayPlan } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
 import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
@@ -243,7 +243,7 @@ export class Engine {
    * aside), so the deliveries a recovered message will produce must come after them.
    * @returns the number of items published.
    */
-  private async recover(channel: string, pending: { messages: readonly PendingMessage[]; deliveries: readonly StoredDelivery[] }): Promise<number> {
+  private async recover(channel: string, pending: { messages: readonly PendingMessage[]; deliveries: readonly PendingDelivery[] }): Promise<number> {
     let n = 0;
     for (const d of pending.deliveries) {
       if (d.channel !== channel) continue;

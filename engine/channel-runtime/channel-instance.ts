@@ -117,10 +117,15 @@ export class ChannelInstance {
     }
   }
 
-  /** After a message is stored: reports its outcome and publishes its deliveries, or, for an original a resend found unfinished, queues it for the pipeline worker. */
+  /**
+   * After a message is stored: reports its outcome and publishes its deliveries. For an original a
+   * resend found unfinished, it does the pipeline worker's job here, before the resend's ACK, not
+   * through the pipeline queue: the sender's next message of the key is processed at ingest as
+   * soon as it has that ACK, and must not overtake the original (per-key order).
+   */
   async #schedule(stored: StoredForScheduling): Promise<void> {
     if (!stored.deliveries) {
-      await this.deps.publish(queueNames.pipeline(this.name), { id: stored.id, key: stored.orderKey });
+      await this.process({ id: stored.id, key: stored.orderKey });
       return;
     }
     const meta = { channel: this.name, messageId: stored.id };

@@ -51,7 +51,8 @@ export interface IngestChannel {
   /**
    * Called once an accepted message is durable, before the ACK: publishes the deliveries its
    * outcome queued or, for an original found RECEIVED or QUEUED by a resend (`deliveries`
-   * absent), schedules it on the pipeline queue. Never throws (the engine's publish gate).
+   * absent), finishes that original's work. Publishing never throws (the engine's publish gate);
+   * finishing an original may (a store error), which the resend's ACK survives.
    */
   onStored(stored: StoredForScheduling): Promise<void>;
 }
@@ -148,10 +149,11 @@ export class Ingest {
    * the bus. With several engine instances, one can store a message and die (kill -9) before its
    * publish is confirmed and before the sender has its ACK; the sender resends to another
    * instance, which finds the original — and without this, acknowledges it and leaves its work in
-   * the store until some engine instance starts (start-up recovery publishes it). The original
-   * goes on the pipeline queue, whose worker processes a RECEIVED message and publishes a QUEUED
-   * one's unsent deliveries again. That costs at most duplicate work items, which the stages skip
-   * once the work is done. Best effort: the ACK stands.
+   * the store until some engine instance starts (start-up recovery publishes it). The channel
+   * finishes the original before this resend is ACKed (it processes a RECEIVED message, and
+   * publishes a QUEUED one's unsent deliveries again), so the sender's next message cannot overtake
+   * it. That costs at most duplicate work items, which the stages skip once the work is done. Best
+   * effort: the ACK stands.
    */
   private async rescheduleIfUnfinished(channel: IngestChannel, id: string): Promise<void> {
     try {

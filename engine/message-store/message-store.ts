@@ -150,6 +150,16 @@ export interface AttemptRecord {
   nextAttemptAt?: number;
 }
 
+/** A QUEUED delivery to put back on its destination's queue. */
+export interface PendingDelivery {
+  id: string;
+  messageId: string;
+  channel: string;
+  destination: string;
+  orderKey: string;
+  seq: number;
+}
+
 /** A message the pipeline must (re)process. */
 export interface PendingMessage {
   id: string;
@@ -241,8 +251,12 @@ export interface MessageStore {
    */
   recordAttempts(attempts: AttemptRecord[]): Promise<void>;
 
-  /** Unfinished work after a restart, oldest first: RECEIVED messages and QUEUED deliveries. */
-  pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }>;
+  /**
+   * Unfinished work, oldest first: RECEIVED messages and QUEUED deliveries, as the work items that
+   * put them back on the bus (no payloads: a backlog after a long outage can be large, and every
+   * instance reads it when its bus reconnects).
+   */
+  pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }>;
   /**
    * Resets a message for replay (ERROR/BUSINESS_EXCEPTION/FILTERED → RECEIVED; dead-lettered deliveries → QUEUED) and records REPLAYED.
    * ERROR, BUSINESS_EXCEPTION, FILTERED and RECEIVED messages go back to RECEIVED (result fields

@@ -33,6 +33,7 @@ import type {
   MessageStore,
   MessageSummary,
   NewMessage,
+  PendingDelivery,
   PendingMessage,
   ProcessingOutcome,
   ReceiveResult,
@@ -43,11 +44,13 @@ import {
   ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
+  PENDING_DELIVERY_COLUMNS,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
   keysFromRow,
   num,
+  pendingDeliveryFrom,
   readMigrations,
   summaryFromRow,
   type Row,
@@ -226,13 +229,13 @@ export class PostgresStore implements MessageStore {
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
-  async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }> {
+  async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
     return this.#readOnly(async (c) => {
       const m = await c.query(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' ORDER BY seq`);
-      const d = await c.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`);
+      const d = await c.query(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`);
       return {
         messages: (m.rows as Row[]).map((r) => ({ id: String(r.id), channel: String(r.channel), orderKey: String(r.order_key), seq: num(r.seq) })),
-        deliveries: (d.rows as Row[]).map((r) => deliveryFromRow(deliveryRowFrom(r))),
+        deliveries: (d.rows as Row[]).map(pendingDeliveryFrom),
       };
     });
   }

@@ -38,6 +38,7 @@ import type {
   MessageStore,
   MessageSummary,
   NewMessage,
+  PendingDelivery,
   PendingMessage,
   ProcessingOutcome,
   ReceiveResult,
@@ -48,11 +49,13 @@ import {
   ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
+  PENDING_DELIVERY_COLUMNS,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
   keysFromRow,
   num,
+  pendingDeliveryFrom,
   readMigrations,
   summaryFromRow,
   type Row,
@@ -236,7 +239,7 @@ function prepareReads(db: Db) {
     ),
     loadDelivery: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
     pendingMessages: p(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' ORDER BY seq`),
-    pendingDeliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`),
+    pendingDeliveries: p(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`),
     detail: p(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = ?`),
     events: p('SELECT at, event, destination, detail FROM events WHERE message_id = ? ORDER BY id'),
     deliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
@@ -353,12 +356,12 @@ export class SqliteStore implements MessageStore {
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
-  async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: StoredDelivery[] }> {
+  async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
     const r = this.#reads();
     // One read transaction, so the two lists are of the same moment.
     return this.#reader!.transaction(() => ({
       messages: (r.pendingMessages.all() as Row[]).map((m) => ({ id: String(m.id), channel: String(m.channel), orderKey: String(m.order_key), seq: num(m.seq) })),
-      deliveries: (r.pendingDeliveries.all() as Row[]).map((d) => deliveryFromRow(deliveryRowFrom(d))),
+      deliveries: (r.pendingDeliveries.all() as Row[]).map(pendingDeliveryFrom),
     }))();
   }
 

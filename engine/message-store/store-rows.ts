@@ -16,6 +16,7 @@ import type {
   MessageQuery,
   MessageState,
   MessageSummary,
+  PendingDelivery,
 } from './message-store.ts';
 import { deliveryFromRow, fromJson, type DeliveryRow } from './unit-of-work.ts';
 
@@ -29,6 +30,14 @@ export const DETAIL_COLUMNS = `${SUMMARY_COLUMNS}, raw, encoding, source, canoni
 
 export const DELIVERY_COLUMNS =
   'id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at';
+
+/** The columns of a pending delivery (recovery needs no payload). */
+export const PENDING_DELIVERY_COLUMNS = 'id, message_id, channel, destination, order_key, seq';
+
+/** A row of {@link PENDING_DELIVERY_COLUMNS}. */
+export function pendingDeliveryFrom(r: Row): PendingDelivery {
+  return { id: String(r.id), messageId: String(r.message_id), channel: String(r.channel), destination: String(r.destination), orderKey: String(r.order_key), seq: num(r.seq) };
+}
 
 export const ATTEMPT_COLUMNS =
   'delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at';
