@@ -167,6 +167,16 @@ export interface MessageResultFields {
   canonicalJson: string | null;
 }
 
+/** No results: a new message, or one going back through the pipeline. */
+const NO_RESULTS: Readonly<MessageResultFields> = {
+  errorCode: null,
+  errorDetail: null,
+  exceptionCategory: null,
+  exceptionJson: null,
+  filterReason: null,
+  canonicalJson: null,
+};
+
 export interface MessageUpdate {
   id: string;
   state: MessageState;
@@ -455,12 +465,9 @@ export class UnitOfWork {
       facility: m.keys.facility ?? null,
       orderKey: m.orderKey,
       state: m.state,
+      ...NO_RESULTS,
       errorCode: error?.code ?? null,
       errorDetail: error?.detail ?? null,
-      exceptionCategory: null,
-      exceptionJson: null,
-      filterReason: null,
-      canonicalJson: null,
       accepted,
       updatedAt: this.#now,
     };
@@ -491,14 +498,7 @@ export class UnitOfWork {
     }
 
     // Everything that can throw happens before the view changes.
-    const cleared: MessageResultFields = {
-      errorCode: null,
-      errorDetail: null,
-      exceptionCategory: null,
-      exceptionJson: null,
-      filterReason: null,
-      canonicalJson: null,
-    };
+    const cleared = NO_RESULTS;
     let next: MessageState;
     let fields: MessageResultFields;
     const events: Array<[event: string, destination: string | null, detail: string | null]> = [];
@@ -653,14 +653,7 @@ export class UnitOfWork {
         if (!this.writes.insertDeliveries.delete(d.id)) this.writes.deleteDeliveries.add(d.id);
       }
       msg.state = MessageState.RECEIVED;
-      this.#updateMessage(id, MessageState.RECEIVED, {
-        errorCode: null,
-        errorDetail: null,
-        exceptionCategory: null,
-        exceptionJson: null,
-        filterReason: null,
-        canonicalJson: null,
-      });
+      this.#updateMessage(id, MessageState.RECEIVED, { ...NO_RESULTS });
       this.#event(id, 'REPLAYED', null, `pipeline, was ${previous}`);
       const message: PendingMessage = { id, channel: msg.channel, orderKey: msg.orderKey, seq: msg.seq };
       return { kind: 'pipeline', message };
