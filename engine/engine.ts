@@ -119,6 +119,12 @@ export class Engine {
     }
 
     const rateLimiters = new RateLimiterRegistry(config.rateLimits ?? {});
+    // A rate limit is the receiving system's, for the whole environment: with N instances each
+    // sends at 1/N of it (docs/design/0004, "Rate limits").
+    this.bus.onMembersChanged?.((instances) => {
+      rateLimiters.share(instances);
+      this.logger.info('rate limits shared among the engine instances', { instances, limits: rateLimiters.names() });
+    });
     const ingest = new Ingest(this.store, this.logger);
     // Read before any source accepts a message, so the snapshot holds only work from before the restart.
     const pending = await this.store.pendingWork();

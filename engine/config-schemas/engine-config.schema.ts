@@ -119,7 +119,7 @@ export const EngineConfigSchema = Type.Object(
         additionalProperties: false,
         'x-key-expected': 'a kebab-case name (erp-api)',
         default: {},
-        description: 'Named rate limits, shared by every destination that names them.',
+        description: 'Named rate limits, shared by every destination that names them and, in production mode, by the engine instances (each of N takes 1/N).',
         examples: [{ 'erp-api': { perSecond: 200, burst: 200 } }],
       }),
     ),

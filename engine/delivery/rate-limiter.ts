@@ -4,6 +4,10 @@
  * (`rateLimits: { erp-api: { perSecond: 20, burst: 40 } }`) that channels reference by name, so
  * every channel hitting the same ERP draws from ONE bucket (STYLE.md §3 rule 14).
  *
+ * A limit is the environment's, not one engine instance's: with several instances (production
+ * mode) each takes an equal share ({@link RateLimiterRegistry.share}), recomputed as instances come
+ * and go, so N instances together stay within the limit the receiving team gave.
+ *
  * Waiting is FIFO: a caller asking for several tokens is not overtaken by later callers asking for
  * one, so a large request cannot starve. There is no polling: one timer, set for the moment the
  * head of the queue can be served, and unref'd so a limiter never keeps the process alive.
@@ -42,8 +46,10 @@ const EPSILON = 1e-9;
 
 /** One token bucket. Starts full. */
 export class TokenBucket implements RateLimiter {
-  readonly perSecond: number;
-  readonly burst: number;
+  /** The configured limit, before any share. */
+  readonly limit: Readonly<Required<RateLimit>>;
+  perSecond: number;
+  burst: number;
   #tokens: number;
   #refilledAt: number;
   readonly #waiters: Waiter[] = [];
@@ -57,10 +63,24 @@ export class TokenBucket implements RateLimiter {
     if (!Number.isFinite(burst) || burst < 1) {
       throw new RangeError(`rate limit burst must be at least 1, got ${String(limit.burst)}`);
     }
+    this.limit = { perSecond: limit.perSecond, burst };
     this.perSecond = limit.perSecond;
     this.burst = burst;
     this.#tokens = burst;
     this.#refilledAt = performance.now();
+  }
+
+  /**
+   * Runs at `fraction` (0 < fraction ≤ 1) of the configured limit: rate and burst scaled (burst at
+   * least 1). Tokens in hand above the new burst are dropped; waiters are re-timed.
+   */
+  share(fraction: number): void {
+    if (!Number.isFinite(fraction) || fraction <= 0 || fraction > 1) throw new RangeError(`a rate limit share must be in (0, 1], got ${String(fraction)}`);
+    this.#refill();
+    this.perSecond = this.limit.perSecond * fraction;
+    this.burst = Math.max(1, this.limit.burst * fraction);
+    this.#tokens = Math.min(this.#tokens, this.burst);
+    this.#arm();
   }
 
   /** Callers waiting for tokens. */
@@ -151,12 +171,28 @@ export class TokenBucket implements RateLimiter {
  */
 export class RateLimiterRegistry {
   readonly #buckets = new Map<string, TokenBucket>();
+  /** Every bucket handed out, named or a destination's own: all take the same share. */
+  readonly #all: TokenBucket[] = [];
+  #fraction = 1;
 
   /** @throws RangeError when a limit is invalid (checked at start, not at the first send). */
   constructor(limits: Readonly<Record<string, RateLimit>> = {}) {
     for (const [name, limit] of Object.entries(limits)) {
-      this.#buckets.set(name, new TokenBucket(limit));
+      this.#buckets.set(name, this.#track(new TokenBucket(limit)));
     }
+  }
+
+  /** The share of every limit this instance takes: `1 / instances` (production mode). */
+  share(instances: number): void {
+    const n = Math.max(1, Math.floor(instances));
+    this.#fraction = 1 / n;
+    for (const bucket of this.#all) bucket.share(this.#fraction);
+  }
+
+  #track(bucket: TokenBucket): TokenBucket {
+    if (this.#fraction !== 1) bucket.share(this.#fraction);
+    this.#all.push(bucket);
+    return bucket;
   }
 
   has(name: string): boolean {
@@ -182,7 +218,7 @@ export class RateLimiterRegistry {
    */
   resolve(ref: string | RateLimit | undefined): TokenBucket | undefined {
     if (ref === undefined) return undefined;
-    return typeof ref === 'string' ? this.get(ref) : new TokenBucket(ref);
+    return typeof ref === 'string' ? this.get(ref) : this.#track(new TokenBucket(ref));
   }
 }
 

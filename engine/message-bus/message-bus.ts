@@ -55,6 +55,12 @@ export interface MessageBus {
    * may be waiting in the store with no one left to publish it (docs/design/0006 §3).
    */
   onReconnected?(listener: () => void): void;
+  /**
+   * Networked buses with several engine instances: `listener` gets the number of live instances
+   * (this one included) at once, then each time it changes. Rate limits use it to take an equal
+   * share each.
+   */
+  onMembersChanged?(listener: (instances: number) => void): void;
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */

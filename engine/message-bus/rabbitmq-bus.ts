@@ -204,6 +204,9 @@ export class RabbitMqBus implements MessageBus {
   private reconnectAttempt = 0;
   private everConnected = false;
   private readonly reconnectedListeners: Array<() => void> = [];
+  private readonly membersListeners: Array<(instances: number) => void> = [];
+  /** The member count last reported to membersListeners (1: this instance alone). */
+  private reportedMembers = 1;
   private started = false;
   private stopped = false;
   private stopping?: Promise<void>;
@@ -239,6 +242,12 @@ export class RabbitMqBus implements MessageBus {
   /** True while a connection (with its confirm channel) is open: for `/readyz`. */
   onReconnected(listener: () => void): void {
     this.reconnectedListeners.push(listener);
+  }
+
+  onMembersChanged(listener: (instances: number) => void): void {
+    this.membersListeners.push(listener);
+    // The other instances may have been seen already (they announce themselves at connect).
+    listener(this.reportedMembers);
   }
 
   get connected(): boolean {
@@ -882,6 +891,7 @@ export class RabbitMqBus implements MessageBus {
       // A newcomer learns about us now rather than at our next tick.
       if (isNew) this.announce();
     }
+    this.reportMembers();
     if (this.assignmentSignature() !== before) this.reconcileAll();
     else if (!a.bye) {
       // The homes are the same, but the announcer may now wait on partitions this instance still
@@ -913,6 +923,7 @@ export class RabbitMqBus implements MessageBus {
       const before = this.assignmentSignature();
       this.members.delete(home);
       this.options.logger?.info('bus member gone (silent since it lost a partition)', { member: home, instance: this.instanceId });
+      this.reportMembers();
       if (this.assignmentSignature() !== before) this.reconcileAll();
     }, 2 * this.membershipIntervalMs);
     this.suspects.set(home, timer);
@@ -927,7 +938,22 @@ export class RabbitMqBus implements MessageBus {
       if (id !== this.instanceId && member.lastSeen < expiry) this.members.delete(id);
     }
     this.announce();
+    this.reportMembers();
     if (this.assignmentSignature() !== before) this.reconcileAll();
+  }
+
+  /** Tells the listeners of onMembersChanged when the number of live instances changed. */
+  private reportMembers(): void {
+    const count = Math.max(1, this.members.size);
+    if (count === this.reportedMembers) return;
+    this.reportedMembers = count;
+    for (const listener of this.membersListeners) {
+      try {
+        listener(count);
+      } catch (err) {
+        this.options.logger?.warn('bus members listener failed', { error: errorText(err) });
+      }
+    }
   }
 
   /** Who consumes which queue: when it changes, partitions' homes may change. */

@@ -45,7 +45,7 @@ export interface Cluster {
   instances: Instance[];
 }
 
-function configYaml(prefix: string, schema: string, channelsDir: string): string {
+function configYaml(prefix: string, schema: string, channelsDir: string, rateLimit?: { perSecond: number; burst: number }): string {
   return [
     'store:',
     '  type: postgres',
@@ -67,6 +67,7 @@ function configYaml(prefix: string, schema: string, channelsDir: string): string
     '  dir: config/lookups',
     'contracts:',
     '  module: transforms/contracts/index.ts',
+    ...(rateLimit ? ['rateLimits:', `  ${RATE_LIMIT}: { perSecond: ${rateLimit.perSecond}, burst: ${rateLimit.burst} }`] : []),
     'sandbox:',
     '  enabled: false',
     'logging:',
@@ -77,8 +78,19 @@ function configYaml(prefix: string, schema: string, channelsDir: string): string
   ].join('\n');
 }
 
-/** Writes the channel and the config, starts the stand-in, picks ports; starts no engine. */
-export async function prepareCluster(services: Services, label: string, instanceNames: readonly string[] = ['A', 'B']): Promise<Cluster> {
+/** The name of the destination's rate limit, when the cluster has one. */
+export const RATE_LIMIT = 'erp-api';
+
+/**
+ * Writes the channel and the config, starts the stand-in, picks ports; starts no engine.
+ * `rateLimit`: the destination draws from the named limit {@link RATE_LIMIT} of the environment.
+ */
+export async function prepareCluster(
+  services: Services,
+  label: string,
+  instanceNames: readonly string[] = ['A', 'B'],
+  rateLimit?: { perSecond: number; burst: number },
+): Promise<Cluster> {
   const { prefix, schema } = uniqueNames(label);
   const standIn = await ErpStandIn.start();
   const dir = makeTempDir(`production-${label}`);
@@ -90,11 +102,11 @@ export async function prepareCluster(services: Services, label: string, instance
       name: CHANNEL,
       port: '${TEST_MLLP_PORT}',
       // Enough attempts at a short fixed backoff to outlast every outage of a test (no dead letters).
-      destinations: [{ name: DESTINATION, url: `${standIn.url}${PATH}`, timeout: '5s', maxAttempts: 100_000, backoff: '200ms' }],
+      destinations: [{ name: DESTINATION, url: `${standIn.url}${PATH}`, timeout: '5s', maxAttempts: 100_000, backoff: '200ms', ...(rateLimit ? { rateLimit: RATE_LIMIT } : {}) }],
     }),
   );
   const configFile = join(dir, 'osprey.yaml');
-  writeFileSync(configFile, configYaml(prefix, schema, channelsDir));
+  writeFileSync(configFile, configYaml(prefix, schema, channelsDir, rateLimit));
   const instances: Instance[] = [];
   for (const name of instanceNames) {
     const httpPort = await freePort();

@@ -166,6 +166,21 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       rec.expectOrder(published, true);
     });
 
+    it('reports how many instances are live, as they come and go (rate limits take 1/N each)', async () => {
+      const a = await fx.create();
+      const seenByA: number[] = [];
+      a.onMembersChanged((n) => seenByA.push(n));
+      const b = await fx.create();
+      const seenByB: number[] = [];
+      b.onMembersChanged((n) => seenByB.push(n));
+      await waitFor(() => seenByA.at(-1) === 2 && seenByB.at(-1) === 2, 'both instances to see two members');
+      await a.stop();
+      await waitFor(() => seenByB.at(-1) === 1, 'the survivor to see itself alone', 10_000);
+      // At once on registering (1 or 2, whether a was seen yet), then on each change.
+      expect(seenByA[0]).to.equal(1);
+      expect(seenByB.slice(-2)).to.deep.equal([2, 1]);
+    });
+
     it('hands the partitions of an instance to the other when it stops (failover), keeping per-key order', async () => {
       const a = await fx.create();
       const b = await fx.create();

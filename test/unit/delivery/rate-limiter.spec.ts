@@ -89,6 +89,22 @@ describe('delivery/rate-limiter', () => {
       expect(smallDone).to.equal(true);
     });
 
+    it('at a share, drops tokens above the new burst and serves at the new rate', async () => {
+      const bucket = new TokenBucket({ perSecond: 1000, burst: 10 });
+      bucket.share(0.5);
+      // A full bucket of 10 keeps 5: five go at once, the sixth waits for a token at 500/s.
+      await Promise.all(Array.from({ length: 5 }, () => bucket.acquire()));
+      let sixth = false;
+      const p = bucket.acquire().then(() => {
+        sixth = true;
+      });
+      await settle();
+      expect(sixth).to.equal(false);
+      await p;
+      expect(() => bucket.share(0)).to.throw(RangeError);
+      expect(() => bucket.share(1.5)).to.throw(RangeError);
+    });
+
     it('rejects requests it could never serve, and bad limits', async () => {
       const bucket = new TokenBucket({ perSecond: 5, burst: 2 });
       await expect(bucket.acquire(3)).to.be.rejectedWith(RangeError);
@@ -144,6 +160,20 @@ describe('delivery/rate-limiter', () => {
       expect(inline1).to.be.instanceOf(TokenBucket);
       expect(inline1).to.not.equal(inline2);
       expect(registry.resolve(undefined)).to.equal(undefined);
+    });
+
+    it('gives each of N engine instances 1/N of every limit, named or inline, and the whole again when alone', async () => {
+      const registry = new RateLimiterRegistry({ 'erp-api': { perSecond: 200, burst: 200 }, tiny: { perSecond: 2, burst: 1 } });
+      const inlineBefore = registry.resolve({ perSecond: 30, burst: 30 })!;
+      registry.share(4);
+      const inlineAfter = registry.resolve({ perSecond: 40 })!;
+      expect([registry.get('erp-api').perSecond, registry.get('erp-api').burst]).to.deep.equal([50, 50]);
+      expect([registry.get('tiny').perSecond, registry.get('tiny').burst]).to.deep.equal([0.5, 1]);
+      expect([inlineBefore.perSecond, inlineBefore.burst]).to.deep.equal([7.5, 7.5]);
+      expect([inlineAfter.perSecond, inlineAfter.burst]).to.deep.equal([10, 10]);
+      registry.share(1);
+      expect([registry.get('erp-api').perSecond, registry.get('erp-api').burst]).to.deep.equal([200, 200]);
+      expect(registry.get('erp-api').limit).to.deep.equal({ perSecond: 200, burst: 200 });
     });
 
     it('validates every limit when built', () => {
