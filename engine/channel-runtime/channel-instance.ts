@@ -104,7 +104,7 @@ export class ChannelInstance {
     const deliveries = await store.recordProcessing(message.id, outcome);
     if (redelivered) {
       if (deliveries.length > 0) this.deps.logger.info('processed message redelivered: its queued deliveries are published again', { channel: this.name, messageId: message.id, deliveries: deliveries.length });
-      await this.#publishDeliveries(deliveries);
+      await this.#publishDeliveries(deliveries, { fresh: false });
     } else await this.#schedule({ id: message.id, channel: this.name, orderKey: message.orderKey, outcome, deliveries });
   };
 
@@ -131,14 +131,18 @@ export class ChannelInstance {
     const meta = { channel: this.name, messageId: stored.id };
     if (stored.outcome?.state === 'ERROR') this.deps.logger.warn('message errored in the pipeline', { ...meta, code: stored.outcome.error.code });
     else if (stored.outcome?.state === 'BUSINESS_EXCEPTION') this.deps.logger.warn('business exception', { ...meta, category: stored.outcome.exception.category });
-    await this.#publishDeliveries(stored.deliveries);
+    await this.#publishDeliveries(stored.deliveries, { fresh: true });
   }
 
-  /** Puts deliveries on their destinations' queues: all sent at once (in order), then awaited. */
-  async #publishDeliveries(deliveries: readonly StoredDelivery[]): Promise<void> {
+  /**
+   * Puts deliveries on their destinations' queues: all sent at once (in order), then awaited.
+   * Only `fresh` ones (just created) go through the handoff cache: one published again may be on
+   * the bus already, and its first item would take the entry, leaving a stale one for the next.
+   */
+  async #publishDeliveries(deliveries: readonly StoredDelivery[], { fresh }: { fresh: boolean }): Promise<void> {
     const published: Array<Promise<void>> = [];
     for (const delivery of deliveries) {
-      this.deps.handoff?.deliveries.set(delivery.id, delivery);
+      if (fresh) this.deps.handoff?.deliveries.set(delivery.id, delivery);
       published.push(this.deps.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey }));
     }
     await Promise.all(published);

@@ -80,6 +80,9 @@ export function extractKeys(hl7: Hl7Message): BusinessKeys {
 }
 
 export class Ingest {
+  /** The last publish of each key (channel + order key) still running: see {@link inKeyOrder}. */
+  private readonly publishing = new Map<string, Promise<void>>();
+
   constructor(
     private readonly store: MessageStore,
     private readonly logger: Logger,
@@ -131,17 +134,35 @@ export class Ingest {
       return { ackCode: 'AE', error: { code: 'OSPREY_ERR_STORE_UNAVAILABLE', detail: 'the message could not be stored; resend it' } };
     }
 
-    if (stored.duplicateOf) {
-      this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: stored.duplicateOf });
-      await this.rescheduleIfUnfinished(channel, stored.duplicateOf);
-      return { ackCode: 'AA', messageId: stored.duplicateOf, duplicate: true };
-    }
     if (rejection) {
       this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection.error.code });
       return { ackCode: rejection.ackCode, messageId: id, error: rejection.error };
     }
-    await channel.onStored({ id, channel: channel.name, orderKey, outcome, deliveries: stored.deliveries ?? [] });
-    return { ackCode: 'AA', messageId: id };
+    const { duplicateOf } = stored;
+    if (duplicateOf) this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: duplicateOf });
+    await this.inKeyOrder(`${channel.name}\u0000${orderKey}`, () =>
+      duplicateOf
+        ? this.rescheduleIfUnfinished(channel, duplicateOf)
+        : channel.onStored({ id, channel: channel.name, orderKey, outcome, deliveries: stored.deliveries ?? [] }),
+    );
+    return duplicateOf ? { ackCode: 'AA', messageId: duplicateOf, duplicate: true } : { ackCode: 'AA', messageId: id };
+  }
+
+  /**
+   * Runs `publish` after the previous publish of the same key has finished. Receives resolve in the
+   * order the store committed them, so this is commit order; without it, the extra reads and writes
+   * of a resend's original (rescheduleIfUnfinished) let a later message of the key, pipelined on
+   * the same connection, reach the bus first (seen in the kill -9 test: an old key's delivery
+   * applied after a newer one's). Never rejects.
+   */
+  private async inKeyOrder(key: string, publish: () => Promise<void>): Promise<void> {
+    const previous = this.publishing.get(key);
+    const mine = (previous ? previous.then(publish) : publish()).catch((err: unknown) => {
+      this.logger.warn('work not published; recovery will pick it up', { error: (err as Error).message });
+    });
+    this.publishing.set(key, mine);
+    await mine;
+    if (this.publishing.get(key) === mine) this.publishing.delete(key);
   }
 
   /**
