@@ -170,8 +170,12 @@ export class PostgresStore implements MessageStore {
       // a batch's reads, and its writes with its COMMIT, take one round trip each (postgres-batch.ts).
       pipeline: true,
     });
-    // An idle client losing its connection must not crash the engine; the next query reports it.
+    // A client losing its connection (a PostgreSQL restart, a failover: FATAL 57P01) must not crash
+    // the engine. pg emits 'error' on the pool for an idle client, and on the client itself when it
+    // is checked out between queries, where nothing else listens: an unhandled 'error' event ends
+    // the process. Its queries fail instead, and the client is discarded on release.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     try {
       await this.#migrate(pool);
     } catch (err) {

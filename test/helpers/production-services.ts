@@ -36,7 +36,7 @@ export interface Services {
  * Finds RabbitMQ and PostgreSQL (and, with `rabbitmqctl: true`, a working `rabbitmqctl`, which the
  * broker-restart fault needs). Resolves with the URLs, or with every reason something is missing.
  */
-export async function findServices(options: { rabbitmqctl?: boolean } = {}): Promise<Services | { reason: string }> {
+export async function findServices(options: { rabbitmqctl?: boolean; pgCtlCluster?: boolean } = {}): Promise<Services | { reason: string }> {
   const reasons: string[] = [];
   let databaseUrl: string | undefined;
   const pgReasons: string[] = [];
@@ -68,6 +68,13 @@ export async function findServices(options: { rabbitmqctl?: boolean } = {}): Pro
       reasons.push(`rabbitmqctl unavailable (${(err as Error).message.split('\n')[0]})`);
     }
   }
+  if (options.pgCtlCluster) {
+    try {
+      await postgresCluster();
+    } catch (err) {
+      reasons.push(`pg_ctlcluster unavailable (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
   return reasons.length > 0 || !databaseUrl ? { reason: reasons.join('; ') } : { rabbitmqUrl: RABBITMQ_URL, databaseUrl };
 }
 
@@ -89,6 +96,50 @@ export function uniqueNames(label: string): { prefix: string; schema: string } {
 export async function rabbitmqctl(args: string[], timeoutMs = 60_000): Promise<string> {
   const { stdout } = await exec('rabbitmqctl', args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
   return stdout;
+}
+
+/** The local PostgreSQL cluster `pg_ctlcluster` manages (Debian): its version and name, if it runs here. */
+async function postgresCluster(): Promise<[version: string, name: string]> {
+  const { stdout } = await exec('pg_lsclusters', ['--no-header'], { timeout: 10_000 });
+  const line = stdout.split('\n').find((l) => /\bonline\b/.test(l));
+  const [version, name] = line?.trim().split(/\s+/) ?? [];
+  if (!version || !name) throw new Error('no online cluster in pg_lsclusters');
+  return [version, name];
+}
+
+/**
+ * A PostgreSQL restart as an operator does it (`pg_ctlcluster … stop -m fast`, the rest of
+ * `downMs`, `start`), then waits until it accepts connections. If anything fails after the stop,
+ * the cluster is started again before the error is passed on.
+ */
+export async function restartPostgres(databaseUrl: string, downMs: number): Promise<{ stoppedAt: number; upAt: number }> {
+  const [version, name] = await postgresCluster();
+  const ctl = (action: string, ...rest: string[]) => exec('pg_ctlcluster', ['--skip-systemctl-redirect', version, name, action, ...rest], { timeout: 120_000 });
+  await ctl('stop', '-m', 'fast');
+  const stoppedAt = Date.now();
+  let failure: unknown;
+  try {
+    const left = stoppedAt + downMs - Date.now();
+    if (left > 0) await sleep(left);
+  } catch (err) {
+    failure = err;
+  }
+  await ctl('start');
+  await waitFor(
+    async () => {
+      const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 2000 });
+      try {
+        await client.connect();
+        await client.query('SELECT 1');
+        return true;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+    { timeoutMs: 90_000, intervalMs: 250, what: 'PostgreSQL to accept connections' },
+  );
+  if (failure) throw failure;
+  return { stoppedAt, upAt: Date.now() };
 }
 
 /** Resolves once the broker accepts an AMQP connection (bounded). */

@@ -14,7 +14,9 @@
  *   (a) RabbitMQ restarts (`rabbitmqctl stop_app`, a few seconds, `start_app`); both instances
  *       report not-ready (`/readyz` 503) while it is down and ready again after;
  *   (b) one instance is killed with SIGKILL; its senders fail over to the other one;
- *   (c) the ERP answers 503 for a while, then recovers.
+ *   (c) the ERP answers 503 for a while, then recovers;
+ *   (d) PostgreSQL restarts (`pg_ctlcluster … stop -m fast`, a few seconds, `start`): ingest
+ *       answers AE while the store is away (the senders resend), deliveries wait, nothing is lost.
  *
  * After each: every message was acknowledged AA in the end and is stored once, in its final state;
  * each expected idempotency key (`<message id>:erp:0`) was applied by the stand-in exactly once
@@ -46,7 +48,7 @@ import {
   type Cluster,
   type Instance,
 } from '../helpers/production-cluster.ts';
-import { findServices, restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
+import { findServices, restartPostgres, restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { ResilientSender } from '../helpers/resilient-sender.ts';
 import { adt } from '../helpers/test-channel.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
@@ -274,7 +276,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
 
   before(async function () {
     this.timeout(60_000);
-    const found = await findServices({ rabbitmqctl: true });
+    const found = await findServices({ rabbitmqctl: true, pgCtlCluster: true });
     if ('reason' in found) skipOrFail(this, found.reason);
     services = found as Services;
   });
@@ -394,5 +396,26 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
     expect(answered503, 'requests answered 503 during the outage').to.be.greaterThan(0);
     const figures = await verify(c, stream, streamEnd, Math.max(streamEnd, Date.now()));
     report('c: ERP 503 outage', figures, `ERP answered 503 for ${(outageMs / 1000).toFixed(1)} s (${answered503} requests), no dead letters`);
+  });
+
+  it('(d) PostgreSQL restarts mid-stream: senders get AE and resend, nothing ACKed is lost, each key applied once, per-patient order', async function () {
+    const c = await setUp('pgrestart');
+    let fault: Promise<{ stoppedAt: number; upAt: number }> | undefined;
+    let ackedAtStop = 0;
+    const stream = startStream(c, 'PG', (n) => {
+      if (fault || n < 300) return;
+      ackedAtStop = n;
+      fault = restartPostgres(services.databaseUrl, 4000);
+      fault.catch(() => undefined); // awaited below; the database is started again in any case
+    });
+    const streamEnd = await stream.done.catch(async (err: unknown) => {
+      await fault?.catch(() => undefined);
+      throw err;
+    });
+    expect(fault, 'PostgreSQL was restarted mid-stream').to.exist;
+    const times = await fault!;
+    const refused = stream.senders.reduce((n, s) => n + (s.rejected.get('AE') ?? 0), 0);
+    const figures = await verify(c, stream, streamEnd, Math.max(streamEnd, times.upAt));
+    report('d: PostgreSQL restart', figures, `database down ${((times.upAt - times.stoppedAt) / 1000).toFixed(1)} s after ${ackedAtStop} ACKs, ${refused} messages answered AE meanwhile (resent)`);
   });
 });
