@@ -25,9 +25,10 @@
  * of an already-applied key — the crash spec's definition); and `GET /api/channels` on every
  * running instance shows the counts the stand-in saw. Figures are printed.
  *
- * Skipped with the reason when PostgreSQL, RabbitMQ or rabbitmqctl is absent; a failure instead
- * when OSPREY_REQUIRE_SERVICES=1 (CI). The broker restart affects every user of the broker: in CI
- * nothing else runs at the same time.
+ * Skipped with the reason when PostgreSQL, RabbitMQ, rabbitmqctl or pg_ctlcluster (Debian's
+ * postgresql-common, for the database restart) is absent; a failure instead when
+ * OSPREY_REQUIRE_SERVICES=1 (CI). The broker and database restarts affect every user of those
+ * services: in CI nothing else runs at the same time.
  */
 import { expect } from 'chai';
 import { ok, unavailable } from '../fixtures/erp-stand-in.ts';
