@@ -39,6 +39,14 @@ export interface EngineOptions {
 const INGEST_PUBLISH_WAIT_MS = 2_000;
 /** How often the outbox recovery tries again while the bus is unavailable. */
 const OUTBOX_RETRY_MS = 2_000;
+/**
+ * After a broker outage, work changed from this long before the connection was lost is published
+ * again: what was stored around and during the outage, by this instance or one that died (a
+ * publish waits ≤ INGEST_PUBLISH_WAIT_MS for its confirm; the rest is room for clocks that differ
+ * between machines). Older work reached the bus before the outage; publishing the whole backlog
+ * again (a long ERP outage can leave a large one) would only add duplicates, on every instance.
+ */
+const RECONNECT_REPUBLISH_MARGIN_MS = 60_000;
 /** Passes of one recovery round before it waits OUTBOX_RETRY_MS (new work keeps arriving). */
 const OUTBOX_MAX_PASSES = 20;
 
@@ -65,6 +73,8 @@ export class Engine {
   /** Work not published because of the backlog (or a failed publish) since the recovery pass began. */
   private deferredDuringBacklog = 0;
   private outboxTimer?: NodeJS.Timeout;
+  /** The current backlog's scope: work changed since then (after a reconnect); unset: all of it. */
+  private outboxSince?: number;
   private readonly handoff?: HandoffCache;
 
   constructor(private readonly options: EngineOptions) {
@@ -99,7 +109,12 @@ export class Engine {
     // the one that deferred work: an instance that stored (and ACKed) messages while the broker
     // was away and then died would otherwise leave them until some instance starts. Duplicates of
     // work already on the bus are skipped by the stages (docs/design/0006 §3).
-    this.bus.onReconnected?.(() => this.startOutboxRecovery('bus connected again', 'bus connected again: publishing the work the store holds unfinished (this instance’s and any other’s)'));
+    this.bus.onReconnected?.((lostAt) =>
+      this.startOutboxRecovery('bus connected again', {
+        announce: 'bus connected again: publishing the unfinished work stored around the outage (this instance’s and any other’s)',
+        changedSince: lostAt - RECONNECT_REPUBLISH_MARGIN_MS,
+      }),
+    );
     // The API (and the sandbox receiver the sample channels deliver to) comes up first.
     this.api = buildManagementApi({
       store: this.store,
@@ -207,9 +222,21 @@ export class Engine {
     }
   }
 
-  private startOutboxRecovery(reason: string, announce = 'bus unavailable: messages are stored and acknowledged, and published from the store when it is back'): void {
-    if (!this.outboxBacklog) this.logger.warn(announce, { reason });
+  /**
+   * Enters (or widens) the backlog: `changedSince` limits the recovery to work changed since then
+   * (a reconnect); without it, a publish of this instance failed and everything unfinished is due.
+   */
+  private startOutboxRecovery(reason: string, scope: { announce?: string; changedSince?: number } = {}): void {
+    if (!this.outboxBacklog) {
+      this.logger.warn(scope.announce ?? 'bus unavailable: messages are stored and acknowledged, and published from the store when it is back', { reason });
+      this.outboxSince = scope.changedSince;
+    } else if (scope.changedSince === undefined || this.outboxSince === undefined) this.outboxSince = undefined;
+    else this.outboxSince = Math.min(this.outboxSince, scope.changedSince);
     this.outboxBacklog = true;
+    this.scheduleOutboxPass();
+  }
+
+  private scheduleOutboxPass(): void {
     if (this.outboxTimer) return;
     this.outboxTimer = setTimeout(() => void this.recoverOutbox(), OUTBOX_RETRY_MS);
     this.outboxTimer.unref();
@@ -223,22 +250,24 @@ export class Engine {
    */
   private async recoverOutbox(): Promise<void> {
     this.outboxTimer = undefined;
-    if (this.bus.connected === false) return this.startOutboxRecovery('bus still disconnected');
+    if (this.bus.connected === false) return this.scheduleOutboxPass();
     try {
       let published = 0;
       for (let pass = 0; pass < OUTBOX_MAX_PASSES; pass++) {
         this.deferredDuringBacklog = 0;
-        const pending = await this.store.pendingWork();
+        const pending = await this.store.pendingWork(this.outboxSince === undefined ? {} : { changedSince: this.outboxSince });
         for (const channel of this.channels.keys()) published += await this.recover(channel, pending);
         if (this.deferredDuringBacklog === 0) {
           this.outboxBacklog = false;
+          this.outboxSince = undefined;
           this.logger.info('bus available again: the stored backlog is published', { published, passes: pass + 1 });
           return;
         }
       }
-      this.startOutboxRecovery('work kept arriving during the recovery passes');
+      this.scheduleOutboxPass(); // work kept arriving during the recovery passes
     } catch (err) {
-      this.startOutboxRecovery((err as Error).message);
+      this.logger.warn('outbox recovery pass failed; trying again', { error: (err as Error).message });
+      this.scheduleOutboxPass();
     }
   }
 

@@ -51,10 +51,11 @@ export interface MessageBus {
   readonly connected?: boolean;
   /**
    * Networked buses: `listener` runs each time the bus is connected again after losing its
-   * connection (not at the first connect). Work other instances stored while the broker was away
-   * may be waiting in the store with no one left to publish it (docs/design/0006 §3).
+   * connection (not at the first connect), with when it was lost (epoch ms). Work other instances
+   * stored while the broker was away may be waiting in the store with no one left to publish it
+   * (docs/design/0006 §3).
    */
-  onReconnected?(listener: () => void): void;
+  onReconnected?(listener: (lostAt: number) => void): void;
   /**
    * Networked buses with several engine instances: `listener` gets the number of live instances
    * (this one included) at once, then each time it changes. Rate limits use it to take an equal

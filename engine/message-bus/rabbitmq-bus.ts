@@ -203,7 +203,9 @@ export class RabbitMqBus implements MessageBus {
   private reconnectTimer?: NodeJS.Timeout;
   private reconnectAttempt = 0;
   private everConnected = false;
-  private readonly reconnectedListeners: Array<() => void> = [];
+  private readonly reconnectedListeners: Array<(lostAt: number) => void> = [];
+  /** When the last connection was lost (epoch ms), for onReconnected. */
+  private lostAt = 0;
   private readonly membersListeners: Array<(instances: number) => void> = [];
   /** The member count last reported to membersListeners (1: this instance alone). */
   private reportedMembers = 1;
@@ -240,7 +242,7 @@ export class RabbitMqBus implements MessageBus {
   }
 
   /** True while a connection (with its confirm channel) is open: for `/readyz`. */
-  onReconnected(listener: () => void): void {
+  onReconnected(listener: (lostAt: number) => void): void {
     this.reconnectedListeners.push(listener);
   }
 
@@ -423,7 +425,7 @@ export class RabbitMqBus implements MessageBus {
     if (this.everConnected) {
       for (const listener of this.reconnectedListeners) {
         try {
-          listener();
+          listener(this.lostAt);
         } catch (err) {
           this.options.logger?.warn('bus reconnect listener failed', { error: errorText(err) });
         }
@@ -498,6 +500,7 @@ export class RabbitMqBus implements MessageBus {
   private onSessionLost(session: Session): void {
     if (session.closed) return;
     session.closed = true;
+    this.lostAt = Date.now();
     if (this.session === session) this.session = undefined;
     for (const consumer of this.consumers.values()) {
       for (const part of consumer.partitions) this.dropChannel(part);

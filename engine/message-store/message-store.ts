@@ -254,9 +254,10 @@ export interface MessageStore {
   /**
    * Unfinished work, oldest first: RECEIVED messages and QUEUED deliveries, as the work items that
    * put them back on the bus (no payloads: a backlog after a long outage can be large, and every
-   * instance reads it when its bus reconnects).
+   * instance reads it when its bus reconnects). `changedSince` (epoch ms): only work whose row
+   * changed at or after it (what may not have reached the bus around a broker outage).
    */
-  pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }>;
+  pendingWork(options?: { changedSince?: number }): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }>;
   /**
    * Resets a message for replay (ERROR/BUSINESS_EXCEPTION/FILTERED → RECEIVED; dead-lettered deliveries → QUEUED) and records REPLAYED.
    * ERROR, BUSINESS_EXCEPTION, FILTERED and RECEIVED messages go back to RECEIVED (result fields

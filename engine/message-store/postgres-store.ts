@@ -233,10 +233,11 @@ export class PostgresStore implements MessageStore {
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
-  async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
+  async pendingWork(options: { changedSince?: number } = {}): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
+    const since = Math.trunc(options.changedSince ?? 0);
     return this.#readOnly(async (c) => {
-      const m = await c.query(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' ORDER BY seq`);
-      const d = await c.query(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`);
+      const m = await c.query(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= $1 ORDER BY seq`, [since]);
+      const d = await c.query(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' AND updated_at >= $1 ORDER BY seq, destination, output_index`, [since]);
       return {
         messages: (m.rows as Row[]).map((r) => ({ id: String(r.id), channel: String(r.channel), orderKey: String(r.order_key), seq: num(r.seq) })),
         deliveries: (d.rows as Row[]).map(pendingDeliveryFrom),

@@ -238,8 +238,8 @@ function prepareReads(db: Db) {
       'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ?',
     ),
     loadDelivery: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
-    pendingMessages: p(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' ORDER BY seq`),
-    pendingDeliveries: p(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' ORDER BY seq, destination, output_index`),
+    pendingMessages: p(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= ? ORDER BY seq`),
+    pendingDeliveries: p(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' AND updated_at >= ? ORDER BY seq, destination, output_index`),
     detail: p(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = ?`),
     events: p('SELECT at, event, destination, detail FROM events WHERE message_id = ? ORDER BY id'),
     deliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
@@ -356,12 +356,13 @@ export class SqliteStore implements MessageStore {
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
-  async pendingWork(): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
+  async pendingWork(options: { changedSince?: number } = {}): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
+    const since = Math.trunc(options.changedSince ?? 0);
     const r = this.#reads();
     // One read transaction, so the two lists are of the same moment.
     return this.#reader!.transaction(() => ({
-      messages: (r.pendingMessages.all() as Row[]).map((m) => ({ id: String(m.id), channel: String(m.channel), orderKey: String(m.order_key), seq: num(m.seq) })),
-      deliveries: (r.pendingDeliveries.all() as Row[]).map(pendingDeliveryFrom),
+      messages: (r.pendingMessages.all(since) as Row[]).map((m) => ({ id: String(m.id), channel: String(m.channel), orderKey: String(m.order_key), seq: num(m.seq) })),
+      deliveries: (r.pendingDeliveries.all(since) as Row[]).map(pendingDeliveryFrom),
     }))();
   }
 

@@ -780,6 +780,9 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       expect(pending.messages.map((p) => p.id)).to.deep.equal([ms[4]!.id, ms[5]!.id]);
       expect(pending.messages[0]).to.have.keys('id', 'channel', 'orderKey', 'seq');
       expect(pending.deliveries.map((d) => d.id)).to.deep.equal([d0[1]!.id, waiting[0]!.id]);
+      // Only what changed since a moment (around a broker outage), when asked.
+      expect(await reopened.pendingWork({ changedSince: Date.now() + MINUTE })).to.deep.equal({ messages: [], deliveries: [] });
+      expect((await reopened.pendingWork({ changedSince: Date.now() - MINUTE })).deliveries.map((d) => d.id)).to.deep.equal([d0[1]!.id, waiting[0]!.id]);
       // Work items only, no payloads: the worker reads the delivery (its retry time too) when it runs.
       expect(pending.deliveries[1]).to.have.keys('id', 'messageId', 'channel', 'destination', 'orderKey', 'seq');
       expect(pending.deliveries[1]).to.deep.include({ messageId: ms[3]!.id, destination: 'erp', orderKey: 'P-1' });
