@@ -244,7 +244,8 @@ export class Engine {
 
   /**
    * Publishes every message and delivery the store has as unfinished (changed since `outboxSince`
-   * when a reconnect set it), oldest first, pass after pass, until a whole pass (from before its snapshot to its last publish) saw no work deferred:
+   * when a reconnect set it), oldest first, pass after pass, until a whole pass (from before its
+   * snapshot to its last publish) saw no work deferred:
    * only then is everything that waited in the store on the bus, in order, and the backlog ends.
    * Duplicates of work already on the bus are skipped by the stages' state checks.
    */

@@ -50,8 +50,8 @@ export interface IngestChannel {
   process(message: { id: string; receivedAt: number; hl7: Hl7Message; facility?: string }): ProcessingOutcome;
   /**
    * Called once an accepted message is durable, before the ACK: publishes the deliveries its
-   * outcome queued or, for an original found RECEIVED or QUEUED by a resend (`deliveries`
-   * absent), finishes that original's work. Publishing never throws (the engine's publish gate);
+   * outcome queued or, for the original of a resend (`deliveries` absent), finishes that
+   * original's work if it is RECEIVED or QUEUED (and does nothing if it is final). Publishing never throws (the engine's publish gate);
    * finishing an original may (a store error), which the resend's ACK survives.
    */
   onStored(stored: StoredForScheduling): Promise<void>;
@@ -142,7 +142,7 @@ export class Ingest {
     if (duplicateOf) this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: duplicateOf });
     await this.inKeyOrder(`${channel.name}\u0000${orderKey}`, () =>
       duplicateOf
-        ? this.rescheduleIfUnfinished(channel, duplicateOf)
+        ? this.rescheduleIfUnfinished(channel, duplicateOf, orderKey)
         : channel.onStored({ id, channel: channel.name, orderKey, outcome, deliveries: stored.deliveries ?? [] }),
     );
     return duplicateOf ? { ackCode: 'AA', messageId: duplicateOf, duplicate: true } : { ackCode: 'AA', messageId: id };
@@ -176,10 +176,11 @@ export class Ingest {
    * it. That costs at most duplicate work items, which the stages skip once the work is done. Best
    * effort: the ACK stands.
    */
-  private async rescheduleIfUnfinished(channel: IngestChannel, id: string): Promise<void> {
+  private async rescheduleIfUnfinished(channel: IngestChannel, id: string, orderKey: string): Promise<void> {
     try {
-      const original = await this.store.loadForProcessing(id);
-      if (original?.state === 'RECEIVED' || original?.state === 'QUEUED') await channel.onStored({ id, channel: original.channel, orderKey: original.orderKey });
+      // A resend has its original's content, so its order key; the channel reads the original's
+      // state and does nothing for one that is finished.
+      await channel.onStored({ id, channel: channel.name, orderKey });
     } catch (err) {
       this.logger.warn('duplicate: original not re-scheduled; recovery will pick it up', { channel: channel.name, messageId: id, error: (err as Error).message });
     }

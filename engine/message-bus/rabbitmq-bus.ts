@@ -202,9 +202,8 @@ export class RabbitMqBus implements MessageBus {
   private connecting = false;
   private reconnectTimer?: NodeJS.Timeout;
   private reconnectAttempt = 0;
-  private everConnected = false;
   private readonly reconnectedListeners: Array<(lostAt: number) => void> = [];
-  /** When the last connection was lost (epoch ms), for onReconnected. */
+  /** When the last connection was lost (epoch ms; 0: never, so a connect is the first one). */
   private lostAt = 0;
   private readonly membersListeners: Array<(instances: number) => void> = [];
   /** The member count last reported to membersListeners (1: this instance alone). */
@@ -422,16 +421,7 @@ export class RabbitMqBus implements MessageBus {
     for (const waiter of this.sessionWaiters) waiter.resolve(session);
     this.sessionWaiters.clear();
     await this.afterConnect(session);
-    if (this.everConnected) {
-      for (const listener of this.reconnectedListeners) {
-        try {
-          listener(this.lostAt);
-        } catch (err) {
-          this.options.logger?.warn('bus reconnect listener failed', { error: errorText(err) });
-        }
-      }
-    }
-    this.everConnected = true;
+    if (this.lostAt > 0) this.callEach(this.reconnectedListeners, this.lostAt);
   }
 
   private nextReconnectDelay(): number {
@@ -950,11 +940,16 @@ export class RabbitMqBus implements MessageBus {
     const count = Math.max(1, this.members.size);
     if (count === this.reportedMembers) return;
     this.reportedMembers = count;
-    for (const listener of this.membersListeners) {
+    this.callEach(this.membersListeners, count);
+  }
+
+  /** Calls every listener; one that throws is logged and does not stop the others or the bus. */
+  private callEach<T>(listeners: ReadonlyArray<(value: T) => void>, value: T): void {
+    for (const listener of listeners) {
       try {
-        listener(count);
+        listener(value);
       } catch (err) {
-        this.options.logger?.warn('bus members listener failed', { error: errorText(err) });
+        this.options.logger?.warn('bus listener failed', { error: errorText(err) });
       }
     }
   }

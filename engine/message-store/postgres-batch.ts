@@ -22,7 +22,7 @@
 import type pg from 'pg';
 import type { MessageState } from './message-store.ts';
 import { DELIVERY_COLUMNS, deliveryRowFrom, num, type Row } from './store-rows.ts';
-import type { DedupeHit, DeliveryRow, MessageHead, Snapshot, SnapshotNeeds, Writes } from './unit-of-work.ts';
+import type { DedupeHit, DedupeProbe, DeliveryRow, MessageHead, Snapshot, SnapshotNeeds, Writes } from './unit-of-work.ts';
 
 /** One statement of a pipeline. */
 export interface Statement {
@@ -77,6 +77,18 @@ function text(v: string | null): string | null {
 const LOCKED_IDS = `$1::text[] || ARRAY(SELECT message_id FROM deliveries WHERE id = ANY($2::text[]))`;
 
 /**
+ * Serialises with any other transaction (another engine instance) storing one of these dedupe keys
+ * until this one commits; sorted, so two batches with several keys cannot deadlock.
+ */
+function dedupeLocks(probes: readonly DedupeProbe[]): Statement {
+  return {
+    name: 'osprey_dedupe_lock',
+    text: `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k) AS keys ORDER BY h`,
+    values: [probes.map((p) => p.key)],
+  };
+}
+
+/**
  * The reads of a batch, as statements to pipeline after `BEGIN`, and how to turn their answers
  * into the unit of work's {@link Snapshot}. The statements (and their order) are those the store
  * has always run, one at a time; see the comments for why each is needed.
@@ -88,14 +100,9 @@ export function snapshotReads(needs: SnapshotNeeds): { statements: Statement[]; 
 
   if (needs.dedupe.size > 0) {
     const probes = [...needs.dedupe.values()];
-    // Serialise with any other transaction (another engine instance) storing the same key until
-    // this one commits; sorted, so two batches with several keys cannot deadlock. The lookup is
-    // the next statement, so it runs after the locks are held and sees what their holders committed.
-    statements.push({
-      name: 'osprey_dedupe_lock',
-      text: `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k) AS keys ORDER BY h`,
-      values: [probes.map((p) => p.key)],
-    });
+    // The lookup is the statement after the locks, so it runs once they are held and sees what
+    // their holders committed.
+    statements.push(dedupeLocks(probes));
     dedupeAt = statements.length;
     statements.push({
       name: 'osprey_dedupe_find',
@@ -165,9 +172,8 @@ export const DUPLICATE_FOUND = 'OS001';
 export function duplicateGuard(needs: SnapshotNeeds): Statement[] {
   if (needs.dedupe.size === 0) return [];
   const probes = [...needs.dedupe.values()];
-  const reads = snapshotReads({ ...needs, messageIds: new Set(), deliveryIds: new Set() }).statements;
   return [
-    reads[0]!, // the advisory locks, as the careful path takes them
+    dedupeLocks(probes), // as the careful path takes them
     {
       name: 'osprey_duplicate_guard',
       text: `SELECT osprey_duplicate_found()

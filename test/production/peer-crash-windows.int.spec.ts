@@ -71,15 +71,33 @@ describe('production mode: work left behind by an instance that died (real Postg
     removeTempDirs();
   });
 
-  /** Stores a message the way ingest on another instance would have (RECEIVED, dedupe window 24 h). */
-  async function storeAsDeadInstance(text: string): Promise<{ id: string; orderKey: string }> {
+  /**
+   * Stores a message the way ingest on another instance would have (dedupe window 24 h): RECEIVED,
+   * or, `withOutcome`, as ingest stores since the pipeline runs there (with its outcome: one QUEUED
+   * delivery, in the same write).
+   */
+  async function storeAsDeadInstance(text: string, { withOutcome = false } = {}): Promise<{ id: string; orderKey: string }> {
     const raw = Buffer.from(text, 'utf8');
     const { encoding } = decodeHl7(raw, 'utf-8');
     const keys = extractKeys(Hl7Message.parse(text));
     const id = ulid();
-    const result = await store.receive({ id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED', dedupeWindowMs: 86_400_000, source: '127.0.0.1:1' });
+    const payload = { controlId: keys.controlId, patientId: keys.patientId };
+    const result = await store.receive({
+      id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED', dedupeWindowMs: 86_400_000, source: '127.0.0.1:1',
+      ...(withOutcome ? { outcome: { state: 'QUEUED', canonical: payload, deliveries: [{ destination: DESTINATION, outputIndex: 0, payload }] } } : {}),
+    });
     expect(result.duplicateOf).to.equal(undefined);
+    if (withOutcome) expect(result.deliveries!.map((d) => d.id)).to.deep.equal([`${id}:${DESTINATION}:0`]);
     return { id, orderKey: keys.patientId! };
+  }
+
+  /** The one stored message of `controlId`, once there is one. */
+  async function storedOnce(controlId: string): Promise<{ id: string; state: string }> {
+    const [only] = await waitFor(async () => {
+      const found = await idsOf(controlId);
+      return found.length === 1 ? found : undefined;
+    });
+    return only!;
   }
 
   async function publishPipelineItem(item: { id: string; key: string }): Promise<void> {
@@ -127,11 +145,8 @@ describe('production mode: work left behind by an instance that died (real Postg
     await publishPipelineItem({ id, key: orderKey });
     // The sender goes on with the patient's next message (the first one was ACKed before the kill).
     await send(adt({ controlId: 'WINP1S001', patientId: 'WIN-P1', trigger: 'A03' }));
-    const [next] = await waitFor(async () => {
-      const found = await idsOf('WINP1S001');
-      return found.length === 1 ? found : undefined;
-    });
-    const keys = [`${id}:${DESTINATION}:0`, `${next!.id}:${DESTINATION}:0`];
+    const next = await storedOnce('WINP1S001');
+    const keys = [`${id}:${DESTINATION}:0`, `${next.id}:${DESTINATION}:0`];
     await waitForApplied(keys);
     const [a, b] = appliedOrder(keys);
     expect(a, 'the recovered delivery is applied before the patient’s next one').to.be.lessThan(b!);
@@ -141,25 +156,13 @@ describe('production mode: work left behind by an instance that died (real Postg
 
   it('publishes the deliveries of a resend’s original stored with its outcome (the instance died after the commit, before the broker confirmed them and before the ACK), before the patient’s next message', async () => {
     const first = adt({ controlId: 'WINP3S000', patientId: 'WIN-P3', trigger: 'A01' });
-    const raw = Buffer.from(first, 'utf8');
-    const keys = extractKeys(Hl7Message.parse(first));
-    const id = ulid();
-    // As ingest stores a message since the pipeline runs at ingest: with its outcome, in one write.
-    const stored = await store.receive({
-      id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding: decodeHl7(raw, 'utf-8').encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED',
-      dedupeWindowMs: 86_400_000, source: '127.0.0.1:1',
-      outcome: { state: 'QUEUED', canonical: { controlId: 'WINP3S000' }, deliveries: [{ destination: DESTINATION, outputIndex: 0, payload: { controlId: 'WINP3S000', patientId: 'WIN-P3', trigger: 'A01' } }] },
-    });
-    expect(stored.deliveries!.map((d) => d.id)).to.deep.equal([`${id}:${DESTINATION}:0`]);
+    const { id } = await storeAsDeadInstance(first, { withOutcome: true });
     // No work item reached the broker. The sender had no ACK: it resends, now to the surviving instance.
     await send(first);
     await send(adt({ controlId: 'WINP3S001', patientId: 'WIN-P3', trigger: 'A03' }));
     expect((await idsOf('WINP3S000')).map((m) => m.id), 'the resend is a duplicate of the stored original').to.deep.equal([id]);
-    const [next] = await waitFor(async () => {
-      const found = await idsOf('WINP3S001');
-      return found.length === 1 ? found : undefined;
-    });
-    const applied = [`${id}:${DESTINATION}:0`, `${next!.id}:${DESTINATION}:0`];
+    const next = await storedOnce('WINP3S001');
+    const applied = [`${id}:${DESTINATION}:0`, `${next.id}:${DESTINATION}:0`];
     await waitForApplied(applied);
     const [a, b] = appliedOrder(applied);
     expect(a, 'the original is applied before the patient’s next message').to.be.lessThan(b!);
@@ -174,11 +177,8 @@ describe('production mode: work left behind by an instance that died (real Postg
     await send(adt({ controlId: 'WINP2S001', patientId: 'WIN-P2', trigger: 'A03' }));
     const stored = await idsOf('WINP2S000');
     expect(stored.map((m) => m.id), 'the resend is a duplicate of the stored original').to.deep.equal([id]);
-    const [next] = await waitFor(async () => {
-      const found = await idsOf('WINP2S001');
-      return found.length === 1 ? found : undefined;
-    });
-    const keys = [`${id}:${DESTINATION}:0`, `${next!.id}:${DESTINATION}:0`];
+    const next = await storedOnce('WINP2S001');
+    const keys = [`${id}:${DESTINATION}:0`, `${next.id}:${DESTINATION}:0`];
     await waitForApplied(keys);
     const [a, b] = appliedOrder(keys);
     expect(a, 'the original is applied before the patient’s next message').to.be.lessThan(b!);
@@ -186,18 +186,11 @@ describe('production mode: work left behind by an instance that died (real Postg
   });
   it('publishes, once the broker is back, what an instance stored and ACKed while the broker was away before it died (the double fault)', async function () {
     this.timeout(240_000);
-    const text = adt({ controlId: 'WINP4S000', patientId: 'WIN-P4', trigger: 'A01' });
-    const raw = Buffer.from(text, 'utf8');
-    const keys = extractKeys(Hl7Message.parse(text));
-    const id = ulid();
+    let id = '';
     // The broker goes away; meanwhile the dead instance stores (and ACKs) a message, whose
     // deliveries wait in its outbox; then it dies. Only the surviving instance is left.
     await restartRabbitMq(3_000, async () => {
-      await store.receive({
-        id, channel: CHANNEL, receivedAt: Date.now(), raw, encoding: decodeHl7(raw, 'utf-8').encoding, keys, orderKey: keys.patientId!, state: 'RECEIVED',
-        dedupeWindowMs: 86_400_000, source: '127.0.0.1:1',
-        outcome: { state: 'QUEUED', canonical: { controlId: 'WINP4S000' }, deliveries: [{ destination: DESTINATION, outputIndex: 0, payload: { controlId: 'WINP4S000', patientId: 'WIN-P4', trigger: 'A01' } }] },
-      });
+      ({ id } = await storeAsDeadInstance(adt({ controlId: 'WINP4S000', patientId: 'WIN-P4', trigger: 'A01' }), { withOutcome: true }));
     });
     await waitForApplied([`${id}:${DESTINATION}:0`]);
     await waitFor(async () => (await idsOf('WINP4S000'))[0]?.state === 'SENT', { timeoutMs: 30_000, what: 'the message to be SENT' });
@@ -210,10 +203,7 @@ describe('production mode: work left behind by an instance that died (real Postg
         return undefined;
       }
     }, { timeoutMs: 60_000, what: 'the next message to be ACKed' });
-    const [next] = await waitFor(async () => {
-      const found = await idsOf('WINP4S001');
-      return found.length === 1 ? found : undefined;
-    });
-    await waitForApplied([`${next!.id}:${DESTINATION}:0`]);
+    const next = await storedOnce('WINP4S001');
+    await waitForApplied([`${next.id}:${DESTINATION}:0`]);
   });
 });

@@ -131,6 +131,19 @@ function startStream(cluster: Cluster, tag: string, onProgress: (acked: number) 
   return { senders, messages, startedAt, done, ackCount: () => acked };
 }
 
+/**
+ * When the stream ended. If it failed, the restarted service (`fault`, set mid-stream) is let come
+ * back first, so the cleanup finds it up.
+ */
+async function streamEndAfterService(stream: Stream, fault: () => Promise<unknown> | undefined): Promise<number> {
+  try {
+    return await stream.done;
+  } catch (err) {
+    await fault()?.catch(() => undefined);
+    throw err;
+  }
+}
+
 interface Figures {
   messages: number;
   deliveries: number;
@@ -334,11 +347,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
       });
       fault.catch(() => undefined); // awaited below; the broker is started again in any case
     });
-    // If the stream fails, let the broker come back before the cleanup needs it.
-    const streamEnd = await stream.done.catch(async (err: unknown) => {
-      await fault?.catch(() => undefined);
-      throw err;
-    });
+    const streamEnd = await streamEndAfterService(stream, () => fault);
     expect(fault, 'the broker was restarted mid-stream').to.exist;
     const times = await fault!;
     expect(Object.fromEntries(notReady), '/readyz while RabbitMQ is down').to.deep.equal({ A: 503, B: 503 });
@@ -409,10 +418,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
       fault = restartPostgres(services.databaseUrl, 4000);
       fault.catch(() => undefined); // awaited below; the database is started again in any case
     });
-    const streamEnd = await stream.done.catch(async (err: unknown) => {
-      await fault?.catch(() => undefined);
-      throw err;
-    });
+    const streamEnd = await streamEndAfterService(stream, () => fault);
     expect(fault, 'PostgreSQL was restarted mid-stream').to.exist;
     const times = await fault!;
     const refused = stream.senders.reduce((n, s) => n + (s.rejected.get('AE') ?? 0), 0);
