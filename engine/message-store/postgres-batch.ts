@@ -27,9 +27,8 @@ import type { DedupeHit, DedupeProbe, DeliveryRow, MessageHead, Snapshot, Snapsh
 /** One statement of a pipeline. */
 export interface Statement {
   /**
-   * Makes it a named prepared statement: parsed once per connection (the text must never change
-   * under a name). It is still planned for its parameters at every run: the pool sets
-   * `plan_cache_mode = force_custom_plan` (see postgres-store.ts).
+   * Makes it a named prepared statement: parsed and planned once per connection (the text must
+   * never change under a name; see WRITER_PLANNING in postgres-store.ts for the plan).
    */
   name?: string;
   text: string;

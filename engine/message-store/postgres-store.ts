@@ -67,7 +67,8 @@ export interface PostgresStoreOptions {
    */
   schema?: string;
   /**
-   * Connections in the pool (shared by the group committer and the reads).
+   * Connections for reads (API searches, recovery); the group committers have their own, one per
+   * batch in flight.
    * @defaultValue 10
    */
   poolSize?: number;
@@ -115,6 +116,20 @@ function isRetryable(err: unknown): boolean {
 
 const RETRIES = 3;
 
+/**
+ * How the group committers' sessions plan. The batch statements (postgres-batch.ts) are named
+ * prepared statements, and planning them at every run (custom plans) was ~35% of their server time.
+ * A generic plan is made once per connection and kept; made while the tables are small (a new
+ * schema), it was a sequential scan or a hash join that stayed as they grew. Every batch statement
+ * is a key lookup through an index or an insert, so these sessions plan generically with the scans
+ * and joins that ignore indexes switched off: a nested loop over index scans, the right plan at any
+ * size (a test in postgres-store.spec.ts counts the sequential scans). Measured end to end:
+ * PostgreSQL's CPU 0.60 → 0.46 ms per message (docs/design/0003-message-store.md).
+ */
+export const WRITER_PLANNING = ['plan_cache_mode=force_generic_plan', 'enable_seqscan=off', 'enable_bitmapscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off']
+  .map((s) => `-c ${s}`)
+  .join(' ');
+
 const BEGIN: Statement = { text: 'BEGIN' };
 const COMMIT: Statement = { text: 'COMMIT' };
 const SAVEPOINT: Statement = { text: 'SAVEPOINT item' };
@@ -123,7 +138,10 @@ const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 /** The PostgreSQL implementation of {@link MessageStore}; see the module comment. */
 export class PostgresStore implements MessageStore {
   readonly #options: Required<PostgresStoreOptions>;
+  /** Reads (API searches, recovery, coalesced point reads) and migrations. */
   #pool: pg.Pool | undefined;
+  /** The group committers' connections (see WRITER_PLANNING). */
+  #writers: pg.Pool | undefined;
   /** `loadForProcessing` and `loadDelivery` of one turn share a query: see coalesced-reads.ts. */
   readonly #messageReads = new CoalescedReads<Row>((ids) =>
     this.#rowsById(
@@ -156,33 +174,38 @@ export class PostgresStore implements MessageStore {
   async open(): Promise<void> {
     if (this.#pool) return;
     const { connectionString, schema, poolSize, maxBatch, maxInFlight } = this.#options;
-    const pool = new pg.Pool({
+    const settings = {
       connectionString,
-      max: poolSize,
-      // Custom plans for the batch's prepared statements (postgres-batch.ts), as for any one-off
-      // statement: a generic plan is made once per connection, while the tables are small (a new
-      // schema), and kept. Measured: sequential scans of deliveries and messages that had grown,
-      // and PostgreSQL's CPU per message up by 75%. Parsing is still saved.
-      options: `-c search_path=${schema} -c plan_cache_mode=force_custom_plan`,
       types: TYPES,
       connectionTimeoutMillis: 10_000,
       // Statements queued on a client go out without waiting for the answer to the one before:
       // a batch's reads, and its writes with its COMMIT, take one round trip each (postgres-batch.ts).
       pipeline: true,
+    };
+    const pool = new pg.Pool({ ...settings, max: poolSize, options: `-c search_path=${schema}` });
+    // The group committers' own connections, one per batch in flight: the batch statements are
+    // planned once per connection (see WRITER_PLANNING) while the reads keep their custom plans.
+    const writers = new pg.Pool({
+      ...settings,
+      max: 2 * maxInFlight,
+      options: `-c search_path=${schema} ${WRITER_PLANNING}`,
     });
     // A client losing its connection (a PostgreSQL restart, a failover: FATAL 57P01) must not crash
     // the engine. pg emits 'error' on the pool for an idle client, and on the client itself when it
     // is checked out between queries, where nothing else listens: an unhandled 'error' event ends
     // the process. Its queries fail instead, and the client is discarded on release.
-    pool.on('error', () => {});
-    pool.on('connect', (client) => client.on('error', () => {}));
+    for (const p of [pool, writers]) {
+      p.on('error', () => {});
+      p.on('connect', (client) => client.on('error', () => {}));
+    }
     try {
       await this.#migrate(pool);
     } catch (err) {
-      await pool.end().catch(() => {});
+      await Promise.all([pool.end().catch(() => {}), writers.end().catch(() => {})]);
       throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the PostgreSQL message store could not be opened', { cause: err });
     }
     this.#pool = pool;
+    this.#writers = writers;
     this.#committer = new ReceiveFirstCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight });
   }
 
@@ -190,10 +213,11 @@ export class PostgresStore implements MessageStore {
     const committer = this.#committer;
     if (!committer) return;
     await committer.close();
-    const pool = this.#pool;
+    const pools = [this.#pool, this.#writers];
     this.#pool = undefined;
+    this.#writers = undefined;
     this.#committer = undefined;
-    await pool?.end();
+    await Promise.all(pools.map((p) => p?.end()));
   }
 
   receive(message: NewMessage): Promise<ReceiveResult> {
@@ -354,7 +378,8 @@ export class PostgresStore implements MessageStore {
    * trips in the usual case: see postgres-batch.ts.
    */
   async #flush(ops: readonly PreparedOp[]): Promise<ItemResult<StoreOpResult>[]> {
-    const pool = this.#requirePool();
+    const pool = this.#writers;
+    if (!pool) throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open');
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
       let broken: Error | undefined;

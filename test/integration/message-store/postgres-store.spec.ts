@@ -176,6 +176,48 @@ describe('PostgresStore', function () {
       }
     });
 
+    it('writes on index scans only, with plans made while the tables were empty (WRITER_PLANNING)', async () => {
+      // The migrations' index builds scan the tables: let that session end (and report) first.
+      const [migrated] = await instances(1, 'plans');
+      await migrated!.close();
+      const schema = `${prefix}_plans`;
+      const store = new PostgresStore({ connectionString: url, schema, poolSize: 4 });
+      opened.push(store);
+      await store.open();
+      const seqScans = async (): Promise<Record<string, number>> => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          const { rows } = await client.query('SELECT relname, seq_scan, idx_scan FROM pg_stat_user_tables WHERE schemaname = $1', [schema]);
+          return Object.fromEntries(rows.filter((r) => r.relname !== 'schema_migrations').map((r) => [r.relname as string, Number(r.seq_scan)]));
+        } finally {
+          await client.end();
+        }
+      };
+      const before = await seqScans();
+      // Every kind of batch, twice: first on empty tables (where the generic plans are made), then
+      // on tables that have grown. Only writes: the reads have a pool (and custom plans) of their own.
+      for (let round = 0; round < 2; round++) {
+        const messages = Array.from({ length: 40 * (1 + round * 5) }, () => message());
+        await Promise.all(messages.map((m) => store.receive(m)));
+        await store.receive(message({ keys: messages[0]!.keys })); // a resend: the careful path, with its dedupe lookup
+        const queued = await Promise.all(
+          messages.map((m, i) =>
+            store.recordProcessing(m.id, { state: 'QUEUED', canonical: { i }, deliveries: ['erp', 'rcm'].map((destination) => ({ destination, outputIndex: 0, payload: { i } })) }),
+          ),
+        );
+        await Promise.all(queued.map(([erp]) => store.recordAttempts([{ ...sent(erp!.id), outcome: 'RETRY', response: { status: 503, body: '' }, nextAttemptAt: Date.now() }])));
+        await Promise.all(queued.flat().map((d) => store.recordAttempts([sent(d.id)])));
+        await store.replay(messages[1]!.id);
+      }
+      // Closing ends the sessions, which report their statistics as they go.
+      await store.close();
+      let after = await seqScans();
+      for (let i = 0; i < 50 && Object.keys(after).length === 0; i++) after = await seqScans();
+      expect(Object.keys(after)).to.include.members(['messages', 'deliveries', 'attempts', 'events']);
+      for (const [table, n] of Object.entries(after)) expect(n - (before[table] ?? 0), `sequential scans of ${table}`).to.equal(0);
+    });
+
     it('answers reads of one turn from one query, each with its own row, and sees what was committed before', async () => {
       const [store] = await instances(1, 'reads');
       const messages = Array.from({ length: 5 }, () => message());
