@@ -256,6 +256,7 @@ describe('PostgresStore', function () {
           { version: 1, name: '0001-initial' },
           { version: 2, name: '0002-no-foreign-key-checks' },
           { version: 3, name: '0003-duplicate-guard' },
+          { version: 4, name: '0004-history-keys' },
         ]);
       } finally {
         await client.end();
