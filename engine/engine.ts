@@ -23,6 +23,7 @@ import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instan
 import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader.ts';
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
 import { HandoffCache } from './channel-runtime/handoff-cache.ts';
+import { PendingWrites } from './channel-runtime/pending-writes.ts';
 import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
 import { resolveRetryPolicy } from './delivery/retry-policy.ts';
 import type { EngineConfig } from './engine-config/load-engine-config.ts';
@@ -76,6 +77,7 @@ export class Engine {
   /** The current backlog's scope: work changed since then (after a reconnect); unset: all of it. */
   private outboxSince?: number;
   private readonly handoff?: HandoffCache;
+  private readonly pendingWrites = new PendingWrites();
 
   constructor(private readonly options: EngineOptions) {
     this.logger = options.logger ?? createLogger(options.config.logging);
@@ -196,27 +198,29 @@ export class Engine {
    * backlog exists nothing is published directly — a later message or delivery of a key would
    * otherwise overtake the earlier ones that wait in the store; the recovery publishes everything
    * pending in store order instead, and ends the backlog only after a pass during which nothing was
-   * deferred.
+   * deferred. Resolves true when the item is on the bus, false when it is left to the recovery.
    */
-  private async publishWork(queue: string, item: WorkItem): Promise<void> {
+  private async publishWork(queue: string, item: WorkItem): Promise<boolean> {
     if (this.outboxBacklog) {
       this.deferredDuringBacklog += 1;
-      return;
+      return false;
     }
     const publish = this.bus.publish(queue, item);
     // A bus that cannot disconnect (the local one) answers at once: no timer on the hot path.
-    if (this.bus.connected === undefined) return publish;
+    if (this.bus.connected === undefined) return publish.then(() => true);
     let timer: NodeJS.Timeout | undefined;
     const bounded = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('bus did not confirm in time')), INGEST_PUBLISH_WAIT_MS);
     });
     try {
       await Promise.race([publish, bounded]);
+      return true;
     } catch (err) {
       // A publish that confirms later is a harmless duplicate: the stages skip finished work.
       publish.catch(() => undefined);
       this.deferredDuringBacklog += 1;
       this.startOutboxRecovery((err as Error).message);
+      return false;
     } finally {
       clearTimeout(timer);
     }
@@ -308,6 +312,7 @@ export class Engine {
         this.store,
         logger,
         this.handoff,
+        this.pendingWrites,
       );
       destinations.set(d.name, worker);
     }
@@ -327,6 +332,7 @@ export class Engine {
         logger: this.logger.child({ channel: spec.name }),
         publish: (queue, item) => this.publishWork(queue, item),
         handoff: this.handoff,
+        pendingWrites: this.pendingWrites,
       },
     );
   }

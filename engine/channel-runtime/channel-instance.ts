@@ -7,22 +7,24 @@
  * is recovered from the store.
  */
 import type { InboundAdapter } from '../adapter-sdk/index.ts';
-import type { Ingest, IngestChannel, StoredForScheduling } from '../ingest/ingest.ts';
+import type { Ingest, IngestChannel, NewWork } from '../ingest/ingest.ts';
 import { decodeHl7, Hl7Message } from '../message-formats/hl7v2/index.ts';
 import { queueNames, type MessageBus, type WorkItem } from '../message-bus/message-bus.ts';
-import type { MessageStore, ProcessingOutcome, StoredDelivery } from '../message-store/message-store.ts';
+import type { MessageStore, ProcessingOutcome, ReceiveResult, StoredDelivery } from '../message-store/message-store.ts';
+import { deliveryIdOf } from '../message-store/unit-of-work.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
 import { runPipeline, type PipelineChannel, type PipelineResources } from './pipeline.ts';
 import type { DestinationWorker } from './destination-worker.ts';
 import type { HandoffCache } from './handoff-cache.ts';
+import { AHEAD_REPUBLISH_AFTER_MS, type PendingWrites } from './pending-writes.ts';
 
 export const ChannelStatus = { STARTING: 'STARTING', RUNNING: 'RUNNING', STOPPED: 'STOPPED', FAILED: 'FAILED' } as const;
 export type ChannelStatus = (typeof ChannelStatus)[keyof typeof ChannelStatus];
 
 export interface ChannelParts {
   pipeline: PipelineChannel;
-  ingest: Omit<IngestChannel, 'process' | 'onStored'>;
+  ingest: Omit<IngestChannel, 'process' | 'publishNew' | 'finishOriginal'>;
   source?: InboundAdapter;
   destinations: Map<string, DestinationWorker>;
   resources: PipelineResources;
@@ -43,14 +45,23 @@ export class ChannelInstance {
       logger: Logger;
       /**
        * Publishes stored work; when the bus is unavailable the engine leaves the work in the store
-       * and publishes it later, in store order (so this never throws).
+       * and publishes it later, in store order (so this never throws). False: left to the store.
        */
-      publish: (queue: string, item: WorkItem) => Promise<void>;
+      publish: (queue: string, item: WorkItem) => Promise<boolean>;
       /** In-process hand-over of stored deliveries to their destination worker (local bus only). */
       handoff?: HandoffCache;
+      /** Deliveries published while their rows are being written, for this process's workers. */
+      pendingWrites: PendingWrites;
     },
   ) {
-    this.#ingest = { ...parts.ingest, process: (m) => this.#runPipeline(m), onStored: (stored) => this.#schedule(stored) };
+    this.#ingest = {
+      ...parts.ingest,
+      process: (m) => this.#runPipeline(m),
+      publishNew: (work, stored) => this.#publishNew(work, stored),
+      // Done here, not through the pipeline queue: the sender's next message of the key is processed
+      // at ingest as soon as the resend has its ACK, and must not overtake the original.
+      finishOriginal: (original) => this.process({ id: original.id, key: original.orderKey }),
+    };
   }
 
   get sourceAddress(): { host: string; port: number } | undefined {
@@ -105,7 +116,7 @@ export class ChannelInstance {
     if (redelivered) {
       if (deliveries.length > 0) this.deps.logger.info('processed message redelivered: its queued deliveries are published again', { channel: this.name, messageId: message.id, deliveries: deliveries.length });
       await this.#publishDeliveries(deliveries, { fresh: false });
-    } else await this.#schedule({ id: message.id, channel: this.name, orderKey: message.orderKey, outcome, deliveries });
+    } else await this.#schedule(message.id, outcome, deliveries);
   };
 
   /** Runs the channel's pipeline; never throws (unreadable lookups, a transform bug … are an ERROR outcome). */
@@ -118,20 +129,52 @@ export class ChannelInstance {
   }
 
   /**
-   * After a message is stored: reports its outcome and publishes its deliveries. For an original a
-   * resend found unfinished, it does the pipeline worker's job here, before the resend's ACK, not
-   * through the pipeline queue: the sender's next message of the key is processed at ingest as
-   * soon as it has that ACK, and must not overtake the original (per-key order).
+   * A new message's deliveries go on the bus while ingest writes it (docs/design/0008): its ACK
+   * waits for the commit and the broker's confirms side by side instead of one after the other.
+   * Until the write is over, this process's workers hold the items (pending-writes.ts) and other
+   * instances' workers wait for the rows. Afterwards, what did not reach the bus is published again
+   * (or left to the outbox recovery), and so is everything when the write took so long that a
+   * worker elsewhere may have stopped waiting. Never rejects.
    */
-  async #schedule(stored: StoredForScheduling): Promise<void> {
-    if (!stored.deliveries) {
-      await this.process({ id: stored.id, key: stored.orderKey });
-      return;
+  async #publishNew(work: NewWork, stored: Promise<ReceiveResult>): Promise<void> {
+    const { outcome } = work;
+    const items = (outcome.state === 'QUEUED' ? outcome.deliveries : []).map((d) => ({
+      queue: queueNames.delivery(this.name, d.destination),
+      item: { id: deliveryIdOf(work.id, d.destination, d.outputIndex), key: work.orderKey },
+    }));
+    const end = this.deps.pendingWrites.begin(items.map((x) => x.item.id));
+    const startedAt = Date.now();
+    const ahead = items.map((x) => this.deps.publish(x.queue, { ...x.item, ahead: true }));
+    let deliveries: StoredDelivery[] | undefined;
+    try {
+      const result = await stored;
+      if (!result.duplicateOf) deliveries = result.deliveries ?? [];
+    } catch {
+      // Not stored: ingest answers AE and the sender resends; the workers find no row.
     }
-    const meta = { channel: this.name, messageId: stored.id };
-    if (stored.outcome?.state === 'ERROR') this.deps.logger.warn('message errored in the pipeline', { ...meta, code: stored.outcome.error.code });
-    else if (stored.outcome?.state === 'BUSINESS_EXCEPTION') this.deps.logger.warn('business exception', { ...meta, category: stored.outcome.exception.category });
-    await this.#publishDeliveries(stored.deliveries, { fresh: true });
+    const late = Date.now() - startedAt > AHEAD_REPUBLISH_AFTER_MS;
+    if (deliveries) {
+      for (const d of deliveries) this.deps.handoff?.deliveries.set(d.id, d);
+      this.#report(work.id, outcome);
+    }
+    end(deliveries !== undefined);
+    const onBus = new Map(items.map((x, i) => [x.item.id, ahead[i]!]));
+    const again: StoredDelivery[] = [];
+    for (const d of deliveries ?? []) if (late || !(await onBus.get(d.id))) again.push(d);
+    await Promise.all(ahead);
+    await this.#publishDeliveries(again, { fresh: false });
+  }
+
+  /** After the pipeline worker stored a message's outcome: reports it and publishes its deliveries. */
+  async #schedule(id: string, outcome: ProcessingOutcome, deliveries: readonly StoredDelivery[]): Promise<void> {
+    this.#report(id, outcome);
+    await this.#publishDeliveries(deliveries, { fresh: true });
+  }
+
+  #report(messageId: string, outcome: ProcessingOutcome): void {
+    const meta = { channel: this.name, messageId };
+    if (outcome.state === 'ERROR') this.deps.logger.warn('message errored in the pipeline', { ...meta, code: outcome.error.code });
+    else if (outcome.state === 'BUSINESS_EXCEPTION') this.deps.logger.warn('business exception', { ...meta, category: outcome.exception.category });
   }
 
   /**
@@ -140,7 +183,7 @@ export class ChannelInstance {
    * the bus already, and its first item would take the entry, leaving a stale one for the next.
    */
   async #publishDeliveries(deliveries: readonly StoredDelivery[], { fresh }: { fresh: boolean }): Promise<void> {
-    const published: Array<Promise<void>> = [];
+    const published: Array<Promise<unknown>> = [];
     for (const delivery of deliveries) {
       if (fresh) this.deps.handoff?.deliveries.set(delivery.id, delivery);
       published.push(this.deps.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey }));

@@ -13,6 +13,7 @@ import type { WorkItem } from '../message-bus/message-bus.ts';
 import type { AttemptRecord, MessageStore, StoredDelivery } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { HandoffCache } from './handoff-cache.ts';
+import { AHEAD_ROW_WAITS_MS, type PendingWrites } from './pending-writes.ts';
 
 /** Sends one body with an idempotency key and classifies the outcome (the REST client, or a test double). */
 export interface DeliverySender {
@@ -47,6 +48,8 @@ export class DestinationWorker {
     private readonly logger: Logger,
     /** The delivery the pipeline just stored, handed over in memory (local bus only). */
     private readonly handoff?: HandoffCache,
+    /** Deliveries this process published while their rows were being written. */
+    private readonly pendingWrites?: PendingWrites,
   ) {
     if (settings.batch) {
       this.batcher = new Batcher<StoredDelivery, void>({
@@ -61,14 +64,33 @@ export class DestinationWorker {
   readonly handle = async (item: WorkItem): Promise<void> => {
     // Stopped: the item stays QUEUED in the store and is recovered at the next start.
     this.throwIfStopping();
-    const delivery = this.handoff?.deliveries.take(item.id) ?? (await this.store.loadDelivery(item.id));
-    // Already final: a redelivery after a crash or a duplicate publish. Nothing to do.
+    const delivery = await this.load(item);
+    // Already final: a redelivery after a crash or a duplicate publish. Nothing to do. None at
+    // all: a write that failed or was a resend, or a delivery a replay replaced.
     if (!delivery || delivery.state !== 'QUEUED') return;
 
     // A batched destination retries whole batches (see sendBatch), so the batch keeps one key.
     if (this.batcher) return this.batcher.add(delivery);
     await this.deliverWithRetries([delivery], (d) => this.sendOne(d[0]!));
   };
+
+  /**
+   * The delivery an item points at, as stored, once its write is over (see pending-writes.ts); the
+   * key waits meanwhile, so its later deliveries stay behind it.
+   */
+  private async load(item: WorkItem): Promise<StoredDelivery | undefined> {
+    const written = await this.pendingWrites?.settled(item.id);
+    if (written === false) return undefined;
+    const delivery = this.handoff?.deliveries.take(item.id) ?? (await this.store.loadDelivery(item.id));
+    if (delivery || !item.ahead || written) return delivery;
+    // Published by another instance while it was writing the row, which may not have committed yet.
+    for (const ms of AHEAD_ROW_WAITS_MS) {
+      await this.sleep(ms);
+      const row = await this.store.loadDelivery(item.id);
+      if (row) return row;
+    }
+    return undefined;
+  }
 
   /**
    * Sends `items` (one delivery, or one batch) until the destination accepts them, the policy

@@ -2,9 +2,10 @@
 /**
  * Ingest: the step between an inbound adapter and the destinations. It gives the message an id,
  * extracts its business keys, rejects what the channel does not accept, runs the channel's
- * pipeline, de-duplicates, and stores the message with its outcome in one write. Only when the
- * store has committed (and the deliveries are on the bus, see the engine's publish gate) does it
- * answer AA (commit ACK, see docs/design/0001): a message the engine acknowledged is never lost.
+ * pipeline, de-duplicates, and stores the message with its outcome in one write; the deliveries
+ * go on the bus while that write commits (docs/design/0008). Only when the store has committed
+ * (and the deliveries are on the bus, see the engine's publish gate) does it answer AA (commit
+ * ACK, see docs/design/0001): a message the engine acknowledged is never lost.
  * Malformed or rejected messages are stored too, as ERROR with the reason, so nothing that arrived
  * is invisible.
  *
@@ -18,7 +19,7 @@ import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import type { IngestOutcome, InboundMessage } from '../adapter-sdk/index.ts';
 import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
-import type { BusinessKeys, MessageStore, NewMessage, ProcessingOutcome, StoredDelivery, StoredError } from '../message-store/message-store.ts';
+import type { BusinessKeys, MessageStore, NewMessage, ProcessingOutcome, ReceiveResult, StoredError } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
 
@@ -49,22 +50,25 @@ export interface IngestChannel {
   /** The channel's pipeline, run on an accepted message before it is stored. Never throws: a failure is an ERROR outcome. */
   process(message: { id: string; receivedAt: number; hl7: Hl7Message; facility?: string }): ProcessingOutcome;
   /**
-   * Called once an accepted message is durable, before the ACK: publishes the deliveries its
-   * outcome queued or, for the original of a resend (`deliveries` absent), finishes that
-   * original's work if it is RECEIVED or QUEUED (and does nothing if it is final). Publishing never throws (the engine's publish gate);
-   * finishing an original may (a store error), which the resend's ACK survives.
+   * Called for an accepted message as soon as its write has started, in key order: puts the
+   * deliveries its outcome queues on the bus while `stored` commits, without letting any of them be
+   * sent before its row is durable, and resolves once the write is over and they are published (or
+   * left to the outbox recovery). Never rejects; ingest handles `stored`'s failure.
    */
-  onStored(stored: StoredForScheduling): Promise<void>;
+  publishNew(work: NewWork, stored: Promise<ReceiveResult>): Promise<void>;
+  /**
+   * For the original of a resend: finishes its work if it is RECEIVED or QUEUED (processes it, or
+   * publishes its deliveries again), and does nothing if it is final. May reject (a store error),
+   * which the resend's ACK survives.
+   */
+  finishOriginal(original: { id: string; orderKey: string }): Promise<void>;
 }
 
-export interface StoredForScheduling {
+/** An accepted message whose write has started. */
+export interface NewWork {
   id: string;
-  channel: string;
   orderKey: string;
-  /** The outcome stored with the message (absent for a rescheduled original). */
-  outcome?: ProcessingOutcome;
-  /** The deliveries the outcome queued (absent for a rescheduled original). */
-  deliveries?: StoredDelivery[];
+  outcome: ProcessingOutcome;
 }
 
 export function extractKeys(hl7: Hl7Message): BusinessKeys {
@@ -122,47 +126,63 @@ export class Ingest {
       outcome,
     };
 
-    let stored;
-    try {
-      stored = await this.store.receive(record);
-    } catch (err) {
-      this.logger.error('store failed; sender gets AE and should resend', {
-        channel: channel.name,
-        code: isOspreyError(err) ? err.code : 'OSPREY_ERR_STORE_UNAVAILABLE',
-        error: (err as Error).message,
-      });
-      return { ackCode: 'AE', error: { code: 'OSPREY_ERR_STORE_UNAVAILABLE', detail: 'the message could not be stored; resend it' } };
+    const stored = this.store.receive(record);
+    if (rejection || !outcome) {
+      try {
+        await stored;
+      } catch (err) {
+        return this.storeFailed(channel, err);
+      }
+      this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection?.error.code });
+      return { ackCode: rejection?.ackCode ?? 'AE', messageId: id, error: rejection?.error };
     }
+    return this.inKeyOrder(`${channel.name}\u0000${orderKey}`, async () => {
+      const published = channel.publishNew({ id, orderKey, outcome }, stored);
+      let result: ReceiveResult;
+      try {
+        result = await stored;
+      } catch (err) {
+        await published;
+        return this.storeFailed(channel, err);
+      }
+      await published;
+      const { duplicateOf } = result;
+      if (!duplicateOf) return { ackCode: 'AA', messageId: id };
+      this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: duplicateOf });
+      await this.rescheduleIfUnfinished(channel, duplicateOf, orderKey);
+      return { ackCode: 'AA', messageId: duplicateOf, duplicate: true };
+    });
+  }
 
-    if (rejection) {
-      this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection.error.code });
-      return { ackCode: rejection.ackCode, messageId: id, error: rejection.error };
-    }
-    const { duplicateOf } = stored;
-    if (duplicateOf) this.logger.info('duplicate acknowledged again, not processed', { channel: channel.name, messageId: duplicateOf });
-    await this.inKeyOrder(`${channel.name}\u0000${orderKey}`, () =>
-      duplicateOf
-        ? this.rescheduleIfUnfinished(channel, duplicateOf, orderKey)
-        : channel.onStored({ id, channel: channel.name, orderKey, outcome, deliveries: stored.deliveries ?? [] }),
-    );
-    return duplicateOf ? { ackCode: 'AA', messageId: duplicateOf, duplicate: true } : { ackCode: 'AA', messageId: id };
+  private storeFailed(channel: IngestChannel, err: unknown): IngestOutcome {
+    this.logger.error('store failed; sender gets AE and should resend', {
+      channel: channel.name,
+      code: isOspreyError(err) ? err.code : 'OSPREY_ERR_STORE_UNAVAILABLE',
+      error: (err as Error).message,
+    });
+    return { ackCode: 'AE', error: { code: 'OSPREY_ERR_STORE_UNAVAILABLE', detail: 'the message could not be stored; resend it' } };
   }
 
   /**
-   * Runs `publish` after the previous publish of the same key has finished. Receives resolve in the
-   * order the store committed them, so this is commit order; without it, the extra reads and writes
-   * of a resend's original (rescheduleIfUnfinished) let a later message of the key, pipelined on
-   * the same connection, reach the bus first (seen in the kill -9 test: an old key's delivery
-   * applied after a newer one's). Never rejects.
+   * Runs `work` after the previous work of the same key has finished: a key's deliveries reach the
+   * bus in the order its messages arrived, which is the order the store commits them. Without it,
+   * the extra reads and writes of a resend's original (rescheduleIfUnfinished) let a later message
+   * of the key, pipelined on the same connection, reach the bus first (seen in the kill -9 test: an
+   * old key's delivery applied after a newer one's). `work` never rejects.
    */
-  private async inKeyOrder(key: string, publish: () => Promise<void>): Promise<void> {
+  private async inKeyOrder<T>(key: string, work: () => Promise<T>): Promise<T> {
     const previous = this.publishing.get(key);
-    const mine = (previous ? previous.then(publish) : publish()).catch((err: unknown) => {
-      this.logger.warn('work not published; recovery will pick it up', { error: (err as Error).message });
-    });
-    this.publishing.set(key, mine);
-    await mine;
-    if (this.publishing.get(key) === mine) this.publishing.delete(key);
+    const mine = previous ? previous.then(work) : work();
+    const done = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.publishing.set(key, done);
+    try {
+      return await mine;
+    } finally {
+      if (this.publishing.get(key) === done) this.publishing.delete(key);
+    }
   }
 
   /**
@@ -180,7 +200,7 @@ export class Ingest {
     try {
       // A resend has its original's content, so its order key; the channel reads the original's
       // state and does nothing for one that is finished.
-      await channel.onStored({ id, channel: channel.name, orderKey });
+      await channel.finishOriginal({ id, orderKey });
     } catch (err) {
       this.logger.warn('duplicate: original not re-scheduled; recovery will pick it up', { channel: channel.name, messageId: id, error: (err as Error).message });
     }

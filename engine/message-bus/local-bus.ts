@@ -69,7 +69,7 @@ export class LocalBus implements MessageBus {
   async publish(queue: string, item: WorkItem): Promise<void> {
     if (this.stopped) throw new BusError(BusErrorCode.OSPREY_ERR_BUS_STOPPED, `local bus is stopped; item ${item.id} not published to ${queue}`);
     // Copy: the caller may reuse its object, and the bus must hand out exactly what was published.
-    const copy: WorkItem = { id: item.id, key: item.key };
+    const copy: WorkItem = item.ahead ? { id: item.id, key: item.key, ahead: true } : { id: item.id, key: item.key };
     const q = this.queue(queue);
     if (q.dispatcher) q.dispatcher.push(copy.key, copy);
     else q.buffered.push(copy);

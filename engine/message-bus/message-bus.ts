@@ -13,6 +13,11 @@ export interface WorkItem {
   id: string;
   /** Ordering key (the channel's orderBy value). */
   key: string;
+  /**
+   * Published while the row it points at was still being written (docs/design/0008): a consumer
+   * that does not find the row yet waits a moment for it instead of taking it as gone.
+   */
+  ahead?: true;
 }
 
 /** Resolve when the item is done (its new state is stored): the bus then acknowledges it. */

@@ -285,7 +285,7 @@ export class RabbitMqBus implements MessageBus {
     if (!this.started) void this.start().catch(() => undefined);
     const deadline = Date.now() + this.publishTimeoutMs;
     this.knownQueues.add(queue);
-    const content = Buffer.from(JSON.stringify({ id: item.id, key: item.key }));
+    const content = Buffer.from(JSON.stringify(item.ahead ? { id: item.id, key: item.key, ahead: true } : { id: item.id, key: item.key }));
     const routingKey = this.names.routingKey(queue, partitionOf(item.key, this.partitions));
     for (;;) {
       const session = await this.waitForSession(deadline, `publish of ${item.id} to ${queue}`);
@@ -805,7 +805,7 @@ export class RabbitMqBus implements MessageBus {
     const part = d.partition;
     part.inFlight += 1;
     try {
-      await d.partition.consumer.handler({ id: d.item.id, key: d.item.key });
+      await d.partition.consumer.handler(d.item);
       // Ack individually (never `allUpTo`): deliveries of other keys finish in any order.
       if (part.epoch === d.epoch) safely(() => d.channel.ack(d.message));
       // Else the channel is gone: the broker delivers the item again, and the handler, finding
@@ -1032,8 +1032,8 @@ export class RabbitMqBus implements MessageBus {
 
 function parseWorkItem(content: Buffer): WorkItem | undefined {
   try {
-    const value = JSON.parse(content.toString('utf8')) as { id?: unknown; key?: unknown };
-    if (typeof value.id === 'string' && typeof value.key === 'string') return { id: value.id, key: value.key };
+    const value = JSON.parse(content.toString('utf8')) as { id?: unknown; key?: unknown; ahead?: unknown };
+    if (typeof value.id === 'string' && typeof value.key === 'string') return value.ahead === true ? { id: value.id, key: value.key, ahead: true } : { id: value.id, key: value.key };
   } catch {
     // fall through
   }

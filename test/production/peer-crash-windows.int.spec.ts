@@ -132,7 +132,7 @@ describe('production mode: work left behind by an instance that died (real Postg
     return keys.map((k) => cluster.standIn.applied.findIndex((a) => a.idempotencyKey === k));
   }
 
-  it('publishes the stored deliveries of a processed message whose work item comes back (the instance died before publishing them), before the patient’s next message', async () => {
+  it('publishes the stored deliveries of a processed message whose work item comes back (the instance died before publishing them)', async () => {
     const first = adt({ controlId: 'WINP1S000', patientId: 'WIN-P1', trigger: 'A01' });
     const { id, orderKey } = await storeAsDeadInstance(first);
     const deliveries = await store.recordProcessing(id, {
@@ -141,15 +141,16 @@ describe('production mode: work left behind by an instance that died (real Postg
       deliveries: [{ destination: DESTINATION, outputIndex: 0, payload: { controlId: 'WINP1S000', patientId: 'WIN-P1', trigger: 'A01' } }],
     });
     expect(deliveries.map((d) => d.id)).to.deep.equal([`${id}:${DESTINATION}:0`]);
-    // The broker hands the unacknowledged pipeline item to the surviving instance.
+    // The broker hands the unacknowledged pipeline item to the surviving instance. Since 0007 only
+    // a replay (or a message an older engine left RECEIVED) is processed from the pipeline queue,
+    // and such a message is not ordered against the patient's newer ones (docs/design/0007, 0008):
+    // the patient's next message is sent once the recovered delivery is out.
     await publishPipelineItem({ id, key: orderKey });
-    // The sender goes on with the patient's next message (the first one was ACKed before the kill).
+    await waitForApplied([`${id}:${DESTINATION}:0`]);
     await send(adt({ controlId: 'WINP1S001', patientId: 'WIN-P1', trigger: 'A03' }));
     const next = await storedOnce('WINP1S001');
     const keys = [`${id}:${DESTINATION}:0`, `${next.id}:${DESTINATION}:0`];
     await waitForApplied(keys);
-    const [a, b] = appliedOrder(keys);
-    expect(a, 'the recovered delivery is applied before the patient’s next one').to.be.lessThan(b!);
     await waitFor(async () => (await idsOf('WINP1S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the recovered message to be SENT' });
     expect(cluster.standIn.appliedTo(PATH).filter((x) => keys.includes(x.idempotencyKey))).to.have.length(2);
   });

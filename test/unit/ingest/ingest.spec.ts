@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Ingest against a real SQLite store (a temp file): the pipeline's outcome is stored with the
- * message, and each key's work is published in the order the store committed its messages, also
- * when a resend's original needs finishing first.
+ * message, the channel gets the work while the write commits, and each key's work is published in
+ * the order its messages arrived, also when a resend's original needs finishing first.
  */
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { Ingest, type IngestChannel, type StoredForScheduling } from '../../../engine/ingest/ingest.ts';
+import { Ingest, type IngestChannel } from '../../../engine/ingest/ingest.ts';
 import { Hl7Message } from '../../../engine/message-formats/hl7v2/index.ts';
 import { SqliteStore } from '../../../engine/message-store/sqlite-store.ts';
 import { silentLogger } from '../../../engine/observability/logger.ts';
@@ -31,36 +31,59 @@ describe('ingest', () => {
 
   after(() => removeTempDirs());
 
-  /** A channel whose every message queues one delivery; `onStored` calls are recorded. */
-  function channel(onStored: (s: StoredForScheduling) => Promise<void>): IngestChannel {
+  interface Seen {
+    id: string;
+    /** Whether the write had ended when the channel was handed the work. */
+    storedAtHandover: boolean;
+    deliveries: string[];
+  }
+
+  /**
+   * A channel whose every message queues one delivery. `onNew` hears of each new message once its
+   * write is over (resends excluded); `onOriginal` of each resend's original.
+   */
+  function channel(onNew: (s: Seen) => Promise<void> | void, onOriginal: (id: string) => Promise<void> | void = () => undefined): IngestChannel {
     return {
       name: 'adt',
       orderBy: 'PID-3.1',
       dedupeWindowMs: 60_000,
       process: (m) => ({ state: 'QUEUED', canonical: { id: m.id }, deliveries: [{ destination: 'erp', outputIndex: 0, payload: { id: m.id } }] }),
-      onStored,
+      publishNew: async (work, stored) => {
+        let ended = false;
+        void stored.then(
+          () => (ended = true),
+          () => (ended = true),
+        );
+        const storedAtHandover = ended;
+        const result = await stored;
+        if (!result.duplicateOf) await onNew({ id: work.id, storedAtHandover, deliveries: (result.deliveries ?? []).map((d) => d.id) });
+      },
+      finishOriginal: async (original) => onOriginal(original.id),
     };
   }
 
-  it('stores the message with its outcome and hands the new deliveries over before the ACK', async () => {
-    const seen: StoredForScheduling[] = [];
+  it('hands the deliveries over while the write commits, and answers AA once it has', async () => {
+    const seen: Seen[] = [];
     const ingest = new Ingest(store, silentLogger());
-    const outcome = await ingest.receive(channel(async (s) => void seen.push(s)), inbound(adt({ controlId: 'C1', patientId: 'P1' })));
+    const outcome = await ingest.receive(channel((s) => void seen.push(s)), inbound(adt({ controlId: 'C1', patientId: 'P1' })));
     expect(outcome.ackCode).to.equal('AA');
-    expect(seen.map((s) => s.deliveries?.map((d) => d.id))).to.deep.equal([[`${outcome.messageId}:erp:0`]]);
+    expect(seen).to.deep.equal([{ id: outcome.messageId, storedAtHandover: false, deliveries: [`${outcome.messageId}:erp:0`] }]);
     expect((await store.getMessage(outcome.messageId!))!.state).to.equal('QUEUED');
   });
 
-  it("publishes a key's work in commit order: a resend's unfinished original before the key's next message", async () => {
+  it("publishes a key's work in arrival order: a resend's unfinished original before the key's next message", async () => {
     const order: string[] = [];
     const ingest = new Ingest(store, silentLogger());
-    const ch = channel(async (s) => {
-      if (!s.deliveries) await new Promise((r) => setTimeout(r, 50)); // finishing an original reads and writes the store
-      order.push(s.deliveries ? `new ${s.id}` : `original ${s.id}`);
-    });
+    const ch = channel(
+      (s) => void order.push(`new ${s.id}`),
+      async (id) => {
+        await new Promise((r) => setTimeout(r, 50)); // finishing an original reads and writes the store
+        order.push(`original ${id}`);
+      },
+    );
     // The original, stored QUEUED (its instance died before its deliveries reached the bus).
     const first = inbound(adt({ controlId: 'C1', patientId: 'P1' }));
-    const original = await ingest.receive(channel(async () => undefined), first);
+    const original = await ingest.receive(channel(() => undefined), first);
     // The sender resends it and, pipelining, the patient's next message right behind it.
     const [resend, next] = await Promise.all([ingest.receive(ch, first), ingest.receive(ch, inbound(adt({ controlId: 'C2', patientId: 'P1' })))]);
     expect(resend).to.deep.include({ ackCode: 'AA', messageId: original.messageId, duplicate: true });
@@ -70,13 +93,34 @@ describe('ingest', () => {
   it('does not hold back other keys behind a slow one', async () => {
     const order: string[] = [];
     const ingest = new Ingest(store, silentLogger());
-    const ch = channel(async (s) => {
-      if (!s.deliveries) await new Promise((r) => setTimeout(r, 50));
-      order.push(s.deliveries ? 'other key' : 'original');
-    });
+    const ch = channel(
+      () => void order.push('other key'),
+      async () => {
+        await new Promise((r) => setTimeout(r, 50));
+        order.push('original');
+      },
+    );
     const first = inbound(adt({ controlId: 'C1', patientId: 'P1' }));
-    await ingest.receive(channel(async () => undefined), first);
+    await ingest.receive(channel(() => undefined), first);
     await Promise.all([ingest.receive(ch, first), ingest.receive(ch, inbound(adt({ controlId: 'C2', patientId: 'P2' })))]);
     expect(order).to.deep.equal(['other key', 'original']);
+  });
+
+  it('answers AE when the write fails, after the channel has heard the write is over', async () => {
+    const ingest = new Ingest(store, silentLogger());
+    let heard = false;
+    const ch: IngestChannel = {
+      ...channel(() => undefined),
+      publishNew: async (_work, stored) => {
+        await stored.catch(() => undefined);
+        heard = true;
+      },
+    };
+    await store.close();
+    const outcome = await ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' })));
+    expect(outcome).to.deep.include({ ackCode: 'AE' });
+    expect(heard).to.equal(true);
+    store = new SqliteStore({ path: join(makeTempDir('ingest'), 'store.db') });
+    await store.open();
   });
 });
