@@ -22,7 +22,6 @@ import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
 import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instance.ts';
 import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader.ts';
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
-import { HandoffCache } from './channel-runtime/handoff-cache.ts';
 import { PendingWrites } from './channel-runtime/pending-writes.ts';
 import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
 import { resolveRetryPolicy } from './delivery/retry-policy.ts';
@@ -76,7 +75,6 @@ export class Engine {
   private outboxTimer?: NodeJS.Timeout;
   /** The current backlog's scope: work changed since then (after a reconnect); unset: all of it. */
   private outboxSince?: number;
-  private readonly handoff?: HandoffCache;
   private readonly pendingWrites = new PendingWrites();
 
   constructor(private readonly options: EngineOptions) {
@@ -86,7 +84,6 @@ export class Engine {
     this.bus = createBus(options.config.bus, this.logger);
     if (options.config.sandbox?.enabled) this.sandbox = new SandboxReceiver();
     // In-memory hand-over between stages is safe only when every stage runs in this process.
-    if (options.config.bus.type === 'local') this.handoff = new HandoffCache();
   }
 
   /** Issues found in channel files at start (each one excluded only its own channel). */
@@ -311,7 +308,6 @@ export class Engine {
         new RestClient({ url: d.url, method: d.method, headers: d.headers, auth: d.auth, timeoutMs: d.timeoutMs, retryOn: d.retry.retryOn, treatAsSuccess: d.retry.treatAsSuccess }),
         this.store,
         logger,
-        this.handoff,
         this.pendingWrites,
       );
       destinations.set(d.name, worker);
@@ -331,7 +327,6 @@ export class Engine {
         ingest: shared.ingest,
         logger: this.logger.child({ channel: spec.name }),
         publish: (queue, item) => this.publishWork(queue, item),
-        handoff: this.handoff,
         pendingWrites: this.pendingWrites,
       },
     );

@@ -16,7 +16,6 @@ import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
 import { runPipeline, type PipelineChannel, type PipelineResources } from './pipeline.ts';
 import type { DestinationWorker } from './destination-worker.ts';
-import type { HandoffCache } from './handoff-cache.ts';
 import { AHEAD_REPUBLISH_AFTER_MS, type PendingWrites } from './pending-writes.ts';
 
 export const ChannelStatus = { STARTING: 'STARTING', RUNNING: 'RUNNING', STOPPED: 'STOPPED', FAILED: 'FAILED' } as const;
@@ -48,9 +47,7 @@ export class ChannelInstance {
        * and publishes it later, in store order (so this never throws). False: left to the store.
        */
       publish: (queue: string, item: WorkItem) => Promise<boolean>;
-      /** In-process hand-over of stored deliveries to their destination worker (local bus only). */
-      handoff?: HandoffCache;
-      /** Deliveries published while their rows are being written, for this process's workers. */
+      /** Deliveries being written or just written, for this process's workers. */
       pendingWrites: PendingWrites;
     },
   ) {
@@ -153,11 +150,8 @@ export class ChannelInstance {
       // Not stored: ingest answers AE and the sender resends; the workers find no row.
     }
     const late = Date.now() - startedAt > AHEAD_REPUBLISH_AFTER_MS;
-    if (deliveries) {
-      for (const d of deliveries) this.deps.handoff?.deliveries.set(d.id, d);
-      this.#report(work.id, outcome);
-    }
-    end(deliveries !== undefined);
+    if (deliveries) this.#report(work.id, outcome);
+    end(deliveries);
     const onBus = new Map(items.map((x, i) => [x.item.id, ahead[i]!]));
     const again: StoredDelivery[] = [];
     for (const d of deliveries ?? []) if (late || !(await onBus.get(d.id))) again.push(d);
@@ -179,13 +173,14 @@ export class ChannelInstance {
 
   /**
    * Puts deliveries on their destinations' queues: all sent at once (in order), then awaited.
-   * Only `fresh` ones (just created) go through the handoff cache: one published again may be on
-   * the bus already, and its first item would take the entry, leaving a stale one for the next.
+   * Only `fresh` ones (just created) are handed over to this process's workers: one published
+   * again may be on the bus already, and its first item would take the copy, leaving a stale one
+   * for the next.
    */
   async #publishDeliveries(deliveries: readonly StoredDelivery[], { fresh }: { fresh: boolean }): Promise<void> {
+    if (fresh) this.deps.pendingWrites.written(deliveries);
     const published: Array<Promise<unknown>> = [];
     for (const delivery of deliveries) {
-      if (fresh) this.deps.handoff?.deliveries.set(delivery.id, delivery);
       published.push(this.deps.publish(queueNames.delivery(this.name, delivery.destination), { id: delivery.id, key: delivery.orderKey }));
     }
     await Promise.all(published);

@@ -12,7 +12,6 @@ import { decideRetry, type RetryPolicy } from '../delivery/retry-policy.ts';
 import type { WorkItem } from '../message-bus/message-bus.ts';
 import type { AttemptRecord, MessageStore, StoredDelivery } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { HandoffCache } from './handoff-cache.ts';
 import { AHEAD_ROW_WAITS_MS, type PendingWrites } from './pending-writes.ts';
 
 /** Sends one body with an idempotency key and classifies the outcome (the REST client, or a test double). */
@@ -46,9 +45,7 @@ export class DestinationWorker {
     private readonly sender: DeliverySender,
     private readonly store: MessageStore,
     private readonly logger: Logger,
-    /** The delivery the pipeline just stored, handed over in memory (local bus only). */
-    private readonly handoff?: HandoffCache,
-    /** Deliveries this process published while their rows were being written. */
+    /** Deliveries this process is writing or has just written. */
     private readonly pendingWrites?: PendingWrites,
   ) {
     if (settings.batch) {
@@ -80,8 +77,11 @@ export class DestinationWorker {
    */
   private async load(item: WorkItem): Promise<StoredDelivery | undefined> {
     const written = await this.pendingWrites?.settled(item.id);
-    if (written === false) return undefined;
-    const delivery = this.handoff?.deliveries.take(item.id) ?? (await this.store.loadDelivery(item.id));
+    // Only an item published ahead of the write is known to point at nothing: the write may have
+    // committed after all (its answer lost), and the delivery be published again from the store.
+    if (written && !written.stored && item.ahead) return undefined;
+    if (written?.stored && written.delivery) return written.delivery;
+    const delivery = await this.store.loadDelivery(item.id);
     if (delivery || !item.ahead || written) return delivery;
     // Published by another instance while it was writing the row, which may not have committed yet.
     for (const ms of AHEAD_ROW_WAITS_MS) {
