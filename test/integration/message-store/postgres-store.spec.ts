@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import type { AttemptRecord, NewMessage } from '../../../engine/message-store/message-store.ts';
 import { PostgresStore } from '../../../engine/message-store/postgres-store.ts';
+import { arrayLiteral } from '../../../engine/message-store/postgres-batch.ts';
 import { messageStoreSuite } from './message-store.suite.ts';
 
 const CANDIDATES = process.env.OSPREY_TEST_POSTGRES_URL
@@ -231,6 +232,38 @@ describe('PostgresStore', function () {
       await store!.recordAttempts([sent(d!.id)]);
       expect(await store!.loadDelivery(d!.id)).to.deep.include({ state: 'SENT', attempts: 1 });
       expect((await store!.loadForProcessing(messages[1]!.id))!.state).to.equal('SENT');
+    });
+  });
+
+  describe('array parameters (arrayLiteral)', () => {
+    it('round-trips every kind of text, number, boolean and null as pg would send them', async () => {
+      const texts = [
+        '',
+        'NULL',
+        'plain',
+        '{"a":"b","c":[1,2],"d":"quote \\" and backslash \\\\"}',
+        'comma, braces {} and spaces  ',
+        'back\\slash only',
+        'line\nbreak\ttab\u0001control',
+        'emoji \u{1F3E5} and accents é ü',
+        'lone surrogate \ud800 here',
+        null,
+      ];
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const { rows } = await client.query('SELECT $1::text[] AS t, $2::bigint[] AS n, $3::boolean[] AS b', [
+          arrayLiteral(texts),
+          arrayLiteral([0, -1, 1_700_000_000_123, null]),
+          arrayLiteral([true, false, null]),
+        ]);
+        const expected = texts.map((t) => (t === null ? null : Buffer.from(t, 'utf8').toString('utf8'))); // a lone surrogate travels as U+FFFD, as with pg's own encoding
+        expect(rows[0].t).to.deep.equal(expected);
+        expect(rows[0].n).to.deep.equal(['0', '-1', '1700000000123', null]);
+        expect(rows[0].b).to.deep.equal([true, false, null]);
+      } finally {
+        await client.end();
+      }
     });
   });
 
