@@ -32,7 +32,9 @@ export class PendingWrites {
   /** Writes that ended recently; bounded, oldest dropped first. */
   readonly #ended = new Map<string, Ended>();
 
-  constructor(private readonly remembered = 10_000) {}
+  constructor(
+    private readonly options: { remembered?: number; freshMs?: number } = {},
+  ) {}
 
   /** Marks `ids` as being written; call the returned function once the write is over, with what it stored (nothing: undefined). */
   begin(ids: readonly string[]): (stored: readonly StoredDelivery[] | undefined) => void {
@@ -65,13 +67,13 @@ export class PendingWrites {
     if (!ended.stored) return { stored: false };
     const delivery = ended.delivery;
     ended.delivery = undefined;
-    return delivery && Date.now() - ended.at <= HANDOVER_FRESH_MS ? { stored: true, delivery } : { stored: true };
+    return delivery && Date.now() - ended.at <= (this.options.freshMs ?? HANDOVER_FRESH_MS) ? { stored: true, delivery } : { stored: true };
   }
 
   #remember(id: string, ended: Ended): void {
     this.#ended.delete(id);
     this.#ended.set(id, ended);
-    if (this.#ended.size > this.remembered) this.#ended.delete(this.#ended.keys().next().value as string);
+    if (this.#ended.size > (this.options.remembered ?? 10_000)) this.#ended.delete(this.#ended.keys().next().value as string);
   }
 }
 
