@@ -45,8 +45,10 @@ const OUTBOX_RETRY_MS = 2_000;
  * publish waits ≤ INGEST_PUBLISH_WAIT_MS for its confirm; the rest is room for clocks that differ
  * between machines). Older work reached the bus before the outage; publishing the whole backlog
  * again (a long ERP outage can leave a large one) would only add duplicates, on every instance.
+ * The same margin before an instance that went silent was last heard: it stops announcing itself
+ * when it loses the broker, and its unpublished work is from then on.
  */
-const RECONNECT_REPUBLISH_MARGIN_MS = 60_000;
+const REPUBLISH_MARGIN_MS = 60_000;
 /** Passes of one recovery round before it waits OUTBOX_RETRY_MS (new work keeps arriving). */
 const OUTBOX_MAX_PASSES = 20;
 
@@ -111,7 +113,16 @@ export class Engine {
     this.bus.onReconnected?.((lostAt) =>
       this.startOutboxRecovery('bus connected again', {
         announce: 'bus connected again: publishing the unfinished work stored around the outage (this instance’s and any other’s)',
-        changedSince: lostAt - RECONNECT_REPUBLISH_MARGIN_MS,
+        changedSince: lostAt - REPUBLISH_MARGIN_MS,
+      }),
+    );
+    // An instance that lost the broker alone (the others kept it) and then died leaves the work it
+    // stored and ACKed meanwhile in the store, with no reconnect anywhere to publish it: one
+    // survivor publishes what is unfinished from shortly before it was last heard.
+    this.bus.onMemberLost?.((lastHeardAt) =>
+      this.startOutboxRecovery('an engine instance went silent', {
+        announce: 'an engine instance went silent: publishing the unfinished work stored since shortly before it was last heard',
+        changedSince: lastHeardAt - REPUBLISH_MARGIN_MS,
       }),
     );
     // The API (and the sandbox receiver the sample channels deliver to) comes up first.

@@ -67,6 +67,13 @@ export interface MessageBus {
    * share each.
    */
   onMembersChanged?(listener: (instances: number) => void): void;
+  /**
+   * Networked buses with several engine instances: `listener` runs on ONE surviving instance when
+   * another goes silent without saying goodbye (it died, or it lost the broker), with when it was
+   * last heard (this instance's clock). It may have stored and ACKed messages it could not publish
+   * (docs/design/0006 §3).
+   */
+  onMemberLost?(listener: (lastHeardAt: number) => void): void;
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */

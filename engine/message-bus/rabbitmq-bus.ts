@@ -206,6 +206,7 @@ export class RabbitMqBus implements MessageBus {
   /** When the last connection was lost (epoch ms; 0: never, so a connect is the first one). */
   private lostAt = 0;
   private readonly membersListeners: Array<(instances: number) => void> = [];
+  private readonly memberLostListeners: Array<(lastHeardAt: number) => void> = [];
   /** The member count last reported to membersListeners (1: this instance alone). */
   private reportedMembers = 1;
   private started = false;
@@ -249,6 +250,10 @@ export class RabbitMqBus implements MessageBus {
     this.membersListeners.push(listener);
     // The other instances may have been seen already (they announce themselves at connect).
     listener(this.reportedMembers);
+  }
+
+  onMemberLost(listener: (lastHeardAt: number) => void): void {
+    this.memberLostListeners.push(listener);
   }
 
   get connected(): boolean {
@@ -914,7 +919,7 @@ export class RabbitMqBus implements MessageBus {
       const member = this.members.get(home);
       if (this.stopped || !member || member.lastSeen > since) return;
       const before = this.assignmentSignature();
-      this.members.delete(home);
+      this.forgetSilent(home, member);
       this.options.logger?.info('bus member gone (silent since it lost a partition)', { member: home, instance: this.instanceId });
       this.reportMembers();
       if (this.assignmentSignature() !== before) this.reconcileAll();
@@ -928,11 +933,21 @@ export class RabbitMqBus implements MessageBus {
     const before = this.assignmentSignature();
     const expiry = Date.now() - 3 * this.membershipIntervalMs;
     for (const [id, member] of this.members) {
-      if (id !== this.instanceId && member.lastSeen < expiry) this.members.delete(id);
+      if (id !== this.instanceId && member.lastSeen < expiry) this.forgetSilent(id, member);
     }
     this.announce();
     this.reportMembers();
     if (this.assignmentSignature() !== before) this.reconcileAll();
+  }
+
+  /**
+   * Forgets a member that went silent without saying goodbye: it died, or lost the broker while
+   * this instance kept it. One survivor, the one with the smallest id, tells the onMemberLost
+   * listeners (each survivor decides alone, from the same membership).
+   */
+  private forgetSilent(id: string, member: Member): void {
+    this.members.delete(id);
+    if ([...this.members.keys()].every((other) => other >= this.instanceId)) this.callEach(this.memberLostListeners, member.lastSeen);
   }
 
   /** Tells the listeners of onMembersChanged when the number of live instances changed. */

@@ -20,6 +20,9 @@
  * 4. The double fault: the dead instance stored and ACKed messages while the broker was away (its
  *    outbox), then died before the broker came back. No resend comes (they were ACKed): the
  *    surviving instance must publish them when its bus connects again.
+ * 5. The same, with the broker away for the dead instance alone (a network cut between it and the
+ *    broker): the surviving instance never reconnects, so it must publish them once it notices the
+ *    dead instance went silent (bus membership).
  *
  * Without these, the message stays QUEUED or RECEIVED until some engine instance restarts (its
  * start-up recovery is the only other thing that publishes unfinished work), and the patient's
@@ -29,7 +32,7 @@
 import { connect, type ChannelModel } from 'amqplib';
 import { expect } from 'chai';
 import { ulid } from 'ulid';
-import { partitionOf } from '../../engine/message-bus/rabbitmq-topology.ts';
+import { partitionOf, topologyNames } from '../../engine/message-bus/rabbitmq-topology.ts';
 import { queueNames } from '../../engine/message-bus/message-bus.ts';
 import { decodeHl7, Hl7Message } from '../../engine/message-formats/hl7v2/index.ts';
 import { extractKeys } from '../../engine/ingest/ingest.ts';
@@ -185,6 +188,28 @@ describe('production mode: work left behind by an instance that died (real Postg
     expect(a, 'the original is applied before the patient’s next message').to.be.lessThan(b!);
     await waitFor(async () => (await idsOf('WINP2S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the original to be SENT' });
   });
+  it('publishes what an instance stored and ACKed while it alone had lost the broker, once it has gone silent (it died)', async function () {
+    this.timeout(90_000);
+    // The other instance, as the survivor sees it: a bus member that announces itself…
+    const channel = await amqp.createChannel();
+    channel.on('error', () => undefined);
+    const announce = () => channel.publish(topologyNames(cluster.prefix).membersExchange, '', Buffer.from(JSON.stringify({ id: 'window-dead-instance', queues: {} })));
+    announce();
+    await new Promise((r) => setTimeout(r, 1000));
+    announce();
+    // …then loses the broker (alone: the survivor keeps it), stores and ACKs a message whose
+    // deliveries wait in its outbox, and dies. Nothing reconnects; no resend comes.
+    await channel.close();
+    const { id } = await storeAsDeadInstance(adt({ controlId: 'WINP5S000', patientId: 'WIN-P5', trigger: 'A01' }), { withOutcome: true });
+    // The survivor forgets it after 3 silent membership intervals (15 s), then publishes.
+    try {
+      await waitFor(() => cluster.standIn.isApplied(`${id}:${DESTINATION}:0`), { timeoutMs: 60_000, intervalMs: 200, what: 'the silent instance’s delivery applied' });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await diagnostics(cluster)}`);
+    }
+    await waitFor(async () => (await idsOf('WINP5S000'))[0]?.state === 'SENT', { timeoutMs: 15_000, what: 'the message to be SENT' });
+  });
+
   it('publishes, once the broker is back, what an instance stored and ACKed while the broker was away before it died (the double fault)', async function () {
     this.timeout(240_000);
     let id = '';
