@@ -79,10 +79,11 @@ export class PendingWrites {
 
 /**
  * How long a worker waits for the row of an item another instance published ahead of its write:
- * re-reads after these pauses (~5 s in all), then takes the item as pointing at nothing. The
+ * re-reads after these pauses (~1 s in all), then takes the item as pointing at nothing. The
  * publishing instance puts the item on the bus again when its write took longer than
- * {@link AHEAD_REPUBLISH_AFTER_MS} — well inside these 5 s — so a row committed late is never left
- * without an item.
+ * {@link AHEAD_REPUBLISH_AFTER_MS} — well inside that second — so a row committed late is never
+ * left without an item. Short, because the key waits meanwhile, and a write that failed leaves a
+ * row that never comes (ingest stops publishing ahead after a failure; see ingest.ts).
  */
-export const AHEAD_ROW_WAITS_MS: readonly number[] = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000, 1000, 1000];
-export const AHEAD_REPUBLISH_AFTER_MS = 1000;
+export const AHEAD_ROW_WAITS_MS: readonly number[] = [2, 4, 8, 16, 32, 64, 128, 192, 256, 320];
+export const AHEAD_REPUBLISH_AFTER_MS = 250;

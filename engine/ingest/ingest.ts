@@ -83,9 +83,19 @@ export function extractKeys(hl7: Hl7Message): BusinessKeys {
   return keys;
 }
 
+/**
+ * After a write fails, new messages are published only once stored, for this long: work published
+ * ahead of a write that fails points at nothing, and another instance's worker holds the key while
+ * it waits for each such row (docs/design/0008). While PostgreSQL is away, senders resend again and
+ * again, and a patient's deliveries stalled for 98 s after a 6 s restart.
+ */
+const STORE_TROUBLE_MS = 30_000;
+
 export class Ingest {
   /** The last publish of each key (channel + order key) still running: see {@link inKeyOrder}. */
   private readonly publishing = new Map<string, Promise<void>>();
+  /** Until when a failed write keeps new messages from being published ahead of their write. */
+  private storeTroubleUntil = 0;
 
   constructor(
     private readonly store: MessageStore,
@@ -137,6 +147,13 @@ export class Ingest {
       return { ackCode: rejection?.ackCode ?? 'AE', messageId: id, error: rejection?.error };
     }
     return this.inKeyOrder(`${channel.name}\u0000${orderKey}`, async () => {
+      if (Date.now() < this.storeTroubleUntil) {
+        try {
+          await stored;
+        } catch (err) {
+          return this.storeFailed(channel, err);
+        }
+      }
       const published = channel.publishNew({ id, orderKey, outcome }, stored);
       let result: ReceiveResult;
       try {
@@ -155,6 +172,7 @@ export class Ingest {
   }
 
   private storeFailed(channel: IngestChannel, err: unknown): IngestOutcome {
+    this.storeTroubleUntil = Date.now() + STORE_TROUBLE_MS;
     this.logger.error('store failed; sender gets AE and should resend', {
       channel: channel.name,
       code: isOspreyError(err) ? err.code : 'OSPREY_ERR_STORE_UNAVAILABLE',

@@ -249,6 +249,10 @@ async function verify(cluster: Cluster, stream: Stream, streamEnd: number, drain
     lastAt.set(patient, a.at);
   }
 
+  // Every fault here lasts seconds and ends before the stream does: the backlog must drain soon
+  // after (a 98 s stall of a patient after a 6 s PostgreSQL restart went unnoticed once).
+  expect(drainMs, 'drained within 30 s of the stream and the fault being over').to.be.lessThan(30_000);
+
   const rejected = new Map<string, number>();
   for (const s of stream.senders) for (const [code, n] of s.rejected) rejected.set(code, (rejected.get(code) ?? 0) + n);
   return {
