@@ -55,8 +55,8 @@ describe('ingest', () => {
           () => (ended = true),
         );
         const storedAtHandover = ended;
-        const result = await stored;
-        if (!result.duplicateOf) await onNew({ id: work.id, storedAtHandover, deliveries: (result.deliveries ?? []).map((d) => d.id) });
+        const result = await stored.catch(() => undefined); // never rejects, as the contract says
+        if (result && !result.duplicateOf) await onNew({ id: work.id, storedAtHandover, deliveries: (result.deliveries ?? []).map((d) => d.id) });
       },
       finishOriginal: async (original) => onOriginal(original.id),
     };
@@ -122,5 +122,32 @@ describe('ingest', () => {
     expect(heard).to.equal(true);
     store = new SqliteStore({ path: join(makeTempDir('ingest'), 'store.db') });
     await store.open();
+  });
+
+  it('after a failed write, hands new messages over only once they are stored (no work published ahead of a failing store)', async () => {
+    let failNext = true;
+    const settled = new WeakSet<Promise<unknown>>();
+    const flaky = Object.create(store) as SqliteStore;
+    flaky.receive = (m) => {
+      const p = failNext ? Promise.reject(new Error('connection terminated')) : store.receive(m);
+      failNext = false;
+      p.then(
+        () => settled.add(p),
+        () => settled.add(p),
+      );
+      return p;
+    };
+    const handedOver: boolean[] = [];
+    const ch: IngestChannel = {
+      ...channel(() => undefined),
+      publishNew: async (_work, stored) => {
+        handedOver.push(settled.has(stored));
+        await stored.catch(() => undefined);
+      },
+    };
+    const ingest = new Ingest(flaky, silentLogger());
+    expect((await ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' })))).ackCode).to.equal('AE');
+    expect((await ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' })))).ackCode).to.equal('AA');
+    expect(handedOver, 'was the write over when the channel got the work').to.deep.equal([false, true]);
   });
 });
