@@ -101,7 +101,8 @@ export class DestinationWorker {
     // After a restart, continue where the stored attempts left off (count and next attempt time).
     let attempt = Math.max(...items.map((d) => d.attempts));
     const nextAttemptAt = Math.max(...items.map((d) => d.nextAttemptAt ?? 0));
-    if (nextAttemptAt > 0) await this.sleep(nextAttemptAt - Date.now());
+    // A timer can fire a millisecond before the wall clock reaches its time: wait until it has.
+    while (Date.now() < nextAttemptAt) await this.sleep(nextAttemptAt - Date.now());
     const firstAttemptAt = Date.now();
     for (;;) {
       attempt += 1;
