@@ -34,7 +34,7 @@ export const PostgresStoreSchema = Type.Object(
     schema: Type.Optional(
       Type.String({ pattern: '^[a-z_][a-z0-9_]*$', 'x-expected': 'a lower-case SQL identifier', default: 'osprey', description: 'Database schema for Osprey’s tables.', examples: ['osprey'] }),
     ),
-    poolSize: Type.Optional(Type.Integer({ minimum: 1, default: 10, description: 'Connections in the pool.', examples: [10] })),
+    poolSize: Type.Optional(Type.Integer({ minimum: 1, default: 10, description: 'Connections for reads (API searches, recovery); the group committers have 2 more of their own.', examples: [10] })),
   },
   { ...closed, description: 'PostgreSQL message store.' },
 );
