@@ -152,11 +152,9 @@ export class ChannelInstance {
     const late = Date.now() - startedAt > AHEAD_REPUBLISH_AFTER_MS;
     if (deliveries) this.#report(work.id, outcome);
     end(deliveries);
-    const onBus = new Map(items.map((x, i) => [x.item.id, ahead[i]!]));
-    const again: StoredDelivery[] = [];
-    for (const d of deliveries ?? []) if (late || !(await onBus.get(d.id))) again.push(d);
-    await Promise.all(ahead);
-    await this.#publishDeliveries(again, { fresh: false });
+    const confirmed = await Promise.all(ahead);
+    const onBus = new Set(items.filter((_, i) => confirmed[i]).map((x) => x.item.id));
+    await this.#publishDeliveries((deliveries ?? []).filter((d) => late || !onBus.has(d.id)), { fresh: false });
   }
 
   /** After the pipeline worker stored a message's outcome: reports it and publishes its deliveries. */

@@ -330,9 +330,10 @@ export class PostgresStore implements MessageStore {
     }
   }
 
-  #requirePool(): pg.Pool {
-    if (!this.#pool) throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open');
-    return this.#pool;
+  /** The reads' pool by default; `#flush` passes the group committers'. */
+  #requirePool(pool: pg.Pool | undefined = this.#pool): pg.Pool {
+    if (!pool) throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open');
+    return pool;
   }
 
   async #query(sql: string, params: unknown[] = []): Promise<{ rows: Row[] }> {
@@ -378,8 +379,7 @@ export class PostgresStore implements MessageStore {
    * trips in the usual case: see postgres-batch.ts.
    */
   async #flush(ops: readonly PreparedOp[]): Promise<ItemResult<StoreOpResult>[]> {
-    const pool = this.#writers;
-    if (!pool) throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the message store is not open');
+    const pool = this.#requirePool(this.#writers);
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
       let broken: Error | undefined;
