@@ -98,17 +98,19 @@ export class DestinationWorker {
    * is the same on every try — same body, same Idempotency-Key — so the receiver can apply it once.
    */
   private async deliverWithRetries(items: StoredDelivery[], send: (items: StoredDelivery[]) => Promise<OutboundResult>): Promise<void> {
-    // After a restart, continue where the stored attempts left off (count and next attempt time).
+    // After a restart, continue where the stored attempts left off: count, next attempt time, and
+    // the retry window, which counts from the first attempt however often the engine restarted.
     let attempt = Math.max(...items.map((d) => d.attempts));
     const nextAttemptAt = Math.max(...items.map((d) => d.nextAttemptAt ?? 0));
+    const firstAttemptAt = attempt > 0 ? await this.firstAttemptAt(items) : undefined;
     // A timer can fire a millisecond before the wall clock reaches its time: wait until it has.
     while (Date.now() < nextAttemptAt) await this.sleep(nextAttemptAt - Date.now());
-    const firstAttemptAt = Date.now();
+    const windowStart = firstAttemptAt ?? Date.now();
     for (;;) {
       attempt += 1;
       const startedAt = Date.now();
       const result = await send(items);
-      const decision = result.outcome === 'success' ? undefined : decideRetry(this.settings.retry, attempt, result, { firstAttemptAt });
+      const decision = result.outcome === 'success' ? undefined : decideRetry(this.settings.retry, attempt, result, { firstAttemptAt: windowStart });
       const error =
         decision?.action === 'dead-letter'
           ? { code: decision.code, detail: `${result.error?.detail ?? `HTTP ${result.status}`} (attempt ${attempt})` }
@@ -141,6 +143,13 @@ export class DestinationWorker {
       this.logger.info('delivery will be retried', { ...meta, delayMs: decision.delayMs });
       await this.sleep(decision.delayMs);
     }
+  }
+
+  /** The earliest stored first attempt of `items` (a batch shares its attempts). */
+  private async firstAttemptAt(items: StoredDelivery[]): Promise<number | undefined> {
+    const starts = await Promise.all(items.map((d) => (d.attempts > 0 ? this.store.firstAttemptAt(d.id) : undefined)));
+    const known = starts.filter((t): t is number => t !== undefined);
+    return known.length > 0 ? Math.min(...known) : undefined;
   }
 
   async stop(): Promise<void> {

@@ -242,6 +242,12 @@ export interface MessageStore {
   recordProcessing(id: string, outcome: ProcessingOutcome): Promise<StoredDelivery[]>;
   loadDelivery(id: string): Promise<StoredDelivery | undefined>;
   /**
+   * When the delivery's current run of attempts began (epoch ms): the start of its latest attempt
+   * numbered 1, since a replay restarts the numbering. Undefined before its first attempt. A retry
+   * window (`maxElapsed`) counts from it, also across a restart.
+   */
+  firstAttemptAt(deliveryId: string): Promise<number | undefined>;
+  /**
    * Records attempts (one, or one per item of a batched request) in one transaction, moves each
    * delivery to its new state, and settles the message state once all its deliveries are final
    * (SENT when all sent, DEAD_LETTERED when any was dead-lettered). An attempt on a delivery that

@@ -257,6 +257,11 @@ export class PostgresStore implements MessageStore {
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
   }
 
+  async firstAttemptAt(deliveryId: string): Promise<number | undefined> {
+    const { rows } = await this.#query('SELECT started_at FROM attempts WHERE delivery_id = $1 AND n = 1 ORDER BY id DESC LIMIT 1', [deliveryId]);
+    return rows[0] ? num(rows[0].started_at) : undefined;
+  }
+
   async pendingWork(options: { changedSince?: number } = {}): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
     const since = Math.trunc(options.changedSince ?? 0);
     return this.#readOnly(async (c) => {

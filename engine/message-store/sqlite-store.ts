@@ -238,6 +238,7 @@ function prepareReads(db: Db) {
       'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ?',
     ),
     loadDelivery: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
+    firstAttemptAt: p('SELECT started_at FROM attempts WHERE delivery_id = ? AND n = 1 ORDER BY id DESC LIMIT 1'),
     pendingMessages: p(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= ? ORDER BY seq`),
     pendingDeliveries: p(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' AND updated_at >= ? ORDER BY seq, destination, output_index`),
     detail: p(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = ?`),
@@ -354,6 +355,11 @@ export class SqliteStore implements MessageStore {
   async loadDelivery(id: string): Promise<StoredDelivery | undefined> {
     const r = this.#reads().loadDelivery.get(id) as Row | undefined;
     return r ? deliveryFromRow(deliveryRowFrom(r)) : undefined;
+  }
+
+  async firstAttemptAt(deliveryId: string): Promise<number | undefined> {
+    const r = this.#reads().firstAttemptAt.get(deliveryId) as Row | undefined;
+    return r ? num(r.started_at) : undefined;
   }
 
   async pendingWork(options: { changedSince?: number } = {}): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {

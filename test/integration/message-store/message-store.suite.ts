@@ -556,6 +556,23 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       expect(detail!.events[4]!.detail).to.include('503');
     });
 
+    it('tells when the current run of attempts began: the latest attempt #1, restarted by a replay', async () => {
+      const { store } = await fresh();
+      const { id, deliveries } = await queuedMessage(store, ['erp']);
+      const d = deliveries[0]!;
+      expect(await store.firstAttemptAt(d.id), 'before any attempt').to.equal(undefined);
+      const first = Date.now() - 7_200_000;
+      await store.recordAttempts([attempt(d.id, 'RETRY', { startedAt: first, nextAttemptAt: first + 1000 })]);
+      await store.recordAttempts([attempt(d.id, 'DEAD_LETTERED', { startedAt: first + 5000, error: { code: 'OSPREY_ERR_DELIVERY_MAX_ELAPSED', detail: 'window' } })]);
+      expect(await store.firstAttemptAt(d.id)).to.equal(first);
+      await store.replay(id);
+      expect(await store.firstAttemptAt(d.id), 'a replay keeps the log; the next attempt starts a new run').to.equal(first);
+      const again = Date.now();
+      await store.recordAttempts([attempt(d.id, 'RETRY', { startedAt: again, nextAttemptAt: again + 1000 })]);
+      expect(await store.firstAttemptAt(d.id)).to.equal(again);
+      expect(await store.firstAttemptAt('unknown:erp:0')).to.equal(undefined);
+    });
+
     it('settles the message SENT only when every delivery is sent', async () => {
       const { store } = await fresh();
       const { id, deliveries } = await queuedMessage(store, ['erp', 'rcm']);

@@ -113,6 +113,90 @@ describe('destination worker: finding the delivery', () => {
   });
 });
 
+describe('destination worker: a retry window across restarts', () => {
+  let store: SqliteStore;
+  after(() => removeTempDirs());
+  afterEach(() => store.close());
+
+  class UnavailableSender implements DeliverySender {
+    readonly sent: string[] = [];
+    async send(_body: unknown, idempotencyKey: string): Promise<OutboundResult> {
+      this.sent.push(idempotencyKey);
+      return {
+        outcome: 'transient',
+        status: 503,
+        durationMs: 1,
+        error: { code: 'OSPREY_ERR_DELIVERY_HTTP_TRANSIENT', detail: 'HTTP 503' },
+        sentRequest: { method: 'POST', url: 'http://127.0.0.1/x', headers: {}, body: '{}' },
+      };
+    }
+    close(): void {}
+  }
+
+  /** A delivery whose first attempt was `ago` ms back and whose retry is due now (as after a restart). */
+  async function retriedDelivery(ago: number): Promise<string> {
+    store = new SqliteStore({ path: join(makeTempDir('window'), 'store.db') });
+    await store.open();
+    const m: NewMessage = {
+      id: 'm1',
+      channel: 'adt',
+      receivedAt: Date.now() - ago,
+      raw: Buffer.from('MSH|^~\\&|EHR|HOSP|||20240101||ADT^A01|m1|P|2.5\r'),
+      encoding: 'UTF-8',
+      keys: { controlId: 'm1', sender: 'EHR|HOSP' },
+      orderKey: 'P1',
+      state: 'RECEIVED',
+      dedupeWindowMs: 0,
+      outcome: { state: 'QUEUED', canonical: {}, deliveries: [{ destination: 'erp', outputIndex: 0, payload: {} }] },
+    };
+    const [d] = (await store.receive(m)).deliveries!;
+    await store.recordAttempts([
+      {
+        deliveryId: d!.id,
+        startedAt: Date.now() - ago,
+        durationMs: 1,
+        request: { method: 'POST', url: 'http://127.0.0.1/x', headers: {}, body: '{}' },
+        response: { status: 503, body: '' },
+        error: { code: 'OSPREY_ERR_DELIVERY_HTTP_TRANSIENT', detail: 'HTTP 503' },
+        outcome: 'RETRY',
+        nextAttemptAt: Date.now(),
+      },
+    ]);
+    return d!.id;
+  }
+
+  function workerWith(sender: DeliverySender): DestinationWorker {
+    const retry = resolveRetryPolicy({ maxElapsedMs: 3_600_000, backoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    return new DestinationWorker({ channel: 'adt', name: 'erp', retry }, sender, store, silentLogger());
+  }
+
+  it('counts maxElapsed from the stored first attempt, so a restart does not open a new window', async () => {
+    const id = await retriedDelivery(2 * 3_600_000);
+    const sender = new UnavailableSender();
+    const worker = workerWith(sender);
+    await worker.handle({ id, key: 'P1' });
+    await worker.stop();
+    expect(sender.sent).to.deep.equal([id]);
+    const d = await store.loadDelivery(id);
+    expect(d).to.deep.include({ state: 'DEAD_LETTERED', attempts: 2 });
+    expect(d!.lastError!.code).to.equal('OSPREY_ERR_DELIVERY_MAX_ELAPSED');
+  });
+
+  it('keeps retrying a delivery whose window is still open after the restart', async () => {
+    const id = await retriedDelivery(60_000);
+    const sender = new UnavailableSender();
+    const worker = workerWith(sender);
+    const handled = worker.handle({ id, key: 'P1' }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    await worker.stop();
+    await handled;
+    expect(sender.sent).to.deep.equal([id]);
+    const d = await store.loadDelivery(id);
+    expect(d).to.deep.include({ state: 'QUEUED', attempts: 2 });
+    expect(d!.nextAttemptAt).to.be.greaterThan(Date.now() + 50_000);
+  });
+});
+
 describe('pending writes', () => {
   const delivery = (id: string): StoredDelivery => ({ id, messageId: 'm', channel: 'adt', destination: 'erp', outputIndex: 0, orderKey: 'P1', payload: {}, state: 'QUEUED', attempts: 0 });
 
