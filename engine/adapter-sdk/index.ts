@@ -29,6 +29,12 @@ export interface InboundMessage {
   hl7?: Hl7Message;
   /** Set when decoding or parsing failed: the message is stored as errored and NAKed. */
   parseError?: StoredError;
+  /**
+   * Set when the adapter refuses the message itself, whatever its content (larger than the
+   * listener accepts): it is stored as errored with this reason and answered AR (do not resend).
+   * `raw` then holds only what the adapter kept of it.
+   */
+  refused?: StoredError;
 }
 
 export type InboundHandler = (message: InboundMessage) => Promise<IngestOutcome>;

@@ -149,7 +149,7 @@ export const MllpListenerSourceSchema = Type.Object(
       }),
     ),
     maxMessageSize: Type.Optional(
-      Size({ default: '1MB', description: 'Largest accepted frame; a larger one is refused.', examples: ['1MB'] }),
+      Size({ default: '1MB', description: 'Largest accepted frame; a larger one is answered AR (OSPREY_ERR_MLLP_FRAME_TOO_LARGE) and its first 4 KiB are stored as ERROR.', examples: ['1MB'] }),
     ),
     idleTimeout: Type.Optional(
       Duration({

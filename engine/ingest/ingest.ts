@@ -107,7 +107,9 @@ export class Ingest {
     const hl7 = inbound.hl7;
     const keys: BusinessKeys = hl7 ? extractKeys(hl7) : {};
     let rejection: { ackCode: 'AE' | 'AR'; error: StoredError } | undefined;
-    if (!hl7 || inbound.parseError) {
+    if (inbound.refused) {
+      rejection = { ackCode: 'AR', error: inbound.refused };
+    } else if (!hl7 || inbound.parseError) {
       rejection = { ackCode: 'AE', error: inbound.parseError ?? { code: 'OSPREY_ERR_HL7_NO_MSH', detail: 'message could not be parsed' } };
     } else if (channel.accept && channel.accept.length > 0 && !channel.accept.includes(keys.messageType ?? '')) {
       rejection = {

@@ -152,7 +152,7 @@ describe('bad input', function () {
   });
 
   describe('an oversize frame', function () {
-    it('answers AR with OSPREY_ERR_MLLP_FRAME_TOO_LARGE naming its control id, delivers nothing of it, and serves the next frame', async function () {
+    it('answers AR with OSPREY_ERR_MLLP_FRAME_TOO_LARGE naming its control id, stores its head as ERROR, delivers nothing of it, and serves the next frame', async function () {
       const bigId = nextId('BIG');
       const big = `${adt({ controlId: bigId, patientId: 'P-BIG' })}\rZBG|${'x'.repeat(20 * 1024)}`;
       const requestsBefore = standIn.requests.length;
@@ -164,7 +164,9 @@ describe('bad input', function () {
         expect(ack.ackedControlId, 'MSA-2 salvaged from the head of the frame').to.equal(bigId);
         await goodMessageIsServed(client);
         const found = await osprey.byControlId(bigId);
-        for (const m of found) expect(m.state, 'an oversize message is never processed').to.equal('ERROR');
+        expect(found.map((m) => m.state), 'stored once, never processed').to.deep.equal(['ERROR']);
+        expect(found[0]!.error?.code).to.equal('OSPREY_ERR_MLLP_FRAME_TOO_LARGE');
+        expect(found[0]!.keys.patientId, 'searchable by patient from the head').to.equal('P-BIG');
         expect(standIn.requests.slice(requestsBefore).filter((r) => r.bodyText.includes(bigId))).to.deep.equal([]);
       } finally {
         client.close();

@@ -42,7 +42,7 @@ export const MllpListenerConfigSchema = Type.Object(
       Type.Integer({
         minimum: 1,
         default: MLLP_DEFAULTS.maxMessageSize,
-        description: 'Largest frame accepted, in bytes; a larger one gets an AR naming OSPREY_ERR_MLLP_FRAME_TOO_LARGE.',
+        description: 'Largest frame accepted, in bytes; a larger one gets an AR naming OSPREY_ERR_MLLP_FRAME_TOO_LARGE, and its first 4 KiB are stored as ERROR.',
       }),
     ),
     idleTimeoutMs: Type.Optional(

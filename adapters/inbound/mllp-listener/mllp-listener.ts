@@ -120,7 +120,8 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         });
     };
 
-    const handleFrame = async (payload: Buffer): Promise<Buffer> => {
+    /** `refused`: the frame's head only, of a frame the listener refuses whatever it holds. */
+    const handleFrame = async (payload: Buffer, refused?: StoredError): Promise<Buffer> => {
       const decoded = decodeHl7(payload, charset);
       let hl7: Hl7Message | undefined;
       let parseError: StoredError | undefined;
@@ -137,6 +138,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         remote,
         ...(hl7 !== undefined ? { hl7 } : {}),
         ...(parseError !== undefined ? { parseError } : {}),
+        ...(refused !== undefined ? { refused } : {}),
       };
       let outcome: IngestOutcome;
       try {
@@ -183,13 +185,12 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
             break;
           }
           case 'oversize': {
-            logger.warn('mllp frame too large; answering AR', { ...log, code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', limit: ev.limit });
+            // Stored (its head: enough to find it by control id and patient) and answered AR: the
+            // limit bounds memory, and an operator must still see that the message came.
+            logger.warn('mllp frame too large; storing its head as ERROR and answering AR', { ...log, code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', limit: ev.limit });
             const head = ev.head;
-            enqueue(async () => {
-              const decoded = decodeHl7(head, charset);
-              const detail = `The message is larger than this listener's maxMessageSize of ${ev.limit} bytes.`;
-              return encodeHl7(buildAck(undefined, { code: 'AR', rawText: decoded.text, error: { code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', detail } }), decoded.encoding);
-            });
+            const detail = `The message is larger than this listener's maxMessageSize of ${ev.limit} bytes; the first ${head.length} bytes of it are kept.`;
+            enqueue(() => handleFrame(head, { code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', detail }));
             break;
           }
           case 'garbage':

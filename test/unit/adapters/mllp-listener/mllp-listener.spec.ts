@@ -148,10 +148,10 @@ describe('mllp listener', function () {
   });
 
   describe('oversize frame', () => {
-    it('gets AR naming OSPREY_ERR_MLLP_FRAME_TOO_LARGE, is never handed to the engine, and framing resumes', async () => {
+    it('is handed to the engine as refused with its head only, gets AR naming OSPREY_ERR_MLLP_FRAME_TOO_LARGE, and framing resumes', async () => {
       run = await startListener({ maxMessageSize: 300 });
       const peer = await RawPeer.connect(run.port);
-      const big = msg('BIG-1', 'OBX|1|TX|||' + 'Y'.repeat(2000));
+      const big = msg('BIG-1', 'OBX|1|TX|||' + 'Y'.repeat(6000));
       await peer.write(Buffer.concat([frame(big), frame(msg('SMALL-2'))]));
       const [nakText, okText] = await peer.waitForAcks(2);
       const nak = ack(nakText as string);
@@ -159,7 +159,13 @@ describe('mllp listener', function () {
       expect(nak.get('MSA-2')).to.equal('BIG-1');
       expect(nak.get('ERR-5.1')).to.equal('OSPREY_ERR_MLLP_FRAME_TOO_LARGE');
       expect(ack(okText as string).get('MSA-2')).to.equal('SMALL-2');
-      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['SMALL-2']);
+      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['BIG-1', 'SMALL-2']);
+      const [refused, small] = run.received;
+      expect(refused!.refused?.code).to.equal('OSPREY_ERR_MLLP_FRAME_TOO_LARGE');
+      expect(refused!.refused?.detail).to.match(/maxMessageSize of 300 bytes; the first 4096 bytes of it are kept/);
+      expect(refused!.raw.length, 'the head only').to.equal(4096);
+      expect(refused!.raw.toString('latin1').startsWith('MSH|')).to.equal(true);
+      expect(small!.refused).to.equal(undefined);
       peer.end();
     });
   });

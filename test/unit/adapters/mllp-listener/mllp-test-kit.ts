@@ -37,7 +37,7 @@ export function recordingLogger(): MllpLogger & { entries: LogEntry[] } {
 
 /** The default engine stand-in: AA for what parsed, AR with the parse error otherwise. */
 export const acceptAll: InboundHandler = async (m: InboundMessage): Promise<IngestOutcome> =>
-  m.parseError !== undefined ? { ackCode: 'AR', error: m.parseError } : { ackCode: 'AA', messageId: `id-${m.hl7?.controlId}` };
+  (m.refused ?? m.parseError) !== undefined ? { ackCode: 'AR', error: (m.refused ?? m.parseError)! } : { ackCode: 'AA', messageId: `id-${m.hl7?.controlId}` };
 
 export interface Running {
   listener: InboundAdapter;
