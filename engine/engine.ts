@@ -15,7 +15,7 @@ import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
-import type { MessageStore, PendingDelivery, PendingMessage, ReplayPlan } from './message-store/message-store.ts';
+import { pendingWorkPages, type MessageStore, type ReplayPlan } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
 import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
@@ -153,32 +153,39 @@ export class Engine {
       this.logger.info('rate limits shared among the engine instances', { instances, limits: rateLimiters.names() });
     });
     const ingest = new Ingest(this.store, this.logger);
-    // Read before any source accepts a message, so the snapshot holds only work from before the restart.
-    const pending = await this.store.pendingWork();
-    let recovered = 0;
     for (const spec of project.channels) {
       this.specs.set(spec.name, spec);
       try {
-        const instance = this.buildChannel(spec, { project, rateLimiters, ingest });
-        this.channels.set(spec.name, instance);
-        // The channel's unfinished work goes on the bus BEFORE its source accepts anything: a
-        // message that arrives after a restart must queue behind the recovered work of its key
-        // (per-key order). Recovering after the sources started let a sender that reconnects at
-        // once overtake it whenever recovery awaits I/O (PostgreSQL store, RabbitMQ bus, a long
-        // backlog after an ERP outage). The bus holds items until the consumers start.
-        recovered += await this.recover(spec.name, pending);
-        await instance.start();
-        this.logger.info('channel started', { channel: spec.name, port: instance.sourceAddress?.port });
+        this.channels.set(spec.name, this.buildChannel(spec, { project, rateLimiters, ingest }));
       } catch (err) {
-        const error = (err as Error).message;
-        this.failed.push({ name: spec.name, file: spec.file, error });
-        this.channels.get(spec.name)?.stop().catch(() => undefined);
-        this.channels.delete(spec.name);
-        this.logger.error('channel failed to start; other channels continue', { channel: spec.name, error });
+        this.channelFailed(spec, err);
       }
     }
-    if (recovered > 0) this.logger.info('recovered unfinished work from the store', { messages: pending.messages.length, deliveries: pending.deliveries.length, published: recovered });
+    // The unfinished work goes on the bus BEFORE any source accepts anything: a message that
+    // arrives after a restart must queue behind the recovered work of its key (per-key order).
+    // Recovering after the sources started let a sender that reconnects at once overtake it
+    // whenever recovery awaits I/O (PostgreSQL store, RabbitMQ bus, a long backlog after an ERP
+    // outage). The bus holds items until the consumers start.
+    const recovered = await this.recoverPending();
+    if (recovered.messages + recovered.deliveries > 0) this.logger.info('recovered unfinished work from the store', recovered);
+    for (const [name, instance] of this.channels) {
+      try {
+        await instance.start();
+        this.logger.info('channel started', { channel: name, port: instance.sourceAddress?.port });
+      } catch (err) {
+        this.channelFailed(this.specs.get(name)!, err);
+      }
+    }
     this.started = true;
+  }
+
+  /** A channel that could not be built or started: shown FAILED; the other channels go on. */
+  private channelFailed(spec: ChannelRuntime, err: unknown): void {
+    const error = (err as Error).message;
+    this.failed.push({ name: spec.name, file: spec.file, error });
+    this.channels.get(spec.name)?.stop().catch(() => undefined);
+    this.channels.delete(spec.name);
+    this.logger.error('channel failed to start; other channels continue', { channel: spec.name, error });
   }
 
   async stop(): Promise<void> {
@@ -270,8 +277,8 @@ export class Engine {
       let published = 0;
       for (let pass = 0; pass < OUTBOX_MAX_PASSES; pass++) {
         this.deferredDuringBacklog = 0;
-        const pending = await this.store.pendingWork(this.outboxSince === undefined ? {} : { changedSince: this.outboxSince });
-        for (const channel of this.channels.keys()) published += await this.recover(channel, pending);
+        const { messages, deliveries } = await this.recoverPending(this.outboxSince);
+        published += messages + deliveries;
         if (this.deferredDuringBacklog === 0) {
           this.outboxBacklog = false;
           this.outboxSince = undefined;
@@ -287,18 +294,21 @@ export class Engine {
   }
 
   /**
-   * Re-queues one channel's unfinished work, oldest first: its QUEUED deliveries, then its RECEIVED
-   * messages. Deliveries go first because, for one key, every delivery still queued belongs to a
-   * message older than any message still RECEIVED (the pipeline runs a key in order; a replay
-   * aside), so the deliveries a recovered message will produce must come after them.
-   * @returns the number of items published.
+   * Re-queues the running channels' unfinished work (changed since `changedSince`, when given),
+   * page by page, in the order of {@link pendingWorkPages}: oldest first, deliveries before messages.
+   * @returns how many of each were published.
    */
-  private async recover(channel: string, pending: { messages: readonly PendingMessage[]; deliveries: readonly PendingDelivery[] }): Promise<number> {
-    const deliveries = pending.deliveries.filter((d) => d.channel === channel);
-    const messages = pending.messages.filter((m) => m.channel === channel);
-    await this.publishInOrder(deliveries.map((d) => [queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey }]));
-    await this.publishInOrder(messages.map((m) => [queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }]));
-    return deliveries.length + messages.length;
+  private async recoverPending(changedSince?: number): Promise<{ messages: number; deliveries: number }> {
+    const published = { messages: 0, deliveries: 0 };
+    for await (const page of pendingWorkPages(this.store, changedSince === undefined ? {} : { changedSince })) {
+      const deliveries = page.deliveries.filter((d) => this.channels.has(d.channel));
+      const messages = page.messages.filter((m) => this.channels.has(m.channel));
+      await this.publishInOrder(deliveries.map((d) => [queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey }]));
+      await this.publishInOrder(messages.map((m) => [queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }]));
+      published.deliveries += deliveries.length;
+      published.messages += messages.length;
+    }
+    return published;
   }
 
   /**
@@ -375,3 +385,4 @@ export class Engine {
     return views;
   }
 }
+

@@ -156,8 +156,19 @@ export interface PendingDelivery {
   messageId: string;
   channel: string;
   destination: string;
+  outputIndex: number;
   orderKey: string;
   seq: number;
+}
+
+/**
+ * One page of a read of unfinished work: `after` is the last item of the page before (none for the
+ * first page); `changedSince` (epoch ms) keeps only work whose row changed at or after it.
+ */
+export interface PendingPage<T> {
+  changedSince?: number;
+  after?: T;
+  limit: number;
 }
 
 /** A message the pipeline must (re)process. */
@@ -258,12 +269,15 @@ export interface MessageStore {
   recordAttempts(attempts: AttemptRecord[]): Promise<void>;
 
   /**
-   * Unfinished work, oldest first: RECEIVED messages and QUEUED deliveries, as the work items that
-   * put them back on the bus (no payloads: a backlog after a long outage can be large, and every
-   * instance reads it when its bus reconnects). `changedSince` (epoch ms): only work whose row
-   * changed at or after it (what may not have reached the bus around a broker outage).
+   * Unfinished work, a page at a time, oldest first (by message seq, then destination and output):
+   * QUEUED deliveries, as the work items that put them back on the bus. Paged and without payloads
+   * because a backlog after a long ERP outage can hold millions, and every instance reads it when
+   * its bus reconnects. `changedSince`: what may not have reached the bus around a broker outage.
+   * @see pendingWorkPages, which reads both kinds in the order recovery needs
    */
-  pendingWork(options?: { changedSince?: number }): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }>;
+  pendingDeliveries(page: PendingPage<PendingDelivery>): Promise<PendingDelivery[]>;
+  /** RECEIVED messages, a page at a time, by seq; as {@link pendingDeliveries}. */
+  pendingMessages(page: PendingPage<PendingMessage>): Promise<PendingMessage[]>;
   /**
    * Resets a message for replay (ERROR/BUSINESS_EXCEPTION/FILTERED → RECEIVED; dead-lettered deliveries → QUEUED) and records REPLAYED.
    * ERROR, BUSINESS_EXCEPTION, FILTERED and RECEIVED messages go back to RECEIVED (result fields
@@ -279,4 +293,37 @@ export interface MessageStore {
   findMessages(query: MessageQuery): Promise<MessageSummary[]>;
   /** Counts per channel and state. */
   countByChannel(): Promise<Record<string, Partial<Record<MessageState, number>>>>;
+}
+
+/** Rows per page of {@link pendingWorkPages}: a few MB of work items, published a page at a time. */
+export const PENDING_PAGE_SIZE = 5_000;
+
+/**
+ * Every page of unfinished work: all QUEUED deliveries, then all RECEIVED messages, each oldest
+ * first. Deliveries come first because, for one key, every delivery still queued belongs to a
+ * message older than any message still RECEIVED (the pipeline runs a key in order; a replay aside),
+ * so the deliveries a recovered message will produce must come after them. The pages are not one
+ * snapshot: work finished meanwhile may still come (the stages skip finished work), and work that
+ * starts meanwhile is published by whoever starts it.
+ */
+export async function* pendingWorkPages(
+  store: MessageStore,
+  options: { changedSince?: number; pageSize?: number } = {},
+): AsyncGenerator<{ deliveries: PendingDelivery[]; messages: PendingMessage[] }> {
+  const limit = options.pageSize ?? PENDING_PAGE_SIZE;
+  const since = options.changedSince === undefined ? {} : { changedSince: options.changedSince };
+  let after: PendingDelivery | undefined;
+  for (;;) {
+    const deliveries = await store.pendingDeliveries({ ...since, limit, ...(after ? { after } : {}) });
+    if (deliveries.length > 0) yield { deliveries, messages: [] };
+    if (deliveries.length < limit) break;
+    after = deliveries[deliveries.length - 1];
+  }
+  let afterMessage: PendingMessage | undefined;
+  for (;;) {
+    const messages = await store.pendingMessages({ ...since, limit, ...(afterMessage ? { after: afterMessage } : {}) });
+    if (messages.length > 0) yield { deliveries: [], messages };
+    if (messages.length < limit) break;
+    afterMessage = messages[messages.length - 1];
+  }
 }

@@ -35,6 +35,7 @@ import type {
   NewMessage,
   PendingDelivery,
   PendingMessage,
+  PendingPage,
   ProcessingOutcome,
   ReceiveResult,
   ReplayPlan,
@@ -44,13 +45,16 @@ import {
   ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
-  PENDING_DELIVERY_COLUMNS,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
   keysFromRow,
   num,
+  pendingDeliveriesParams,
   pendingDeliveryFrom,
+  pendingMessageFrom,
+  pendingMessagesParams,
+  pendingReads,
   readMigrations,
   summaryFromRow,
   type Row,
@@ -136,6 +140,8 @@ const SAVEPOINT: Statement = { text: 'SAVEPOINT item' };
 const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 
 /** The PostgreSQL implementation of {@link MessageStore}; see the module comment. */
+const PENDING = pendingReads((n) => `$${n}`);
+
 export class PostgresStore implements MessageStore {
   readonly #options: Required<PostgresStoreOptions>;
   /** Reads (API searches, recovery, coalesced point reads) and migrations. */
@@ -262,16 +268,12 @@ export class PostgresStore implements MessageStore {
     return rows[0] ? num(rows[0].started_at) : undefined;
   }
 
-  async pendingWork(options: { changedSince?: number } = {}): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
-    const since = Math.trunc(options.changedSince ?? 0);
-    return this.#readOnly(async (c) => {
-      const m = await c.query(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= $1 ORDER BY seq`, [since]);
-      const d = await c.query(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' AND updated_at >= $1 ORDER BY seq, destination, output_index`, [since]);
-      return {
-        messages: (m.rows as Row[]).map((r) => ({ id: String(r.id), channel: String(r.channel), orderKey: String(r.order_key), seq: num(r.seq) })),
-        deliveries: (d.rows as Row[]).map(pendingDeliveryFrom),
-      };
-    });
+  async pendingDeliveries(page: PendingPage<PendingDelivery>): Promise<PendingDelivery[]> {
+    return (await this.#query(PENDING.deliveries, pendingDeliveriesParams(page))).rows.map(pendingDeliveryFrom);
+  }
+
+  async pendingMessages(page: PendingPage<PendingMessage>): Promise<PendingMessage[]> {
+    return (await this.#query(PENDING.messages, pendingMessagesParams(page))).rows.map(pendingMessageFrom);
   }
 
   async getMessage(id: string): Promise<MessageDetail | undefined> {

@@ -40,6 +40,7 @@ import type {
   NewMessage,
   PendingDelivery,
   PendingMessage,
+  PendingPage,
   ProcessingOutcome,
   ReceiveResult,
   ReplayPlan,
@@ -49,13 +50,16 @@ import {
   ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
-  PENDING_DELIVERY_COLUMNS,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
   keysFromRow,
   num,
+  pendingDeliveriesParams,
   pendingDeliveryFrom,
+  pendingMessageFrom,
+  pendingMessagesParams,
+  pendingReads,
   readMigrations,
   summaryFromRow,
   type Row,
@@ -231,6 +235,8 @@ class WorkerWriter implements WriterLink {
   }
 }
 
+const PENDING = pendingReads(() => '?');
+
 function prepareReads(db: Db) {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
@@ -239,8 +245,8 @@ function prepareReads(db: Db) {
     ),
     loadDelivery: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
     firstAttemptAt: p('SELECT started_at FROM attempts WHERE delivery_id = ? AND n = 1 ORDER BY id DESC LIMIT 1'),
-    pendingMessages: p(`SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= ? ORDER BY seq`),
-    pendingDeliveries: p(`SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'QUEUED' AND updated_at >= ? ORDER BY seq, destination, output_index`),
+    pendingMessages: p(PENDING.messages),
+    pendingDeliveries: p(PENDING.deliveries),
     detail: p(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = ?`),
     events: p('SELECT at, event, destination, detail FROM events WHERE message_id = ? ORDER BY id'),
     deliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
@@ -362,14 +368,15 @@ export class SqliteStore implements MessageStore {
     return r ? num(r.started_at) : undefined;
   }
 
-  async pendingWork(options: { changedSince?: number } = {}): Promise<{ messages: PendingMessage[]; deliveries: PendingDelivery[] }> {
-    const since = Math.trunc(options.changedSince ?? 0);
-    const r = this.#reads();
-    // One read transaction, so the two lists are of the same moment.
-    return this.#reader!.transaction(() => ({
-      messages: (r.pendingMessages.all(since) as Row[]).map((m) => ({ id: String(m.id), channel: String(m.channel), orderKey: String(m.order_key), seq: num(m.seq) })),
-      deliveries: (r.pendingDeliveries.all(since) as Row[]).map(pendingDeliveryFrom),
-    }))();
+  async pendingDeliveries(page: PendingPage<PendingDelivery>): Promise<PendingDelivery[]> {
+    const params = pendingDeliveriesParams(page);
+    // Positional: the read names its seq twice.
+    const [since, seq, destination, outputIndex, limit] = params;
+    return (this.#reads().pendingDeliveries.all(since, seq, seq, destination, outputIndex, limit) as Row[]).map(pendingDeliveryFrom);
+  }
+
+  async pendingMessages(page: PendingPage<PendingMessage>): Promise<PendingMessage[]> {
+    return (this.#reads().pendingMessages.all(...pendingMessagesParams(page)) as Row[]).map(pendingMessageFrom);
   }
 
   async getMessage(id: string): Promise<MessageDetail | undefined> {

@@ -17,6 +17,8 @@ import type {
   MessageState,
   MessageSummary,
   PendingDelivery,
+  PendingMessage,
+  PendingPage,
 } from './message-store.ts';
 import { deliveryFromRow, fromJson, type DeliveryRow } from './unit-of-work.ts';
 
@@ -32,11 +34,50 @@ export const DELIVERY_COLUMNS =
   'id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at';
 
 /** The columns of a pending delivery (recovery needs no payload). */
-export const PENDING_DELIVERY_COLUMNS = 'id, message_id, channel, destination, order_key, seq';
+export const PENDING_DELIVERY_COLUMNS = 'id, message_id, channel, destination, output_index, order_key, seq';
 
 /** A row of {@link PENDING_DELIVERY_COLUMNS}. */
 export function pendingDeliveryFrom(r: Row): PendingDelivery {
-  return { id: String(r.id), messageId: String(r.message_id), channel: String(r.channel), destination: String(r.destination), orderKey: String(r.order_key), seq: num(r.seq) };
+  return {
+    id: String(r.id),
+    messageId: String(r.message_id),
+    channel: String(r.channel),
+    destination: String(r.destination),
+    outputIndex: num(r.output_index),
+    orderKey: String(r.order_key),
+    seq: num(r.seq),
+  };
+}
+
+/** A row of the pending-messages read. */
+export function pendingMessageFrom(r: Row): PendingMessage {
+  return { id: String(r.id), channel: String(r.channel), orderKey: String(r.order_key), seq: num(r.seq) };
+}
+
+/**
+ * The pending reads, one page each, for both stores (`p(n)` writes the n-th placeholder). A page
+ * starts after the previous page's last row: a row comparison, with `seq >=` in front so that the
+ * index on (state, seq) finds the start.
+ * Deliveries: changedSince, seq, destination, outputIndex, limit. Messages: changedSince, seq, limit.
+ */
+export function pendingReads(p: (n: number) => string): { deliveries: string; messages: string } {
+  return {
+    deliveries: `SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries
+                  WHERE state = 'QUEUED' AND updated_at >= ${p(1)} AND seq >= ${p(2)} AND (seq, destination, output_index) > (${p(2)}, ${p(3)}, ${p(4)})
+                  ORDER BY seq, destination, output_index LIMIT ${p(5)}`,
+    messages: `SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= ${p(1)} AND seq > ${p(2)} ORDER BY seq LIMIT ${p(3)}`,
+  };
+}
+
+/** The parameters of {@link pendingReads}' deliveries read for a page. */
+export function pendingDeliveriesParams(page: PendingPage<PendingDelivery>): unknown[] {
+  const a = page.after;
+  return [Math.trunc(page.changedSince ?? 0), a?.seq ?? -1, a?.destination ?? '', a?.outputIndex ?? -1, page.limit];
+}
+
+/** The parameters of {@link pendingReads}' messages read for a page. */
+export function pendingMessagesParams(page: PendingPage<PendingMessage>): unknown[] {
+  return [Math.trunc(page.changedSince ?? 0), page.after?.seq ?? -1, page.limit];
 }
 
 export const ATTEMPT_COLUMNS =

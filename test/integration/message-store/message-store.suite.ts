@@ -6,13 +6,16 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { isOspreyError } from '../../../engine/errors/error-codes.ts';
-import type {
-  AttemptRecord,
-  BusinessKeys,
-  MessageStore,
-  NewMessage,
-  ProcessingOutcome,
-  StoredDelivery,
+import {
+  pendingWorkPages,
+  type AttemptRecord,
+  type BusinessKeys,
+  type MessageStore,
+  type NewMessage,
+  type PendingDelivery,
+  type PendingMessage,
+  type ProcessingOutcome,
+  type StoredDelivery,
 } from '../../../engine/message-store/message-store.ts';
 
 export interface StoreHarness {
@@ -25,6 +28,19 @@ export interface StoreHarness {
 }
 
 const MINUTE = 60_000;
+
+/**
+ * All unfinished work, read in pages of `pageSize` (3 by default, so that the tests that read it
+ * cross page boundaries, also inside one message's deliveries).
+ */
+async function pendingWork(store: MessageStore, options: { changedSince?: number; pageSize?: number } = {}) {
+  const all = { messages: [] as PendingMessage[], deliveries: [] as PendingDelivery[] };
+  for await (const page of pendingWorkPages(store, { pageSize: 3, ...options })) {
+    all.messages.push(...page.messages);
+    all.deliveries.push(...page.deliveries);
+  }
+  return all;
+}
 
 /** Bytes a text codec would mangle: NUL, 0xFF, a lone Latin-1 é, CR separators. */
 function rawFor(tag: string): Buffer {
@@ -156,7 +172,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       expect(detail).to.deep.include({ state: 'ERROR', error: { code: 'OSPREY_ERR_HL7_NO_MSH', detail: 'no MSH segment' } });
       expect(detail!.keys).to.not.have.any.keys('controlId', 'sender');
       expect(detail!.events.map((e) => e.event)).to.deep.equal(['ERROR']);
-      expect((await store.pendingWork()).messages.map((p) => p.id)).to.not.include(m.id);
+      expect((await pendingWork(store)).messages.map((p) => p.id)).to.not.include(m.id);
     });
 
     it('stores an empty message', async () => {
@@ -175,7 +191,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
 
       const reopened = await another();
       expect((await reopened.countByChannel()).bulk).to.deep.equal({ RECEIVED: 1000 });
-      const pending = await reopened.pendingWork();
+      const pending = await pendingWork(reopened);
       expect(pending.messages.map((p) => p.id)).to.deep.equal(messages.map((m) => m.id));
       for (const i of [0, 1, 499, 998, 999]) {
         const loaded = await reopened.loadForProcessing(messages[i]!.id);
@@ -441,7 +457,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       const seqOf = async (id: string) => (await store.findMessages({ controlId: (id === inline.id ? inline : twoSteps).keys.controlId }))[0]!.seq;
       expect((await store.loadDelivery(`${inline.id}:erp:0`))!.seq).to.equal(await seqOf(inline.id));
       expect(a.deliveries[0]!.seq).to.be.below(b.deliveries[0]!.seq!);
-      expect((await store.pendingWork()).deliveries.map((d) => d.id)).to.deep.equal([
+      expect((await pendingWork(store)).deliveries.map((d) => d.id)).to.deep.equal([
         `${inline.id}:erp:0`,
         `${inline.id}:workforce:0`,
         `${twoSteps.id}:erp:0`,
@@ -469,7 +485,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       }
       const b = (await store.findMessages({ state: 'BUSINESS_EXCEPTION' }))[0]!;
       expect((await store.getMessage(b.id))!.exception).to.deep.equal({ category: 'unmapped-department', detail: 'CARD-3', tags: { department: 'CARD-3' } });
-      expect((await store.pendingWork()).messages).to.deep.equal([]);
+      expect((await pendingWork(store)).messages).to.deep.equal([]);
     });
 
     it('stores neither a duplicate nor its outcome, in the same batch or later', async () => {
@@ -482,7 +498,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       const r3 = await store.receive({ ...again, id: `msg-${randomUUID()}`, receivedAt: Date.now() });
       expect(r3.duplicateOf).to.equal(first.id);
       expect(await store.loadDelivery(`${again.id}:erp:0`)).to.equal(undefined);
-      expect((await store.pendingWork()).deliveries.map((d) => d.id)).to.deep.equal([`${first.id}:erp:0`]);
+      expect((await pendingWork(store)).deliveries.map((d) => d.id)).to.deep.equal([`${first.id}:erp:0`]);
     });
 
     it('refuses an outcome on a message rejected at ingest, and a malformed outcome, failing only that write', async () => {
@@ -656,7 +672,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
         expect(detail).to.not.have.any.keys('error', 'exception', 'exceptionCategory', 'filterReason', 'canonical');
         expect(detail!.events.at(-1)!.event).to.equal('REPLAYED');
       }
-      const pending = await store.pendingWork();
+      const pending = await pendingWork(store);
       expect(pending.messages).to.have.length(4);
     });
 
@@ -703,7 +719,7 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
         ['REPLAYED', undefined],
         ['QUEUED', 'erp'],
       ]);
-      expect((await store.pendingWork()).deliveries.map((d) => d.id)).to.deep.equal([erp!.id]);
+      expect((await pendingWork(store)).deliveries.map((d) => d.id)).to.deep.equal([erp!.id]);
 
       await store.recordAttempts([attempt(erp!.id, 'SENT')]);
       const after = await store.getMessage(m.id);
@@ -793,17 +809,46 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       await store.close();
 
       const reopened = await another();
-      const pending = await reopened.pendingWork();
+      const pending = await pendingWork(reopened);
       expect(pending.messages.map((p) => p.id)).to.deep.equal([ms[4]!.id, ms[5]!.id]);
       expect(pending.messages[0]).to.have.keys('id', 'channel', 'orderKey', 'seq');
       expect(pending.deliveries.map((d) => d.id)).to.deep.equal([d0[1]!.id, waiting[0]!.id]);
       // Only what changed since a moment (around a broker outage), when asked.
-      expect(await reopened.pendingWork({ changedSince: Date.now() + MINUTE })).to.deep.equal({ messages: [], deliveries: [] });
-      expect((await reopened.pendingWork({ changedSince: Date.now() - MINUTE })).deliveries.map((d) => d.id)).to.deep.equal([d0[1]!.id, waiting[0]!.id]);
+      expect(await pendingWork(reopened, { changedSince: Date.now() + MINUTE })).to.deep.equal({ messages: [], deliveries: [] });
+      expect((await pendingWork(reopened, { changedSince: Date.now() - MINUTE })).deliveries.map((d) => d.id)).to.deep.equal([d0[1]!.id, waiting[0]!.id]);
       // Work items only, no payloads: the worker reads the delivery (its retry time too) when it runs.
-      expect(pending.deliveries[1]).to.have.keys('id', 'messageId', 'channel', 'destination', 'orderKey', 'seq');
+      expect(pending.deliveries[1]).to.have.keys('id', 'messageId', 'channel', 'destination', 'outputIndex', 'orderKey', 'seq');
       expect(pending.deliveries[1]).to.deep.include({ messageId: ms[3]!.id, destination: 'erp', orderKey: 'P-1' });
       expect((await reopened.loadDelivery(waiting[0]!.id))!.nextAttemptAt).to.be.a('number');
+    });
+
+    it('reads unfinished work in pages that cover it once, in order, whatever the page size', async () => {
+      const { store } = await fresh();
+      // A message split into 12 outputs for one destination (output 10 comes after 9, not after 1)
+      // and one for another; then messages with one delivery; then messages still RECEIVED.
+      const split = newMessage();
+      await store.receive(split);
+      const outputs = [
+        ...Array.from({ length: 12 }, (_, i) => ({ destination: 'erp', outputIndex: i, payload: { i } })),
+        { destination: 'rcm', outputIndex: 0, payload: {} },
+      ];
+      await store.recordProcessing(split.id, { state: 'QUEUED', canonical: {}, deliveries: outputs });
+      const singles = Array.from({ length: 4 }, () => newMessage({ outcome: queued(['erp']) }));
+      for (const m of singles) await store.receive(m);
+      const received = Array.from({ length: 5 }, () => newMessage());
+      for (const m of received) await store.receive(m);
+
+      const deliveries = [...outputs.map((o) => `${split.id}:${o.destination}:${o.outputIndex}`), ...singles.map((m) => `${m.id}:erp:0`)];
+      for (const pageSize of [1, 2, 5, 13, 17, 1000]) {
+        const pages: Array<{ deliveries: PendingDelivery[]; messages: PendingMessage[] }> = [];
+        for await (const page of pendingWorkPages(store, { pageSize })) pages.push(page);
+        for (const page of pages) {
+          expect(page.deliveries.length + page.messages.length, `page size ${pageSize}`).to.be.within(1, pageSize);
+          expect(page.deliveries.length === 0 || page.messages.length === 0, 'a page holds one kind').to.equal(true);
+        }
+        expect(pages.flatMap((p) => p.deliveries.map((d) => d.id)), `page size ${pageSize}`).to.deep.equal(deliveries);
+        expect(pages.flatMap((p) => p.messages.map((m) => m.id)), `page size ${pageSize}`).to.deep.equal(received.map((m) => m.id));
+      }
     });
   });
 
