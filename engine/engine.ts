@@ -135,8 +135,12 @@ export class Engine {
       ready: () => this.started && this.bus.connected !== false,
       sandbox: this.sandbox,
       logger: this.logger,
+      apiTokens: config.http.apiToken?.split(','),
     });
     await this.api.listen({ host: config.http.host, port: config.http.port });
+    if (!config.http.apiToken && !isLoopback(config.http.host)) {
+      this.logger.warn('the management API serves message content without authentication on a non-loopback address; set http.apiToken', { host: config.http.host });
+    }
 
     const project = await loadProject({ config, projectRoot: this.projectRoot, env: this.options.env ?? process.env });
     const { issues } = project;
@@ -386,3 +390,7 @@ export class Engine {
   }
 }
 
+/** 127.0.0.0/8, ::1 and localhost: only this machine can reach an API bound there. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

@@ -88,6 +88,14 @@ export const EngineConfigSchema = Type.Object(
         {
           host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address of the management API and dashboard.', examples: ['${OSPREY_HTTP_HOST:-127.0.0.1}'] })),
           port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port of the management API and dashboard.', examples: ['${OSPREY_HTTP_PORT:-8080}'] })),
+          apiToken: Type.Optional(
+            Type.String({
+              pattern: '^[!-+\\--~]{24,}(,[!-+\\--~]{24,})*$',
+              description:
+                'Bearer token every /api/ request must carry (`Authorization: Bearer <token>`): messages hold PHI, and replay changes state. Several, comma-separated, to rotate. At least 24 printable characters each, no spaces or commas. From the environment only. Unset: no authentication (the default config listens on 127.0.0.1 only). /livez, /healthz and /readyz stay open for probes.',
+              examples: ['${OSPREY_API_TOKEN}'],
+            }),
+          ),
         },
         { ...closed, default: {}, description: 'Management API and dashboard.' },
       ),

@@ -76,6 +76,7 @@ export const ErrorCodes = {
   OSPREY_ERR_API_NOT_FOUND: { class: 'permanent', description: 'The resource does not exist.' },
   OSPREY_ERR_API_BAD_REQUEST: { class: 'permanent', description: 'A query parameter or body is invalid.' },
   OSPREY_ERR_API_NOT_REPLAYABLE: { class: 'permanent', description: 'The message is in a state that cannot be replayed.' },
+  OSPREY_ERR_API_UNAUTHORIZED: { class: 'permanent', description: 'The request to /api/ carries no valid bearer token (http.apiToken is set).' },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -3,7 +3,10 @@
  * The management API (Fastify): health, channels with counts per state, message search, one
  * message's whole history, replay; and the sandbox ERP/RCM receiver under `/sandbox/`.
  * Every error is JSON `{ error: { code, message } }` with a stable OSPREY_ERR_* code.
+ * With `apiTokens`, every `/api/` request needs one of them as a bearer token; the probes
+ * (`/livez`, `/healthz`, `/readyz`) stay open, as load balancers call them without credentials.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { ErrorCode } from '../errors/error-codes.ts';
 import { MessageState, type MessageDetail, type MessageQuery, type MessageStore, type ReplayPlan } from '../message-store/message-store.ts';
@@ -30,6 +33,8 @@ export interface ManagementApiDeps {
   ready: () => boolean;
   sandbox?: SandboxReceiver;
   logger: Logger;
+  /** Bearer tokens accepted on `/api/` (several while one is rotated); none: no authentication. */
+  apiTokens?: readonly string[];
 }
 
 export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
@@ -41,6 +46,8 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
     return sendError(reply, status, status === 500 ? 'OSPREY_ERR_STORE_UNAVAILABLE' : 'OSPREY_ERR_API_BAD_REQUEST', err.message);
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  if (deps.apiTokens && deps.apiTokens.length > 0) requireBearerToken(app, deps.apiTokens, deps.logger);
 
   app.get('/livez', async () => ({ status: 'ok' }));
   const health = async (_req: unknown, reply: FastifyReply) => {
@@ -85,6 +92,29 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
 
   if (deps.sandbox) registerSandbox(app, deps.sandbox);
   return app;
+}
+
+/**
+ * Refuses `/api/` requests without one of `tokens` as `Authorization: Bearer …`. Compared as
+ * SHA-256 digests in constant time, so neither a token's length nor its first bytes leak through
+ * response times. A refusal is logged with the peer's address and the path, never the header.
+ */
+function requireBearerToken(app: FastifyInstance, tokens: readonly string[], logger: Logger): void {
+  const digest = (token: string) => createHash('sha256').update(token).digest();
+  const accepted = tokens.map(digest);
+  app.addHook('onRequest', async (req, reply) => {
+    // By the route matched, not the raw URL: the router also matches encoded paths (`/%61pi/…`).
+    if (!(req.routeOptions.url ?? req.url).startsWith('/api/')) return;
+    const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    const presented = match ? digest(match[1]!) : undefined;
+    // Every token is compared, found or not: the time does not tell which one matched.
+    let ok = false;
+    for (const token of accepted) if (presented && timingSafeEqual(presented, token)) ok = true;
+    if (ok) return;
+    logger.warn('management API request refused: no valid bearer token', { code: 'OSPREY_ERR_API_UNAUTHORIZED', remote: req.ip, method: req.method, path: req.url.split('?')[0] });
+    reply.header('www-authenticate', 'Bearer realm="osprey"');
+    return sendError(reply, 401, 'OSPREY_ERR_API_UNAUTHORIZED', 'this API needs a bearer token: Authorization: Bearer <token> (http.apiToken)');
+  });
 }
 
 function registerSandbox(app: FastifyInstance, sandbox: SandboxReceiver): void {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import { parseArgs } from 'node:util';
+import { apiFetch } from '../api-client.ts';
 
 /** `osprey messages`: searches messages, shows one, or replays one, through the management API. */
 export async function messagesCommand(argv: string[]): Promise<number> {
@@ -20,12 +21,12 @@ export async function messagesCommand(argv: string[]): Promise<number> {
   });
   const api = values.api!.replace(/\/$/, '');
   if (values.replay) {
-    const res = await fetch(`${api}/api/messages/${encodeURIComponent(values.replay)}/replay`, { method: 'POST' });
+    const res = await apiFetch(`${api}/api/messages/${encodeURIComponent(values.replay)}/replay`, { method: 'POST' });
     process.stdout.write(`${JSON.stringify(await res.json(), null, 2)}\n`);
     return res.ok ? 0 : 1;
   }
   if (values.id) {
-    const res = await fetch(`${api}/api/messages/${encodeURIComponent(values.id)}`);
+    const res = await apiFetch(`${api}/api/messages/${encodeURIComponent(values.id)}`);
     process.stdout.write(`${JSON.stringify(await res.json(), null, 2)}\n`);
     return res.ok ? 0 : 1;
   }
@@ -39,7 +40,7 @@ export async function messagesCommand(argv: string[]): Promise<number> {
     limit: values.limit,
   };
   for (const [k, v] of Object.entries(map)) if (v) query.set(k, v);
-  const res = await fetch(`${api}/api/messages?${query}`);
+  const res = await apiFetch(`${api}/api/messages?${query}`);
   const body = (await res.json()) as {
     messages?: Array<{ id: string; receivedAt: string; channel: string; state: string; keys: { messageType?: string; controlId?: string; patientId?: string }; error?: { code: string }; exceptionCategory?: string }>;
     error?: { code: string; message: string };

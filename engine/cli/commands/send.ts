@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MllpClient } from '../../../adapters/outbound/mllp-sender/mllp-client.ts';
 import { Hl7Message, splitBatch } from '../../message-formats/hl7v2/index.ts';
+import { apiFetch } from '../api-client.ts';
 
 interface ChannelRoute {
   accept?: string[];
@@ -95,7 +96,7 @@ function messageTypeOf(text: string): string {
 
 async function fetchRoutes(api: string): Promise<ChannelRoute[]> {
   try {
-    const res = await fetch(`${api.replace(/\/$/, '')}/api/channels`);
+    const res = await apiFetch(`${api.replace(/\/$/, '')}/api/channels`);
     return ((await res.json()) as { channels: ChannelRoute[] }).channels;
   } catch {
     throw new Error(`no --port given and the engine's API at ${api} is not reachable; is "npm start" running?`);

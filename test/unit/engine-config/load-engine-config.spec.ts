@@ -40,8 +40,9 @@ describe('engine-config/load-engine-config', () => {
     });
 
     it('config/production.yaml is PostgreSQL + RabbitMQ from the environment, without the sandbox', () => {
-      const env = { OSPREY_DATABASE_URL: 'postgres://osprey:pw@db/osprey', OSPREY_RABBITMQ_URL: 'amqp://osprey:pw@mq' };
+      const env = { OSPREY_DATABASE_URL: 'postgres://osprey:pw@db/osprey', OSPREY_RABBITMQ_URL: 'amqp://osprey:pw@mq', OSPREY_API_TOKEN: 'k'.repeat(32) };
       const config = loadEngineConfig({ file: 'config/production.yaml', env, cwd: repoRoot });
+      expect(config.http.apiToken, 'the API asks for a token').to.equal(env.OSPREY_API_TOKEN);
       expect(config.store).to.deep.equal({ type: 'postgres', url: env.OSPREY_DATABASE_URL, schema: 'osprey', poolSize: 20 });
       expect(config.bus).to.deep.equal({ type: 'rabbitmq', url: env.OSPREY_RABBITMQ_URL, prefix: 'osprey', partitions: 16, prefetch: 50 });
       expect(config.sandbox.enabled).to.equal(false);
@@ -53,8 +54,20 @@ describe('engine-config/load-engine-config', () => {
       expect(err.issues.map((i) => [i.code, i.field, i.line])).to.deep.equal([
         ['OSPREY_ERR_CONFIG_ENV', 'store.url', 9],
         ['OSPREY_ERR_CONFIG_ENV', 'bus.url', 14],
+        ['OSPREY_ERR_CONFIG_ENV', 'http.apiToken', 21],
       ]);
-      expect(err.message).to.contain('OSPREY_DATABASE_URL').and.contain('OSPREY_RABBITMQ_URL');
+      expect(err.message).to.contain('OSPREY_DATABASE_URL').and.contain('OSPREY_RABBITMQ_URL').and.contain('OSPREY_API_TOKEN');
+    });
+
+    it('refuses an API token that is short or holds a space or comma inside one token, without echoing it', () => {
+      const env = { OSPREY_DATABASE_URL: 'postgres://osprey:pw@db/osprey', OSPREY_RABBITMQ_URL: 'amqp://osprey:pw@mq' };
+      for (const token of ['short-secret-1', `${'k'.repeat(30)} x`, `${'k'.repeat(30)},short`]) {
+        const err = configError(() => loadEngineConfig({ file: 'config/production.yaml', env: { ...env, OSPREY_API_TOKEN: token }, cwd: repoRoot }));
+        expect(err.issues.map((i) => i.field)).to.deep.equal(['http.apiToken']);
+        expect(err.message).to.not.contain(token);
+      }
+      const two = `${'a'.repeat(24)},${'b'.repeat(24)}`;
+      expect(loadEngineConfig({ file: 'config/production.yaml', env: { ...env, OSPREY_API_TOKEN: two }, cwd: repoRoot }).http.apiToken).to.equal(two);
     });
   });
 

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The management API's bearer tokens (`http.apiToken`): every /api/ route needs one, the probes do
+ * not, several tokens are accepted while one is rotated, and a refusal neither runs the route nor
+ * logs what was presented. Real HTTP on 127.0.0.1 against a real SQLite store.
+ */
+import { join } from 'node:path';
+import { expect } from 'chai';
+import type { FastifyInstance } from 'fastify';
+import { apiFetch } from '../../engine/cli/api-client.ts';
+import { buildManagementApi } from '../../engine/management-api/server.ts';
+import { SqliteStore } from '../../engine/message-store/sqlite-store.ts';
+import type { Logger } from '../../engine/observability/logger.ts';
+import { makeTempDir, removeTempDirs } from '../helpers/test-engine.ts';
+
+const CURRENT = 'current-token-0123456789abcdefghij';
+const PREVIOUS = 'previous-token-0123456789abcdefghij';
+
+describe('management API authentication (http.apiToken)', () => {
+  let store: SqliteStore;
+  let app: FastifyInstance;
+  let base: string;
+  const logged: Array<{ level: string; message: string; meta?: Record<string, unknown> }> = [];
+  const logger = Object.fromEntries(
+    ['info', 'warn', 'error', 'debug'].map((level) => [level, (message: string, meta?: Record<string, unknown>) => logged.push({ level, message, meta })]),
+  ) as unknown as Logger;
+
+  async function serve(apiTokens?: string[]): Promise<void> {
+    app = buildManagementApi({ store, channels: () => [], replay: () => Promise.resolve(undefined), ready: () => true, logger, apiTokens });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address() as { port: number };
+    base = `http://127.0.0.1:${address.port}`;
+  }
+
+  const get = (path: string, authorization?: string) => fetch(`${base}${path}`, authorization ? { headers: { authorization } } : {});
+
+  beforeEach(async () => {
+    logged.length = 0;
+    store = new SqliteStore({ path: join(makeTempDir('api-auth'), 'store.db') });
+    await store.open();
+  });
+  afterEach(async () => {
+    await app.close();
+    await store.close();
+  });
+  after(() => removeTempDirs());
+
+  it('refuses /api/ without a valid bearer token: 401, WWW-Authenticate, a JSON error, the route not run', async () => {
+    await serve([CURRENT]);
+    await store.receive({
+      id: 'm1',
+      channel: 'adt',
+      receivedAt: Date.now(),
+      raw: Buffer.from('MSH|^~\\&|EHR|HOSP|||20240101||ADT^A01|c1|P|2.5\r'),
+      encoding: 'UTF-8',
+      keys: { controlId: 'c1' },
+      orderKey: 'P1',
+      state: 'ERROR',
+      error: { code: 'OSPREY_ERR_HL7_NO_MSH', detail: 'x' },
+      dedupeWindowMs: 0,
+    });
+    const wrong = 'wrong-token-0123456789abcdefghijkl';
+    for (const [path, authorization] of [
+      ['/api/channels', undefined],
+      ['/api/messages?controlId=c1', `Bearer ${wrong}`],
+      ['/api/messages/m1', `Basic ${Buffer.from(`x:${CURRENT}`).toString('base64')}`],
+      ['/api/messages/m1', `Bearer ${CURRENT}x`],
+      ['/api/messages/m1', `Bearer ${CURRENT.slice(0, -1)}`],
+      ['/api/messages/m1', 'Bearer'],
+      ['/%61pi/messages/m1', undefined],
+      ['/api//messages/m1', undefined],
+    ] as const) {
+      const res = await get(path, authorization);
+      expect(res.status, `${path} with ${authorization ?? 'nothing'}`).to.equal(401);
+      expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="osprey"');
+      expect(((await res.json()) as { error: { code: string } }).error.code).to.equal('OSPREY_ERR_API_UNAUTHORIZED');
+    }
+    const replay = await fetch(`${base}/api/messages/m1/replay`, { method: 'POST' });
+    expect(replay.status).to.equal(401);
+    expect((await store.getMessage('m1'))!.events.map((e) => e.event), 'not replayed').to.deep.equal(['ERROR']);
+    expect(logged.filter((l) => l.message.includes('content viewed')), 'no content was served').to.deep.equal([]);
+
+    const refusals = logged.filter((l) => l.meta?.code === 'OSPREY_ERR_API_UNAUTHORIZED');
+    expect(refusals).to.have.length(9);
+    expect(refusals[1]!.meta).to.deep.include({ remote: '127.0.0.1', method: 'GET', path: '/api/messages' });
+    expect(JSON.stringify(logged), 'what was presented is never logged').to.not.include(wrong).and.not.include(CURRENT.slice(0, 10));
+  });
+
+  it('serves /api/ with any of the configured tokens (rotation), whatever the case of "Bearer"', async () => {
+    await serve([CURRENT, PREVIOUS]);
+    expect((await get('/api/channels', `Bearer ${CURRENT}`)).status).to.equal(200);
+    expect((await get('/api/channels', `bearer ${PREVIOUS}`)).status).to.equal(200);
+    expect((await get('/api/messages/none', `Bearer ${CURRENT}`)).status, 'a route answers as without tokens').to.equal(404);
+    expect((await apiFetch(`${base}/api/channels`, {}, PREVIOUS)).status, 'the CLI sends the token it is given').to.equal(200);
+  });
+
+  it('keeps the probes open, for load balancers that call them without credentials', async () => {
+    await serve([CURRENT]);
+    for (const path of ['/livez', '/healthz', '/readyz']) expect((await get(path)).status, path).to.equal(200);
+  });
+
+  it('asks for nothing when no token is configured (the default config listens on 127.0.0.1 only)', async () => {
+    await serve(undefined);
+    expect((await get('/api/channels')).status).to.equal(200);
+  });
+});
