@@ -25,7 +25,8 @@
  *
  * Failures: a handler that rejects is retried in process after a backoff, holding its key (a nack
  * with requeue would let the key's later items, already prefetched, overtake it); after
- * `deliveryLimit` attempts (broker redeliveries included) the item is rejected without requeue and
+ * `deliveryLimit` attempts (broker redeliveries included; transient errors such as an unreachable
+ * store not counted, see onHandlerFailure) the item is rejected without requeue and
  * the broker dead-letters it to `<prefix>.<queue>.dlq`. The quorum queue's own `x-delivery-limit`
  * dead-letters an item that kills its consumer again and again (a crash loop). Business retry delays
  * are not the bus's job: a destination worker waits inside its handler, holding its key.
@@ -37,6 +38,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import { ErrorCodes, isOspreyError, type ErrorCode } from '../errors/error-codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import { BusError, BusErrorCode } from './bus-errors.ts';
 import { KeyedDispatcher } from './keyed-dispatcher.ts';
@@ -161,6 +163,8 @@ interface Delivery {
   readonly epoch: number;
   /** Earlier deliveries of this message by the broker (`x-delivery-count`). */
   readonly priorDeliveries: number;
+  /** Handler failures that count towards the delivery limit (not those of an unreachable store). */
+  countedFailures: number;
 }
 
 interface Member {
@@ -799,6 +803,7 @@ export class RabbitMqBus implements MessageBus {
       partition: part,
       epoch,
       priorDeliveries: Number.isFinite(count) && count > 0 ? count : 0,
+      countedFailures: 0,
     });
   }
 
@@ -828,7 +833,12 @@ export class RabbitMqBus implements MessageBus {
   private onHandlerFailure(d: Delivery, error: unknown, failures: number): { retryInMs: number } | 'drop' {
     // A dead delivery (channel closed, hand-over, stop) is not retried here: the broker has it.
     if (!this.isLive(d)) return 'drop';
-    const attempts = d.priorDeliveries + failures;
+    // The delivery limit is for items that fail by themselves (poison). An unreachable store (a
+    // PostgreSQL restart or failover) fails every item alike: counted, a store outage longer than
+    // the limit's backoffs (~6 min) would dead-letter all the work in flight while the store still
+    // has it queued. Such items wait, holding their key, as on the embedded bus.
+    if (!isTransient(error)) d.countedFailures += 1;
+    const attempts = d.priorDeliveries + d.countedFailures;
     const meta = { queue: d.partition.queueName, messageId: d.item.id, attempts, error: errorText(error) };
     if (attempts >= this.deliveryLimit) {
       this.options.logger?.error('bus dead-lettered a work item after its delivery limit', meta);
@@ -1070,6 +1080,11 @@ function safely(action: () => unknown): void {
   } catch {
     // channel closed: nothing to do
   }
+}
+
+/** An error of a class that passes by itself (the store unreachable, a timeout), by its code. */
+function isTransient(error: unknown): boolean {
+  return isOspreyError(error) && ErrorCodes[error.code as ErrorCode]?.class === 'transient';
 }
 
 function sleep(ms: number): Promise<void> {

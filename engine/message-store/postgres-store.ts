@@ -22,7 +22,7 @@
  * @see docs/design/0003-message-store.md
  */
 import pg from 'pg';
-import { OspreyError } from '../errors/error-codes.ts';
+import { OspreyError, isOspreyError } from '../errors/error-codes.ts';
 import { CoalescedReads } from './coalesced-reads.ts';
 import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
@@ -141,6 +141,24 @@ const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 
 /** The PostgreSQL implementation of {@link MessageStore}; see the module comment. */
 const PENDING = pendingReads((n) => `$${n}`);
+
+/**
+ * A read that failed because the server could not be reached (refused, lost, shutting down, out of
+ * connections) as `OSPREY_ERR_STORE_UNAVAILABLE`, a transient error: the bus retries such work
+ * without counting it towards its delivery limit, as it does a failed commit. Anything else (a
+ * statement the server refused) is thrown as it is.
+ */
+export function unreachableAsUnavailable(err: unknown): unknown {
+  if (isOspreyError(err)) return err;
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  const unreachable =
+    /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code) ||
+    /^(08|57P0|53)/.test(code) || // SQLSTATE connection exception, shutdown / cannot connect now, insufficient resources
+    /^Connection terminated|^timeout exceeded when trying to connect|^Client has encountered a connection error/.test(message);
+  return unreachable ? new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the PostgreSQL message store is unreachable', { cause: err }) : err;
+}
 
 export class PostgresStore implements MessageStore {
   readonly #options: Required<PostgresStoreOptions>;
@@ -344,8 +362,12 @@ export class PostgresStore implements MessageStore {
   }
 
   async #query(sql: string, params: unknown[] = []): Promise<{ rows: Row[] }> {
-    const { rows } = await this.#requirePool().query(sql, params);
-    return { rows: rows as Row[] };
+    try {
+      const { rows } = await this.#requirePool().query(sql, params);
+      return { rows: rows as Row[] };
+    } catch (err) {
+      throw unreachableAsUnavailable(err);
+    }
   }
 
   async #rowsById(sql: string, ids: string[]): Promise<Map<string, Row>> {
@@ -355,7 +377,11 @@ export class PostgresStore implements MessageStore {
 
   /** Several reads of one moment (REPEATABLE READ snapshot). */
   async #readOnly<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-    const client = await this.#requirePool().connect();
+    const client = await this.#requirePool()
+      .connect()
+      .catch((err: unknown) => {
+        throw unreachableAsUnavailable(err);
+      });
     let broken: Error | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -364,7 +390,7 @@ export class PostgresStore implements MessageStore {
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw err;
+      throw unreachableAsUnavailable(err);
     } finally {
       client.release(broken);
     }

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { connect, type ChannelModel } from 'amqplib';
 import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
+import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
@@ -395,6 +396,31 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(rec.overlaps).to.equal(0);
       rec.expectOrder(expected, true);
       console.log(`      (dropped after ${handledAtLoss} of ${ids.length} items; ${rec.total - ids.length} handled twice after the reconnect)`);
+    });
+
+    it('keeps retrying an item while the store is unreachable (a transient error), past the delivery limit, holding its key', async () => {
+      const bus = await fx.createWith({ deliveryLimit: 3, retryDelayMs: 5, maxRetryDelayMs: 20 });
+      const queue = uniqueQueue('outage');
+      const rec = new OrderRecorder();
+      let failures = 0;
+      await bus.consume(queue, async (item) => {
+        rec.begin(item);
+        if (item.id === 'k-1' && failures < 8) {
+          failures += 1;
+          rec.failed(item);
+          throw new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the PostgreSQL message store is unreachable');
+        }
+        rec.done(item);
+      });
+      for (const id of ['k-0', 'k-1', 'k-2']) await bus.publish(queue, { id, key: 'k' });
+      await waitFor(() => rec.total >= 3, 'every item handled once the store is back');
+      expect(failures).to.equal(8);
+      expect(rec.handled.get('k'), 'in order: the key waited').to.deep.equal(['k-0', 'k-1', 'k-2']);
+      const channel = await getAdmin().createChannel();
+      channel.on('error', () => undefined);
+      const dead = await channel.get(topologyNames(fx.prefix).deadLetterQueue(queue), { noAck: true });
+      await channel.close();
+      expect(dead, 'nothing dead-lettered').to.equal(false);
     });
 
     it('dead-letters a poison item after the delivery limit, and its key goes on', async () => {

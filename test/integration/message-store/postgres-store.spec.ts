@@ -6,10 +6,11 @@
  * printed, unless OSPREY_REQUIRE_SERVICES=1, which makes that a failure.
  */
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { expect } from 'chai';
 import pg from 'pg';
 import type { AttemptRecord, NewMessage } from '../../../engine/message-store/message-store.ts';
-import { PostgresStore } from '../../../engine/message-store/postgres-store.ts';
+import { PostgresStore, unreachableAsUnavailable } from '../../../engine/message-store/postgres-store.ts';
 import { arrayLiteral } from '../../../engine/message-store/postgres-batch.ts';
 import { messageStoreSuite } from './message-store.suite.ts';
 
@@ -263,6 +264,60 @@ describe('PostgresStore', function () {
         expect(rows[0].b).to.deep.equal([true, false, null]);
       } finally {
         await client.end();
+      }
+    });
+  });
+
+  describe('an unreachable server', () => {
+    /** A TCP relay to the server that the test can cut, as a restart or a failover does. */
+    async function relay(): Promise<{ url: string; cut: () => Promise<void> }> {
+      const target = new URL(url);
+      const sockets = new Set<net.Socket>();
+      const server = net.createServer((client) => {
+        const upstream = net.connect(Number(target.port || 5432), target.hostname);
+        for (const s of [client, upstream]) {
+          sockets.add(s);
+          s.on('error', () => s.destroy());
+          s.on('close', () => sockets.delete(s));
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const relayed = new URL(url);
+      relayed.hostname = '127.0.0.1';
+      relayed.port = String((server.address() as net.AddressInfo).port);
+      return {
+        url: relayed.toString(),
+        cut: async () => {
+          for (const s of sockets) s.destroy();
+          await new Promise((resolve) => server.close(resolve));
+        },
+      };
+    }
+
+    it('fails reads with OSPREY_ERR_STORE_UNAVAILABLE (transient: the bus retries without counting them), and a bad statement as it is', async () => {
+      const schema = `${prefix}_unreachable`;
+      schemas.push(schema);
+      const { url: relayed, cut } = await relay();
+      const store = new PostgresStore({ connectionString: relayed, schema, poolSize: 2 });
+      await store.open();
+      try {
+        expect(await store.loadDelivery('none:erp:0')).to.equal(undefined);
+        await cut();
+        for (const read of [() => store.loadDelivery('none:erp:0'), () => store.getMessage('none'), () => store.firstAttemptAt('none:erp:0')]) {
+          const err = await read().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err, 'rejected').to.be.instanceOf(Error);
+          expect((err as { code?: string }).code).to.equal('OSPREY_ERR_STORE_UNAVAILABLE');
+        }
+      } finally {
+        await store.close().catch(() => undefined);
+      }
+      expect(unreachableAsUnavailable(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' })), 'a statement the server refused').to.not.have.property('code', 'OSPREY_ERR_STORE_UNAVAILABLE');
+      for (const code of ['57P01', '08006', '53300', 'ECONNREFUSED']) {
+        expect(unreachableAsUnavailable(Object.assign(new Error('x'), { code })), code).to.have.property('code', 'OSPREY_ERR_STORE_UNAVAILABLE');
       }
     });
   });
