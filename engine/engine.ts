@@ -15,6 +15,7 @@ import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
+import { isOspreyError } from './errors/error-codes.ts';
 import { pendingWorkPages, type MessageStore, type ReplayPlan } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
@@ -127,6 +128,9 @@ export class Engine {
         changedSince: lastHeardAt - REPUBLISH_MARGIN_MS,
       }),
     );
+    // Work the bus gave up on is marked in the store, where operators see it and can replay it;
+    // otherwise it would stay QUEUED (or RECEIVED) with nothing left to handle it.
+    this.bus.onDeadLettered?.((queue, item, reason) => this.recordDeadLettered(queue, item, reason));
     // The API (and the sandbox receiver the sample channels deliver to) comes up first.
     this.api = buildManagementApi({
       store: this.store,
@@ -181,6 +185,26 @@ export class Engine {
       }
     }
     this.started = true;
+  }
+
+  /**
+   * Records a dead-lettered work item in the store: a delivery becomes DEAD_LETTERED, a message
+   * still waiting for its pipeline ERROR, each with OSPREY_ERR_BUS_DEAD_LETTERED; both replayable.
+   * Work that is final already, or gone (a replay replaced it), is left as it is.
+   */
+  private async recordDeadLettered(queue: string, item: WorkItem, reason: string): Promise<void> {
+    const error = {
+      code: 'OSPREY_ERR_BUS_DEAD_LETTERED' as const,
+      detail: `the bus gave up on this work item (${reason}): its handler kept failing, or the broker's consumer_timeout kept closing its channel; replay it once the cause is fixed`,
+    };
+    try {
+      if (queueNames.isDelivery(queue)) await this.store.abandonDelivery(item.id, error);
+      else await this.store.recordProcessing(item.id, { state: 'ERROR', error });
+    } catch (err) {
+      if (isOspreyError(err) && err.code === 'OSPREY_ERR_STORE_NOT_FOUND') return;
+      throw err;
+    }
+    this.logger.warn('work item dead-lettered by the bus; recorded in the store, replayable', { code: error.code, queue, id: item.id, reason });
   }
 
   /** A channel that could not be built or started: shown FAILED; the other channels go on. */

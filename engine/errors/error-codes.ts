@@ -72,6 +72,10 @@ export const ErrorCodes = {
   OSPREY_ERR_BUS_PUBLISH_REJECTED: { class: 'transient', description: 'The broker nacked the publish or returned it as unroutable.' },
   OSPREY_ERR_BUS_STOPPED: { class: 'transient', description: 'The bus was stopped before the item could be published or handled.' },
   OSPREY_ERR_BUS_TOPOLOGY: { class: 'permanent', description: 'The broker refused the topology (a queue exists with other arguments).' },
+  OSPREY_ERR_BUS_DEAD_LETTERED: {
+    class: 'permanent',
+    description: "The bus gave up on the work item after its delivery limit (its handler kept failing, or the broker's consumer_timeout kept closing its channel); fix the cause and replay.",
+  },
   // Management API
   OSPREY_ERR_API_NOT_FOUND: { class: 'permanent', description: 'The resource does not exist.' },
   OSPREY_ERR_API_BAD_REQUEST: { class: 'permanent', description: 'A query parameter or body is invalid.' },

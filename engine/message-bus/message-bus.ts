@@ -74,10 +74,20 @@ export interface MessageBus {
    * (docs/design/0006 §3).
    */
   onMemberLost?(listener: (lastHeardAt: number) => void): void;
+  /**
+   * Networked buses (the local one retries without limit): `listener` gets each work item the bus
+   * gave up on (dead-lettered after its delivery limit), with its queue and the broker's reason, on
+   * one instance, so that the store shows what no stage will handle any more and a replay can
+   * re-queue it. The item leaves the dead-letter queue once the listener resolves; when it rejects
+   * (the store is down), it is offered again a little later.
+   */
+  onDeadLettered?(listener: (queue: string, item: WorkItem, reason: string) => Promise<void>): void;
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */
 export const queueNames = {
   pipeline: (channel: string) => `pipeline.${channel}`,
   delivery: (channel: string, destination: string) => `deliver.${channel}.${destination}`,
+  /** True for a destination's queue, false for a channel's pipeline queue. */
+  isDelivery: (queue: string) => queue.startsWith('deliver.'),
 };

@@ -113,6 +113,11 @@ export interface RabbitMqBusOptions {
   logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
+/** Dead-lettered items a dead-letter consumer holds at once (see onDeadLettered). */
+const DEAD_LETTER_PREFETCH = 16;
+/** Delay before a dead-lettered item the listener could not take is offered again. */
+const DEAD_LETTER_RETRY_MS = 5_000;
+
 /** One connection and the channels that live and die with it. */
 interface Session {
   readonly connection: ChannelModel;
@@ -122,6 +127,10 @@ interface Session {
   /** Publish tokens the broker returned as unroutable; read when their confirm arrives. */
   readonly returned: Set<string>;
   membership?: Channel;
+  /** The channel on which this instance takes dead-lettered items (see onDeadLettered). */
+  deadLetters?: Promise<Channel>;
+  /** Logical queues whose dead-letter queue this session consumes. */
+  readonly deadLettersWatched: Set<string>;
   closed: boolean;
 }
 
@@ -211,6 +220,7 @@ export class RabbitMqBus implements MessageBus {
   private lostAt = 0;
   private readonly membersListeners: Array<(instances: number) => void> = [];
   private readonly memberLostListeners: Array<(lastHeardAt: number) => void> = [];
+  private deadLetterListener?: (queue: string, item: WorkItem, reason: string) => Promise<void>;
   /** The member count last reported to membersListeners (1: this instance alone). */
   private reportedMembers = 1;
   private started = false;
@@ -258,6 +268,12 @@ export class RabbitMqBus implements MessageBus {
 
   onMemberLost(listener: (lastHeardAt: number) => void): void {
     this.memberLostListeners.push(listener);
+  }
+
+  onDeadLettered(listener: (queue: string, item: WorkItem, reason: string) => Promise<void>): void {
+    this.deadLetterListener = listener;
+    const session = this.session;
+    if (session && !session.closed) for (const queue of this.consumers.keys()) void this.watchDeadLetters(session, queue);
   }
 
   get connected(): boolean {
@@ -350,6 +366,7 @@ export class RabbitMqBus implements MessageBus {
       return;
     }
     await this.subscribeConsumer(consumer);
+    await this.watchDeadLetters(session, queue);
   }
 
   /**
@@ -457,7 +474,7 @@ export class RabbitMqBus implements MessageBus {
     });
     try {
       const publisher = await connection.createConfirmChannel();
-      session = { connection, publisher, declared: new Map(), returned: new Set(), closed: false };
+      session = { connection, publisher, declared: new Map(), returned: new Set(), deadLettersWatched: new Set(), closed: false };
       const s = session;
       publisher.on('error', (err: Error) => this.options.logger?.warn('bus publish channel error', { error: errorText(err) }));
       publisher.on('return', (message: { properties: { messageId?: unknown } }) => {
@@ -494,6 +511,7 @@ export class RabbitMqBus implements MessageBus {
     }
     if (this.rebalance) await this.startMembership(session).catch((err: unknown) => this.options.logger?.warn('bus membership unavailable', { error: errorText(err) }));
     for (const consumer of this.consumers.values()) await this.subscribeConsumer(consumer);
+    for (const queue of this.consumers.keys()) await this.watchDeadLetters(session, queue);
   }
 
   private onSessionLost(session: Session): void {
@@ -848,6 +866,49 @@ export class RabbitMqBus implements MessageBus {
     const retryInMs = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** Math.min(failures - 1, 20));
     this.options.logger?.warn('bus handler failed; retrying the item', { ...meta, retryInMs });
     return { retryInMs };
+  }
+
+  /**
+   * Hands the dead-lettered items of `queue` to the listener. Every instance consumes the
+   * dead-letter queue (it has no single active consumer: each item goes to one of them).
+   */
+  private async watchDeadLetters(session: Session, queue: string): Promise<void> {
+    const listener = this.deadLetterListener;
+    if (!listener || session.closed || this.stopped || session.deadLettersWatched.has(queue)) return;
+    session.deadLettersWatched.add(queue);
+    try {
+      session.deadLetters ??= (async () => {
+        const channel = await session.connection.createChannel();
+        channel.on('error', (err: Error) => this.options.logger?.warn('bus dead-letter channel error', { error: errorText(err) }));
+        await channel.prefetch(DEAD_LETTER_PREFETCH);
+        return channel;
+      })();
+      const channel = await session.deadLetters;
+      await channel.consume(this.names.deadLetterQueue(queue), (message) => {
+        if (message) void this.onDeadLetter(channel, queue, message, listener);
+      });
+    } catch (err) {
+      session.deadLettersWatched.delete(queue);
+      if (!session.closed) this.options.logger?.warn('bus cannot take the dead-lettered items of a queue', { queue, error: errorText(err) });
+    }
+  }
+
+  private async onDeadLetter(channel: Channel, queue: string, message: ConsumeMessage, listener: (queue: string, item: WorkItem, reason: string) => Promise<void>): Promise<void> {
+    const item = parseWorkItem(message.content);
+    if (!item) {
+      this.options.logger?.error('bus discarded a malformed dead-lettered item', { queue });
+      safely(() => channel.ack(message));
+      return;
+    }
+    // `rejected`: the bus gave up after its delivery limit; `delivery_limit`: the quorum queue did.
+    const reason = String(message.properties.headers?.['x-first-death-reason'] ?? 'rejected');
+    try {
+      await listener(queue, item, reason);
+      safely(() => channel.ack(message));
+    } catch (err) {
+      this.options.logger?.warn('bus could not hand over a dead-lettered item; offering it again later', { queue, messageId: item.id, error: errorText(err) });
+      setTimeout(() => safely(() => channel.nack(message, false, true)), DEAD_LETTER_RETRY_MS).unref();
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -267,6 +267,13 @@ export interface MessageStore {
    * OSPREY_ERR_STORE_NOT_FOUND, writing nothing of the call, when a delivery id is unknown.
    */
   recordAttempts(attempts: AttemptRecord[]): Promise<void>;
+  /**
+   * Dead-letters a QUEUED delivery without an attempt, with `error` as its last error: the bus gave
+   * up on its work item (its delivery limit), so nothing would send it any more. The message settles
+   * as after a dead-lettered attempt, and a replay re-queues the delivery. A final delivery is left
+   * as it is. Rejects with OSPREY_ERR_STORE_NOT_FOUND for an unknown id.
+   */
+  abandonDelivery(deliveryId: string, error: StoredError): Promise<void>;
 
   /**
    * Unfinished work, a page at a time, oldest first (by message seq, then destination and output):

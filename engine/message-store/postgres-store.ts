@@ -40,6 +40,7 @@ import type {
   ReceiveResult,
   ReplayPlan,
   StoredDelivery,
+  StoredError,
 } from './message-store.ts';
 import {
   ATTEMPT_COLUMNS,
@@ -255,6 +256,10 @@ export class PostgresStore implements MessageStore {
   async recordAttempts(attempts: AttemptRecord[]): Promise<void> {
     if (Array.isArray(attempts) && attempts.length === 0) return;
     await this.#submit({ kind: 'attempts', attempts });
+  }
+
+  async abandonDelivery(deliveryId: string, error: StoredError): Promise<void> {
+    await this.#submit({ kind: 'abandon', deliveryId, error });
   }
 
   replay(id: string): Promise<ReplayPlan | undefined> {

@@ -45,6 +45,7 @@ import type {
   ReceiveResult,
   ReplayPlan,
   StoredDelivery,
+  StoredError,
 } from './message-store.ts';
 import {
   ATTEMPT_COLUMNS,
@@ -337,6 +338,10 @@ export class SqliteStore implements MessageStore {
   async recordAttempts(attempts: AttemptRecord[]): Promise<void> {
     if (Array.isArray(attempts) && attempts.length === 0) return;
     await this.#submit({ kind: 'attempts', attempts });
+  }
+
+  async abandonDelivery(deliveryId: string, error: StoredError): Promise<void> {
+    await this.#submit({ kind: 'abandon', deliveryId, error });
   }
 
   replay(id: string): Promise<ReplayPlan | undefined> {

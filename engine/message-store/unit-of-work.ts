@@ -42,6 +42,7 @@ export type StoreOp =
   | { kind: 'receive'; message: NewMessage }
   | { kind: 'process'; id: string; outcome: ProcessingOutcome }
   | { kind: 'attempts'; attempts: AttemptRecord[] }
+  | { kind: 'abandon'; deliveryId: string; error: StoredError }
   | { kind: 'replay'; id: string };
 
 /**
@@ -71,6 +72,7 @@ export type PreparedOp =
   | { kind: 'receive'; message: PreparedNewMessage }
   | { kind: 'process'; id: string; outcome: PreparedOutcome }
   | { kind: 'attempts'; attempts: PreparedAttempt[] }
+  | { kind: 'abandon'; deliveryId: string; error: StoredError }
   | { kind: 'replay'; id: string };
 
 /** What each kind of operation resolves to. */
@@ -249,6 +251,9 @@ export function collectNeeds(ops: readonly PreparedOp[]): SnapshotNeeds {
       case 'attempts':
         for (const a of op.attempts) needs.deliveryIds.add(a.deliveryId);
         break;
+      case 'abandon':
+        needs.deliveryIds.add(op.deliveryId);
+        break;
       default:
         op satisfies never;
     }
@@ -313,6 +318,10 @@ export function prepareOp(op: StoreOp): PreparedOp {
           return { ...rest, requestJson: toJson({ ...request, headers: redactHeaders(request?.headers ?? {}) }) };
         }),
       };
+    case 'abandon':
+      if (typeof op.deliveryId !== 'string') throw invalid('abandon needs a delivery id');
+      if (typeof op.error?.code !== 'string') throw invalid('abandon needs an error code');
+      return { kind: 'abandon', deliveryId: op.deliveryId, error: { code: op.error.code, detail: String(op.error.detail ?? '') } };
     case 'replay':
       if (typeof op.id !== 'string') throw invalid('replay needs a message id');
       return op;
@@ -428,6 +437,9 @@ export class UnitOfWork {
         return this.process(op.id, op.outcome);
       case 'attempts':
         this.attempts(op.attempts);
+        return undefined;
+      case 'abandon':
+        this.abandon(op.deliveryId, op.error);
         return undefined;
       case 'replay':
         return this.replay(op.id);
@@ -634,6 +646,22 @@ export class UnitOfWork {
       const msg = this.#messages.get(id);
       if (msg) this.#settle(msg);
     }
+  }
+
+  /** Dead-letters a QUEUED delivery without an attempt (the bus gave up on it); a final one stays. */
+  abandon(deliveryId: string, error: StoredError): void {
+    const d = this.#deliveries.get(deliveryId);
+    if (!d) throw notFound('delivery', deliveryId);
+    if (d.state !== DeliveryState.QUEUED) return;
+    d.state = DeliveryState.DEAD_LETTERED;
+    d.nextAttemptAt = null;
+    d.lastErrorCode = error.code;
+    d.lastErrorDetail = error.detail;
+    d.updatedAt = this.#now;
+    this.#touchDelivery(d);
+    this.#event(d.messageId, DeliveryState.DEAD_LETTERED, d.destination, error.code);
+    const msg = this.#messages.get(d.messageId);
+    if (msg) this.#settle(msg);
   }
 
   replay(id: string): ReplayPlan | undefined {

@@ -30,6 +30,8 @@ export interface TestEngineOptions {
   rateLimits?: EngineConfig['rateLimits'];
   /** Management API port. @defaultValue 0 (any free port) */
   httpPort?: number;
+  /** @defaultValue the local bus */
+  bus?: EngineConfig['bus'];
   /** @defaultValue silent, or a JSON logger at OSPREY_TEST_LOG's level when that is set */
   logger?: Logger;
 }
@@ -52,7 +54,7 @@ export function removeTempDir(dir: string): void {
 }
 
 /** Builds the engine configuration a test engine runs with (config/default.yaml with test overrides). */
-export function testEngineConfig(dataDir: string, options: Pick<TestEngineOptions, 'channelsDir' | 'lookupsDir' | 'sandbox' | 'rateLimits' | 'httpPort'> = {}): EngineConfig {
+export function testEngineConfig(dataDir: string, options: Pick<TestEngineOptions, 'channelsDir' | 'lookupsDir' | 'sandbox' | 'rateLimits' | 'httpPort' | 'bus'> = {}): EngineConfig {
   const file = join(REPO_ROOT, 'config', 'default.yaml');
   const base = parseEngineConfig(file, readFileSync(file, 'utf8'), {
     OSPREY_DATA_DIR: dataDir,
@@ -63,7 +65,7 @@ export function testEngineConfig(dataDir: string, options: Pick<TestEngineOption
   return {
     ...base,
     store: { type: 'sqlite', path: join(dataDir, 'osprey.db'), synchronous: 'full' },
-    bus: { type: 'local' },
+    bus: options.bus ?? { type: 'local' },
     http: { host: '127.0.0.1', port: options.httpPort ?? 0 },
     channels: { dir: options.channelsDir ?? join(REPO_ROOT, 'channels') },
     lookups: { dir: options.lookupsDir ?? join(REPO_ROOT, 'config', 'lookups') },

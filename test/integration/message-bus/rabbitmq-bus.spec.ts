@@ -423,6 +423,33 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(dead, 'nothing dead-lettered').to.equal(false);
     });
 
+    it('hands an item it dead-letters to the onDeadLettered listener, once it takes it (offered again when it fails)', async function () {
+      this.timeout(30_000);
+      const bus = await fx.createWith({ deliveryLimit: 2, retryDelayMs: 5 });
+      const queue = uniqueQueue('dead');
+      const offers: Array<{ queue: string; id: string; reason: string }> = [];
+      bus.onDeadLettered(async (q, item, reason) => {
+        offers.push({ queue: q, id: item.id, reason });
+        if (offers.length === 1) throw new Error('store down (first offer)');
+      });
+      await bus.consume(queue, async (item) => {
+        if (item.id === 'poison') throw new Error('cannot handle this one');
+      });
+      await bus.publish(queue, { id: 'poison', key: 'k' });
+      await waitFor(() => offers.length >= 2, 'offered again after the listener failed', 20_000);
+      expect(offers).to.deep.equal([
+        { queue, id: 'poison', reason: 'rejected' },
+        { queue, id: 'poison', reason: 'rejected' },
+      ]);
+      // Taken: acknowledged, so neither offered again (a failed offer comes back after 5 s) nor left.
+      await sleep(6_000);
+      expect(offers).to.have.length(2);
+      const channel = await getAdmin().createChannel();
+      channel.on('error', () => undefined);
+      expect((await channel.checkQueue(topologyNames(fx.prefix).deadLetterQueue(queue))).messageCount).to.equal(0);
+      await channel.close();
+    });
+
     it('dead-letters a poison item after the delivery limit, and its key goes on', async () => {
       const bus = await fx.createWith({ deliveryLimit: 3, retryDelayMs: 5 });
       const queue = uniqueQueue('poison');

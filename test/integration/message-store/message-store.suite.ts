@@ -642,6 +642,29 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       expect(await store.loadDelivery(deliveries[0]!.id)).to.deep.include({ state: 'QUEUED', attempts: 0 });
     });
 
+    it('dead-letters a delivery the bus gave up on, without an attempt; settles the message; leaves a final one as it is', async () => {
+      const { store } = await fresh();
+      const { id, deliveries } = await queuedMessage(store, ['erp', 'rcm']);
+      const [erp, rcm] = deliveries;
+      await store.recordAttempts([attempt(rcm!.id, 'SENT')]);
+      const error = { code: 'OSPREY_ERR_BUS_DEAD_LETTERED' as const, detail: 'the bus gave up after 20 deliveries' };
+      await store.abandonDelivery(erp!.id, error);
+      expect(await store.loadDelivery(erp!.id)).to.deep.include({ state: 'DEAD_LETTERED', attempts: 0, lastError: error });
+      await store.abandonDelivery(rcm!.id, error);
+      expect(await store.loadDelivery(rcm!.id), 'a sent delivery stays sent').to.deep.include({ state: 'SENT' });
+      const detail = await store.getMessage(id);
+      expect(detail!.state).to.equal('DEAD_LETTERED');
+      expect(detail!.events.slice(-2).map((e) => [e.event, e.destination, e.detail])).to.deep.equal([
+        ['DEAD_LETTERED', 'erp', 'OSPREY_ERR_BUS_DEAD_LETTERED'],
+        ['DEAD_LETTERED', undefined, undefined],
+      ]);
+      expect((await pendingWork(store)).deliveries).to.deep.equal([]);
+      const plan = await store.replay(id);
+      expect(plan?.kind === 'deliveries' && plan.deliveries.map((d) => d.id)).to.deep.equal([erp!.id]);
+      const err = await rejectionOf(store.abandonDelivery('unknown:erp:0', error));
+      expect(isOspreyError(err) && err.code).to.equal('OSPREY_ERR_STORE_NOT_FOUND');
+    });
+
     it('logs a late attempt on a final delivery without changing its state', async () => {
       const { store } = await fresh();
       const { deliveries } = await queuedMessage(store, ['erp']);
