@@ -36,6 +36,18 @@ export class EngineStopping extends Error {
   }
 }
 
+/**
+ * Raised into the bus when it no longer holds the item (see WorkHandler's `released`) while its
+ * delivery waits for a retry: the broker delivers it again, perhaps to another instance, which
+ * continues from the stored attempts. Waiting on would race that delivery.
+ */
+export class WorkReleased extends Error {
+  constructor() {
+    super('work item released by the bus');
+    this.name = 'WorkReleased';
+  }
+}
+
 export class DestinationWorker {
   private readonly batcher?: Batcher<StoredDelivery, void>;
   private readonly abort = new AbortController();
@@ -58,7 +70,7 @@ export class DestinationWorker {
   }
 
   /** The bus handler: resolves when the delivery is SENT or DEAD_LETTERED (stored). */
-  readonly handle = async (item: WorkItem): Promise<void> => {
+  readonly handle = async (item: WorkItem, released?: AbortSignal): Promise<void> => {
     // Stopped: the item stays QUEUED in the store and is recovered at the next start.
     this.throwIfStopping();
     const delivery = await this.load(item);
@@ -68,7 +80,7 @@ export class DestinationWorker {
 
     // A batched destination retries whole batches (see sendBatch), so the batch keeps one key.
     if (this.batcher) return this.batcher.add(delivery);
-    await this.deliverWithRetries([delivery], (d) => this.sendOne(d[0]!));
+    await this.deliverWithRetries([delivery], (d) => this.sendOne(d[0]!, released), released);
   };
 
   /**
@@ -97,14 +109,14 @@ export class DestinationWorker {
    * gives up, or the engine stops. Every try is stored as an attempt of every item. The request
    * is the same on every try — same body, same Idempotency-Key — so the receiver can apply it once.
    */
-  private async deliverWithRetries(items: StoredDelivery[], send: (items: StoredDelivery[]) => Promise<OutboundResult>): Promise<void> {
+  private async deliverWithRetries(items: StoredDelivery[], send: (items: StoredDelivery[]) => Promise<OutboundResult>, released?: AbortSignal): Promise<void> {
     // After a restart, continue where the stored attempts left off: count, next attempt time, and
     // the retry window, which counts from the first attempt however often the engine restarted.
     let attempt = Math.max(...items.map((d) => d.attempts));
     const nextAttemptAt = Math.max(...items.map((d) => d.nextAttemptAt ?? 0));
     const firstAttemptAt = attempt > 0 ? await this.firstAttemptAt(items) : undefined;
     // A timer can fire a millisecond before the wall clock reaches its time: wait until it has.
-    while (Date.now() < nextAttemptAt) await this.sleep(nextAttemptAt - Date.now());
+    while (Date.now() < nextAttemptAt) await this.sleep(nextAttemptAt - Date.now(), released);
     const windowStart = firstAttemptAt ?? Date.now();
     for (;;) {
       attempt += 1;
@@ -141,7 +153,7 @@ export class DestinationWorker {
         return;
       }
       this.logger.info('delivery will be retried', { ...meta, delayMs: decision.delayMs });
-      await this.sleep(decision.delayMs);
+      await this.sleep(decision.delayMs, released);
     }
   }
 
@@ -158,9 +170,10 @@ export class DestinationWorker {
     await this.sender.close();
   }
 
-  private async sendOne(delivery: StoredDelivery): Promise<OutboundResult> {
+  private async sendOne(delivery: StoredDelivery, released?: AbortSignal): Promise<OutboundResult> {
     await this.settings.rateLimiter?.acquire();
     this.throwIfStopping();
+    if (released?.aborted) throw new WorkReleased();
     return this.sender.send(delivery.payload, delivery.id);
   }
 
@@ -190,19 +203,31 @@ export class DestinationWorker {
     if (this.abort.signal.aborted) throw new EngineStopping();
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Waits `ms`; rejects at once when the engine stops or the bus releases the item. */
+  private sleep(ms: number, released?: AbortSignal): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       if (this.abort.signal.aborted) return reject(new EngineStopping());
+      if (released?.aborted) return reject(new WorkReleased());
+      const done = (): void => {
+        clearTimeout(timer);
+        this.abort.signal.removeEventListener('abort', onStop);
+        released?.removeEventListener('abort', onReleased);
+      };
       const timer = setTimeout(() => {
-        this.abort.signal.removeEventListener('abort', onAbort);
+        done();
         resolve();
       }, ms);
-      const onAbort = () => {
-        clearTimeout(timer);
+      const onStop = (): void => {
+        done();
         reject(new EngineStopping());
       };
-      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      const onReleased = (): void => {
+        done();
+        reject(new WorkReleased());
+      };
+      this.abort.signal.addEventListener('abort', onStop, { once: true });
+      released?.addEventListener('abort', onReleased, { once: true });
     });
   }
 }

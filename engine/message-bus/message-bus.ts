@@ -20,8 +20,13 @@ export interface WorkItem {
   ahead?: true;
 }
 
-/** Resolve when the item is done (its new state is stored): the bus then acknowledges it. */
-export type WorkHandler = (item: WorkItem) => Promise<void>;
+/**
+ * Resolve when the item is done (its new state is stored): the bus then acknowledges it.
+ * `released` aborts when the bus no longer holds the item (a networked bus whose channel closed or
+ * was handed over: the broker delivers the item again, perhaps to another instance). A handler
+ * waiting for something (a retry delay) should then give up, or it would race that new delivery.
+ */
+export type WorkHandler = (item: WorkItem, released?: AbortSignal) => Promise<void>;
 
 export interface ConsumeOptions {
   /** Items of different keys in flight at once for this queue. */

@@ -152,6 +152,8 @@ interface PartitionState {
   activeSince?: number;
   /** Handlers running on this partition's deliveries. */
   inFlight: number;
+  /** Aborted when the channel is dropped: its deliveries' handlers are told (see WorkHandler). */
+  release?: AbortController;
   /** A pending subscribe (standby delay or retry after a failure). */
   timer?: NodeJS.Timeout;
   onIdle?: () => void;
@@ -172,6 +174,8 @@ interface Delivery {
   readonly epoch: number;
   /** Earlier deliveries of this message by the broker (`x-delivery-count`). */
   readonly priorDeliveries: number;
+  /** Aborts when the delivery's channel is dropped (see WorkHandler). */
+  readonly released: AbortSignal;
   /** Handler failures that count towards the delivery limit (not those of an unreachable store). */
   countedFailures: number;
 }
@@ -653,6 +657,7 @@ export class RabbitMqBus implements MessageBus {
     clearTimeout(part.timer);
     part.timer = undefined;
     part.status = 'subscribing';
+    part.release = new AbortController();
     part.role = role;
     part.epoch += 1;
     part.subscribedAt = Date.now();
@@ -741,7 +746,8 @@ export class RabbitMqBus implements MessageBus {
   }
 
   /**
-   * Hands a partition over: no new deliveries start, running handlers finish (and are acked),
+   * Hands a partition over: no new deliveries start, running handlers finish (and are acked) or,
+   * when waiting, give up (see WorkHandler),
    * then the channel closes, which returns the unstarted deliveries to the broker in order and lets
    * the next waiting consumer (the home instance) take the partition. Called only when the home
    * instance has announced a consumer on it ({@link homeIsWaiting}).
@@ -750,6 +756,9 @@ export class RabbitMqBus implements MessageBus {
     if (part.status !== 'subscribed') return;
     part.status = 'yielding';
     const epoch = part.epoch;
+    // A handler waiting for a retry would hold the hand-over for as long: told, it gives up, and
+    // its item goes back with the others (its retry time is in the store).
+    part.release?.abort();
     if (part.inFlight > 0) await new Promise<void>((resolve) => (part.onIdle = resolve));
     if (part.epoch !== epoch || part.status !== 'yielding') return;
     this.options.logger?.info('bus partition handed over', { queue: part.queueName, instance: this.instanceId });
@@ -766,6 +775,8 @@ export class RabbitMqBus implements MessageBus {
   /** Forgets a partition's channel (closed or about to be): its deliveries are dead from now on. */
   private dropChannel(part: PartitionState): void {
     part.epoch += 1;
+    part.release?.abort();
+    part.release = undefined;
     part.channel = undefined;
     part.activeSince = undefined;
     part.status = 'idle';
@@ -822,6 +833,7 @@ export class RabbitMqBus implements MessageBus {
       epoch,
       priorDeliveries: Number.isFinite(count) && count > 0 ? count : 0,
       countedFailures: 0,
+      released: (part.release ??= new AbortController()).signal,
     });
   }
 
@@ -833,7 +845,7 @@ export class RabbitMqBus implements MessageBus {
     const part = d.partition;
     part.inFlight += 1;
     try {
-      await d.partition.consumer.handler(d.item);
+      await d.partition.consumer.handler(d.item, d.released);
       // Ack individually (never `allUpTo`): deliveries of other keys finish in any order.
       if (part.epoch === d.epoch) safely(() => d.channel.ack(d.message));
       // Else the channel is gone: the broker delivers the item again, and the handler, finding

@@ -398,6 +398,37 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       console.log(`      (dropped after ${handledAtLoss} of ${ids.length} items; ${rec.total - ids.length} handled twice after the reconnect)`);
     });
 
+    it('tells a waiting handler when its item is released (the connection dropped), and delivers the item again', async function () {
+      const bus = await fx.createWith({});
+      const queue = uniqueQueue('released');
+      let pids: string[];
+      try {
+        pids = await findConnections(fx.prefix);
+      } catch (err) {
+        if (REQUIRED) throw err;
+        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
+        this.skip();
+      }
+      const calls: Array<{ id: string; released: boolean }> = [];
+      const waiting = gate();
+      await bus.consume(queue, async (item, released) => {
+        const call = { id: item.id, released: false };
+        calls.push(call);
+        if (calls.length > 1) return; // the item delivered again: done
+        waiting.open();
+        // Waits as a destination does for its next retry, until the bus lets go of the item.
+        await new Promise<void>((_, reject) => released!.addEventListener('abort', () => ((call.released = true), reject(new Error('released'))), { once: true }));
+      });
+      await bus.publish(queue, { id: 'waits', key: 'k' });
+      await waiting.promise;
+      await closeConnections(pids!);
+      await waitFor(() => calls.length >= 2, 'the item delivered again after the reconnect', 60_000);
+      expect(calls).to.deep.equal([
+        { id: 'waits', released: true },
+        { id: 'waits', released: false },
+      ]);
+    });
+
     it('keeps retrying an item while the store is unreachable (a transient error), past the delivery limit, holding its key', async () => {
       const bus = await fx.createWith({ deliveryLimit: 3, retryDelayMs: 5, maxRetryDelayMs: 20 });
       const queue = uniqueQueue('outage');

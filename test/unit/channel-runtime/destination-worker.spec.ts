@@ -182,6 +182,23 @@ describe('destination worker: a retry window across restarts', () => {
     expect(d!.lastError!.code).to.equal('OSPREY_ERR_DELIVERY_MAX_ELAPSED');
   });
 
+  it('stops waiting for its next retry when the bus releases the item, leaving the delivery QUEUED for whoever gets it next', async () => {
+    const id = await retriedDelivery(60_000);
+    const sender = new UnavailableSender();
+    const worker = workerWith(sender);
+    const release = new AbortController();
+    const handled = worker.handle({ id, key: 'P1' }, release.signal).then(
+      () => 'resolved',
+      (err: Error) => err.name,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    release.abort();
+    expect(await handled).to.equal('WorkReleased');
+    await worker.stop();
+    expect(sender.sent, 'no attempt after the release').to.deep.equal([id]);
+    expect(await store.loadDelivery(id)).to.deep.include({ state: 'QUEUED', attempts: 2 });
+  });
+
   it('keeps retrying a delivery whose window is still open after the restart', async () => {
     const id = await retriedDelivery(60_000);
     const sender = new UnavailableSender();
