@@ -71,6 +71,17 @@ async function findConnections(prefix: string): Promise<string[]> {
     .filter((pid) => pid.startsWith('<'));
 }
 
+/** {@link findConnections}, or the test skipped (failed under OSPREY_REQUIRE_SERVICES) without rabbitmqctl. */
+async function connectionsOrSkip(context: Mocha.Context, prefix: string): Promise<string[]> {
+  try {
+    return await findConnections(prefix);
+  } catch (err) {
+    if (REQUIRED) throw err;
+    console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
+    return context.skip();
+  }
+}
+
 /** Closes connections from the broker's side, as a broker restart or a network cut would. */
 async function closeConnections(pids: string[]): Promise<void> {
   await Promise.all(pids.map((pid) => run('rabbitmqctl', ['close_connection', pid, 'osprey test: simulated broker failure'])));
@@ -223,14 +234,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       };
       await a.consume(queue, handler('a'));
       await b.consume(queue, handler('b'));
-      let pids: string[];
-      try {
-        pids = await findConnections(`${fx.prefix} ${a.instanceId}`);
-      } catch (err) {
-        if (REQUIRED) throw err;
-        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
-        this.skip();
-      }
+      const pids = await connectionsOrSkip(this, `${fx.prefix} ${a.instanceId}`);
       expect(pids).to.have.length(1);
       await closeConnections(pids);
       await waitFor(() => !a.connected, 'a saw its connection drop').catch(() => undefined);
@@ -290,14 +294,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       };
       await a.consume(queue, handler('a'));
       await b.consume(queue, handler('b'));
-      let pids: string[];
-      try {
-        pids = await findConnections(`${fx.prefix} ${a.instanceId}`);
-      } catch (err) {
-        if (REQUIRED) throw err;
-        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
-        this.skip();
-      }
+      const pids = await connectionsOrSkip(this, `${fx.prefix} ${a.instanceId}`);
       expect(pids).to.have.length(1);
       // Every partition has two consumers: the active one and a standby (rabbitmqctl: the
       // queue.declare-ok of a single-active-consumer queue counts only the active one).
@@ -363,14 +360,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       };
       const bus = await fx.createWith({ publishTimeoutMs: 60_000, logger: logger as never });
       const queue = uniqueQueue('reconnect');
-      let pids: string[];
-      try {
-        pids = await findConnections(fx.prefix);
-      } catch (err) {
-        if (REQUIRED) throw err;
-        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
-        this.skip();
-      }
+      const pids = await connectionsOrSkip(this, fx.prefix);
       expect(pids).to.have.length(1);
       await bus.consume(queue, async (item) => {
         rec.begin(item);
@@ -401,14 +391,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
     it('tells a waiting handler when its item is released (the connection dropped), and delivers the item again', async function () {
       const bus = await fx.createWith({});
       const queue = uniqueQueue('released');
-      let pids: string[];
-      try {
-        pids = await findConnections(fx.prefix);
-      } catch (err) {
-        if (REQUIRED) throw err;
-        console.log(`    skipped: rabbitmqctl unavailable (${err instanceof Error ? err.message : String(err)})`);
-        this.skip();
-      }
+      const pids = await connectionsOrSkip(this, fx.prefix);
       const calls: Array<{ id: string; released: boolean }> = [];
       const waiting = gate();
       await bus.consume(queue, async (item, released) => {
@@ -421,7 +404,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       });
       await bus.publish(queue, { id: 'waits', key: 'k' });
       await waiting.promise;
-      await closeConnections(pids!);
+      await closeConnections(pids);
       await waitFor(() => calls.length >= 2, 'the item delivered again after the reconnect', 60_000);
       expect(calls).to.deep.equal([
         { id: 'waits', released: true },
