@@ -127,9 +127,7 @@ interface Session {
   /** Publish tokens the broker returned as unroutable; read when their confirm arrives. */
   readonly returned: Set<string>;
   membership?: Channel;
-  /** The channel on which this instance takes dead-lettered items (see onDeadLettered). */
-  deadLetters?: Promise<Channel>;
-  /** Logical queues whose dead-letter queue this session consumes. */
+  /** Logical queues whose dead-letter queue this session consumes (see onDeadLettered). */
   readonly deadLettersWatched: Set<string>;
   closed: boolean;
 }
@@ -881,26 +879,43 @@ export class RabbitMqBus implements MessageBus {
   }
 
   /**
-   * Hands the dead-lettered items of `queue` to the listener. Every instance consumes the
-   * dead-letter queue (it has no single active consumer: each item goes to one of them).
+   * Hands the dead-lettered items of `queue` to the listener, on a channel of its own. Every
+   * instance consumes the dead-letter queue (it has no single active consumer: each item goes to
+   * one of them). A watch that ends while the connection lives (the queue deleted, a channel
+   * error) starts again a little later, the queue declared again.
    */
   private async watchDeadLetters(session: Session, queue: string): Promise<void> {
     const listener = this.deadLetterListener;
     if (!listener || session.closed || this.stopped || session.deadLettersWatched.has(queue)) return;
     session.deadLettersWatched.add(queue);
+    const again = (): void => {
+      session.deadLettersWatched.delete(queue);
+      if (session.closed || this.stopped) return;
+      setTimeout(() => {
+        session.declared.delete(queue);
+        this.ensureDeclared(session, queue).then(
+          () => this.watchDeadLetters(session, queue),
+          () => again(),
+        );
+      }, DEAD_LETTER_RETRY_MS).unref();
+    };
+    let channel: Channel;
     try {
-      session.deadLetters ??= (async () => {
-        const channel = await session.connection.createChannel();
-        channel.on('error', (err: Error) => this.options.logger?.warn('bus dead-letter channel error', { error: errorText(err) }));
-        await channel.prefetch(DEAD_LETTER_PREFETCH);
-        return channel;
-      })();
-      const channel = await session.deadLetters;
+      channel = await session.connection.createChannel();
+    } catch {
+      session.deadLettersWatched.delete(queue); // the connection is going: the next one watches again
+      return;
+    }
+    channel.on('error', (err: Error) => this.options.logger?.warn('bus dead-letter channel error', { queue, error: errorText(err) }));
+    channel.on('close', again);
+    try {
+      await channel.prefetch(DEAD_LETTER_PREFETCH);
       await channel.consume(this.names.deadLetterQueue(queue), (message) => {
         if (message) void this.onDeadLetter(channel, queue, message, listener);
+        else void channel.close().catch(() => undefined); // cancelled by the broker (queue deleted)
       });
     } catch (err) {
-      session.deadLettersWatched.delete(queue);
+      // The channel closes with the failure, and `again` runs.
       if (!session.closed) this.options.logger?.warn('bus cannot take the dead-lettered items of a queue', { queue, error: errorText(err) });
     }
   }

@@ -464,6 +464,26 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       await channel.close();
     });
 
+    it('takes dead-lettered items again after its dead-letter queue was deleted under it (declared again)', async function () {
+      this.timeout(30_000);
+      const bus = await fx.createWith({ deliveryLimit: 1, retryDelayMs: 5 });
+      const queue = uniqueQueue('dlqgone');
+      const offered: string[] = [];
+      bus.onDeadLettered(async (_q, item) => {
+        offered.push(item.id);
+      });
+      await bus.consume(queue, async (item) => {
+        if (item.id.startsWith('poison')) throw new Error('cannot handle this one');
+      });
+      const channel = await getAdmin().createChannel();
+      channel.on('error', () => undefined);
+      await channel.deleteQueue(topologyNames(fx.prefix).deadLetterQueue(queue));
+      await channel.close();
+      await sleep(6_000); // the watch starts again 5 s after it ended
+      await bus.publish(queue, { id: 'poison-after', key: 'k' });
+      await waitFor(() => offered.includes('poison-after'), 'the item dead-lettered after the deletion offered', 15_000);
+    });
+
     it('dead-letters a poison item after the delivery limit, and its key goes on', async () => {
       const bus = await fx.createWith({ deliveryLimit: 3, retryDelayMs: 5 });
       const queue = uniqueQueue('poison');
