@@ -892,6 +892,7 @@ export class RabbitMqBus implements MessageBus {
       session.deadLettersWatched.delete(queue);
       if (session.closed || this.stopped) return;
       setTimeout(() => {
+        if (session.closed || this.stopped) return; // the next connection watches again
         session.declared.delete(queue);
         this.ensureDeclared(session, queue).then(
           () => this.watchDeadLetters(session, queue),
