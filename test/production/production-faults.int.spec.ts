@@ -412,6 +412,40 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
     report('c: ERP 503 outage', figures, `ERP answered 503 for ${(outageMs / 1000).toFixed(1)} s (${answered503} requests), no dead letters`);
   });
 
+  it('(e) the ERP is down while RabbitMQ restarts: retrying deliveries are let go with their channels and resume after the reconnect, each key applied once, per-patient order', async function () {
+    const c = await setUp('erpbroker');
+    let fault: Promise<{ stoppedAt: number; startedAt: number; upAt: number }> | undefined;
+    let erpDownAt = 0;
+    let erpBackAt = 0;
+    const stream = startStream(c, 'EB', (n) => {
+      if (fault || n < 300) return;
+      c.standIn.setDefault(unavailable);
+      erpDownAt = Date.now();
+      // The deliveries are retrying (200 ms apart) when the broker goes; the ERP stays down a
+      // little after it is back, so redelivered items meet a 503 first.
+      fault = sleep(1000)
+        .then(() => restartRabbitMq(5000))
+        .then(async (times) => {
+          await sleep(2000);
+          c.standIn.setDefault(ok);
+          erpBackAt = Date.now();
+          return times;
+        });
+      fault.catch(() => c.standIn.setDefault(ok)); // awaited below; the broker is started again in any case
+    });
+    const streamEnd = await streamEndAfterService(stream, () => fault);
+    expect(fault, 'the fault happened mid-stream').to.exist;
+    const times = await fault!;
+    const answered503 = c.standIn.requestsTo(PATH).filter((r) => r.status === 503).length;
+    expect(answered503, 'requests answered 503 during the outage').to.be.greaterThan(0);
+    const figures = await verify(c, stream, streamEnd, Math.max(streamEnd, erpBackAt));
+    report(
+      'e: ERP outage across a RabbitMQ restart',
+      figures,
+      `ERP answered 503 for ${((erpBackAt - erpDownAt) / 1000).toFixed(1)} s (${answered503} requests), broker down ${((times.upAt - times.stoppedAt) / 1000).toFixed(1)} s, no dead letters`,
+    );
+  });
+
   it('(d) PostgreSQL restarts mid-stream: senders get AE and resend, nothing ACKed is lost, each key applied once, per-patient order', async function () {
     const c = await setUp('pgrestart');
     let fault: Promise<{ stoppedAt: number; upAt: number }> | undefined;
