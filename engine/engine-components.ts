@@ -29,7 +29,7 @@ export function createBus(config: EngineConfig['bus'], logger: Logger): MessageB
     case 'local':
       return new LocalBus({ logger });
     case 'rabbitmq':
-      return new RabbitMqBus({ url: config.url, prefix: config.prefix, partitions: config.partitions, prefetch: config.prefetch, logger });
+      return new RabbitMqBus({ url: config.url, prefix: config.prefix, partitions: config.partitions, prefetch: config.prefetch, deliveryLimit: config.deliveryLimit, logger });
     default:
       return config satisfies never;
   }

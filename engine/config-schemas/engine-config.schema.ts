@@ -61,6 +61,15 @@ export const RabbitMqBusSchema = Type.Object(
       Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Queues per stage; messages of one ordering key always go to the same one.', examples: [16] }),
     ),
     prefetch: Type.Optional(Type.Integer({ minimum: 1, default: 50, description: 'Unacknowledged deliveries per consumer.', examples: [50] })),
+    deliveryLimit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: 20,
+        description:
+          "Attempts (the broker's redeliveries included) before a work item that keeps failing by itself is dead-lettered, and its record marked DEAD_LETTERED or ERROR; failures of an unreachable store do not count. Also the quorum queues' x-delivery-limit: part of the queues' identity, like partitions, so change it only on a new prefix.",
+        examples: [20],
+      }),
+    ),
   },
   { ...closed, description: 'RabbitMQ bus.' },
 );

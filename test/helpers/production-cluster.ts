@@ -45,7 +45,7 @@ export interface Cluster {
   instances: Instance[];
 }
 
-function configYaml(prefix: string, schema: string, channelsDir: string, rateLimit?: { perSecond: number; burst: number }): string {
+function configYaml(prefix: string, schema: string, channelsDir: string, rateLimit?: { perSecond: number; burst: number }, deliveryLimit?: number): string {
   return [
     'store:',
     '  type: postgres',
@@ -58,6 +58,7 @@ function configYaml(prefix: string, schema: string, channelsDir: string, rateLim
     `  prefix: ${prefix}`,
     `  partitions: ${PARTITIONS}`,
     '  prefetch: 50',
+    ...(deliveryLimit ? [`  deliveryLimit: ${deliveryLimit}`] : []),
     'http:',
     '  host: 127.0.0.1',
     '  port: ${OSPREY_HTTP_PORT}',
@@ -90,6 +91,7 @@ export async function prepareCluster(
   label: string,
   instanceNames: readonly string[] = ['A', 'B'],
   rateLimit?: { perSecond: number; burst: number },
+  bus: { deliveryLimit?: number } = {},
 ): Promise<Cluster> {
   const { prefix, schema } = uniqueNames(label);
   const standIn = await ErpStandIn.start();
@@ -106,7 +108,7 @@ export async function prepareCluster(
     }),
   );
   const configFile = join(dir, 'osprey.yaml');
-  writeFileSync(configFile, configYaml(prefix, schema, channelsDir, rateLimit));
+  writeFileSync(configFile, configYaml(prefix, schema, channelsDir, rateLimit, bus.deliveryLimit));
   const instances: Instance[] = [];
   for (const name of instanceNames) {
     const httpPort = await freePort();

@@ -50,7 +50,7 @@ describe('production mode: work the bus dead-letters is marked in the store and 
       // Retries far apart: the delivery waits, QUEUED, while the test dead-letters its work item.
       [`${CHANNEL}.channel.yaml`]: testChannelYaml({ name: CHANNEL, destinations: [{ name: 'erp', url: `${standIn.url}${PATH}`, maxAttempts: 50, backoff: '10m' }] }),
     });
-    osprey = await TestEngine.start({ channelsDir: dir, bus: { type: 'rabbitmq', url: services.rabbitmqUrl, prefix, partitions: 2, prefetch: 10 } });
+    osprey = await TestEngine.start({ channelsDir: dir, bus: { type: 'rabbitmq', url: services.rabbitmqUrl, prefix, partitions: 2, prefetch: 10, deliveryLimit: 20 } });
 
     const ack = parseAck(await sendOne(osprey.port(CHANNEL), adt({ controlId: 'DLQ-1', patientId: 'P-DLQ' })));
     expect(ack.code, ack.text).to.equal('AA');

@@ -44,7 +44,7 @@ describe('engine-config/load-engine-config', () => {
       const config = loadEngineConfig({ file: 'config/production.yaml', env, cwd: repoRoot });
       expect(config.http.apiToken, 'the API asks for a token').to.equal(env.OSPREY_API_TOKEN);
       expect(config.store).to.deep.equal({ type: 'postgres', url: env.OSPREY_DATABASE_URL, schema: 'osprey', poolSize: 20 });
-      expect(config.bus).to.deep.equal({ type: 'rabbitmq', url: env.OSPREY_RABBITMQ_URL, prefix: 'osprey', partitions: 16, prefetch: 50 });
+      expect(config.bus).to.deep.equal({ type: 'rabbitmq', url: env.OSPREY_RABBITMQ_URL, prefix: 'osprey', partitions: 16, prefetch: 50, deliveryLimit: 20 });
       expect(config.sandbox.enabled).to.equal(false);
     });
 
