@@ -4,6 +4,7 @@
  * not, several tokens are accepted while one is rotated, and a refusal neither runs the route nor
  * logs what was presented. Real HTTP on 127.0.0.1 against a real SQLite store.
  */
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { FastifyInstance } from 'fastify';
@@ -11,7 +12,7 @@ import { apiFetch } from '../../engine/cli/api-client.ts';
 import { buildManagementApi } from '../../engine/management-api/server.ts';
 import { SqliteStore } from '../../engine/message-store/sqlite-store.ts';
 import type { Logger } from '../../engine/observability/logger.ts';
-import { makeTempDir, removeTempDirs } from '../helpers/test-engine.ts';
+import { makeTempDir, REPO_ROOT, removeTempDirs } from '../helpers/test-engine.ts';
 
 const CURRENT = 'current-token-0123456789abcdefghij';
 const PREVIOUS = 'previous-token-0123456789abcdefghij';
@@ -92,6 +93,22 @@ describe('management API authentication (http.apiToken)', () => {
     expect((await get('/api/channels', `bearer ${PREVIOUS}`)).status).to.equal(200);
     expect((await get('/api/messages/none', `Bearer ${CURRENT}`)).status, 'a route answers as without tokens').to.equal(404);
     expect((await apiFetch(`${base}/api/channels`, {}, PREVIOUS)).status, 'the CLI sends the token it is given').to.equal(200);
+  });
+
+  it('lets `osprey messages` through with OSPREY_API_TOKEN from the environment, and shows the refusal without it', async function () {
+    this.timeout(60_000);
+    await serve([CURRENT]);
+    const cli = (env: Record<string, string>) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [join(REPO_ROOT, 'bin', 'osprey.js'), 'messages', '--api', base], { cwd: REPO_ROOT, env: { ...process.env, OSPREY_API_TOKEN: '', ...env }, timeout: 30_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const without = await cli({});
+    expect(without.code).to.equal(1);
+    expect(without.stderr).to.contain('OSPREY_ERR_API_UNAUTHORIZED');
+    const withToken = await cli({ OSPREY_API_TOKEN: `${CURRENT},${PREVIOUS}` });
+    expect(withToken.code, withToken.stderr).to.equal(0);
   });
 
   it('keeps the probes open, for load balancers that call them without credentials', async () => {
