@@ -140,7 +140,6 @@ const COMMIT: Statement = { text: 'COMMIT' };
 const SAVEPOINT: Statement = { text: 'SAVEPOINT item' };
 const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 
-/** The PostgreSQL implementation of {@link MessageStore}; see the module comment. */
 const PENDING = pendingReads((n) => `$${n}`);
 
 /**
@@ -161,6 +160,7 @@ export function unreachableAsUnavailable(err: unknown): unknown {
   return unreachable ? new OspreyError('OSPREY_ERR_STORE_UNAVAILABLE', 'the PostgreSQL message store is unreachable', { cause: err }) : err;
 }
 
+/** The PostgreSQL implementation of {@link MessageStore}; see the module comment. */
 export class PostgresStore implements MessageStore {
   readonly #options: Required<PostgresStoreOptions>;
   /** Reads (API searches, recovery, coalesced point reads) and migrations. */
