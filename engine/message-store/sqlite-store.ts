@@ -374,10 +374,7 @@ export class SqliteStore implements MessageStore {
   }
 
   async pendingDeliveries(page: PendingPage<PendingDelivery>): Promise<PendingDelivery[]> {
-    const params = pendingDeliveriesParams(page);
-    // Positional: the read names its seq twice.
-    const [since, seq, destination, outputIndex, limit] = params;
-    return (this.#reads().pendingDeliveries.all(since, seq, seq, destination, outputIndex, limit) as Row[]).map(pendingDeliveryFrom);
+    return (this.#reads().pendingDeliveries.all(...pendingDeliveriesParams(page)) as Row[]).map(pendingDeliveryFrom);
   }
 
   async pendingMessages(page: PendingPage<PendingMessage>): Promise<PendingMessage[]> {

@@ -56,14 +56,15 @@ export function pendingMessageFrom(r: Row): PendingMessage {
 
 /**
  * The pending reads, one page each, for both stores (`p(n)` writes the n-th placeholder). A page
- * starts after the previous page's last row: a row comparison, with `seq >=` in front so that the
- * index on (state, seq) finds the start.
+ * starts after the previous page's last row, by a row comparison: both planners start the scan of
+ * the index on (state, seq) at its seq (EXPLAIN: PostgreSQL derives `seq >=` from it, SQLite
+ * searches `seq>?`) and sort only the rows of one seq.
  * Deliveries: changedSince, seq, destination, outputIndex, limit. Messages: changedSince, seq, limit.
  */
 export function pendingReads(p: (n: number) => string): { deliveries: string; messages: string } {
   return {
     deliveries: `SELECT ${PENDING_DELIVERY_COLUMNS} FROM deliveries
-                  WHERE state = 'QUEUED' AND updated_at >= ${p(1)} AND seq >= ${p(2)} AND (seq, destination, output_index) > (${p(2)}, ${p(3)}, ${p(4)})
+                  WHERE state = 'QUEUED' AND updated_at >= ${p(1)} AND (seq, destination, output_index) > (${p(2)}, ${p(3)}, ${p(4)})
                   ORDER BY seq, destination, output_index LIMIT ${p(5)}`,
     messages: `SELECT id, channel, order_key, seq FROM messages WHERE state = 'RECEIVED' AND updated_at >= ${p(1)} AND seq > ${p(2)} ORDER BY seq LIMIT ${p(3)}`,
   };
