@@ -139,6 +139,9 @@ export class Ingest {
     };
 
     const stored = this.store.receive(record);
+    // Handled below, but perhaps only once the key's previous message is done: a failure before
+    // then must not count as unhandled (Node ends the process on an unhandled rejection).
+    stored.catch(() => undefined);
     if (rejection || !outcome) {
       try {
         await stored;

@@ -124,6 +124,35 @@ describe('ingest', () => {
     await store.open();
   });
 
+  it('answers AE, with no unhandled rejection, when a write fails while the key still waits for its previous message', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let calls = 0;
+      const flaky = Object.create(store) as SqliteStore;
+      // The second write fails at once, while the first message's work still holds the key.
+      flaky.receive = (m) => (++calls === 2 ? Promise.reject(new Error('connection terminated')) : store.receive(m));
+      const ch: IngestChannel = {
+        ...channel(() => undefined),
+        publishNew: async (_work, stored) => {
+          await stored.catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 100)); // waiting for the broker's confirms
+        },
+      };
+      const ingest = new Ingest(flaky, silentLogger());
+      const [first, second] = await Promise.all([
+        ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' }))),
+        ingest.receive(ch, inbound(adt({ controlId: 'C2', patientId: 'P1' }))),
+      ]);
+      await new Promise((r) => setImmediate(r));
+      expect([first.ackCode, second.ackCode]).to.deep.equal(['AA', 'AE']);
+      expect(unhandled, 'a rejection nobody handled (it ends the process outside the tests)').to.deep.equal([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('after a failed write, hands new messages over only once they are stored (no work published ahead of a failing store)', async () => {
     let failNext = true;
     const settled = new WeakSet<Promise<unknown>>();
