@@ -90,9 +90,11 @@ export interface MessageBus {
 }
 
 /** Queue names, one per channel stage, so a slow destination holds back only itself. */
+const DELIVERY_QUEUE_PREFIX = 'deliver.';
+
 export const queueNames = {
   pipeline: (channel: string) => `pipeline.${channel}`,
-  delivery: (channel: string, destination: string) => `deliver.${channel}.${destination}`,
+  delivery: (channel: string, destination: string) => `${DELIVERY_QUEUE_PREFIX}${channel}.${destination}`,
   /** True for a destination's queue, false for a channel's pipeline queue. */
-  isDelivery: (queue: string) => queue.startsWith('deliver.'),
+  isDelivery: (queue: string) => queue.startsWith(DELIVERY_QUEUE_PREFIX),
 };

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Engine } from '../../engine.ts';
 import { loadEngineConfig } from '../../engine-config/load-engine-config.ts';
-import { apiFetch } from '../api-client.ts';
+import { apiFetch, firstToken } from '../api-client.ts';
 
 /** `osprey start`: runs until SIGINT/SIGTERM, then stops cleanly (in-flight work stays in the store). */
 export async function startCommand(argv: string[]): Promise<number> {
@@ -17,7 +17,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   for (const issue of engine.channelIssues.filter((i) => i.severity === 'error')) {
     lines.push(`  ✗ ${issue.file}:${issue.line}  ${issue.code}  ${issue.message}`);
   }
-  const res = await apiFetch(`${base}/api/channels`, {}, config.http.apiToken?.split(',')[0]).then((r) => r.json() as Promise<{ channels: Array<{ name: string; status: string; source?: { port?: number }; error?: string }> }>);
+  const res = await apiFetch(`${base}/api/channels`, {}, firstToken(config.http.apiToken)).then((r) => r.json() as Promise<{ channels: Array<{ name: string; status: string; source?: { port?: number }; error?: string }> }>);
   for (const c of res.channels) {
     lines.push(`  ${c.status === 'RUNNING' ? '✓' : '✗'} ${c.name}  ${c.status}${c.source?.port ? `  MLLP :${c.source.port}` : ''}${c.error ? `  ${c.error}` : ''}`);
   }
