@@ -53,7 +53,13 @@ export const LocalBusSchema = Type.Object(
 export const RabbitMqBusSchema = Type.Object(
   {
     type: Type.Literal('rabbitmq', { description: 'RabbitMQ: durable quorum queues, publisher confirms.' }),
-    url: Type.String({ pattern: '^amqps?://', 'x-expected': 'an amqp:// or amqps:// URL', description: 'Broker URL (from the environment: it carries the password).', examples: ['${OSPREY_RABBITMQ_URL}'] }),
+    url: Type.String({
+      pattern: '^\\s*amqps?://[^,]+(,\\s*amqps?://[^,]+)*$',
+      'x-expected': 'an amqp:// or amqps:// URL, or several comma-separated (one per cluster node)',
+      description:
+        'Broker URL (from the environment: it carries the password). For a cluster, one URL per node, comma-separated: the engine connects to one node at a time and moves to the next when a connection fails or is lost.',
+      examples: ['${OSPREY_RABBITMQ_URL}'],
+    }),
     prefix: Type.Optional(
       Type.String({ pattern: '^[a-z][a-z0-9.-]*$', 'x-expected': 'lower-case letters, digits, dots and dashes', default: 'osprey', description: 'Prefix of exchange and queue names.', examples: ['osprey'] }),
     ),

@@ -14,6 +14,7 @@ import chaiAsPromised from 'chai-as-promised';
 import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
+import { startTcpRelay } from '../../helpers/tcp-relay.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
@@ -386,6 +387,44 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(rec.overlaps).to.equal(0);
       rec.expectOrder(expected, true);
       console.log(`      (dropped after ${handledAtLoss} of ${ids.length} items; ${rec.total - ids.length} handled twice after the reconnect)`);
+    });
+
+    it('connects to the next node of a cluster URL list when one refuses, and moves on to the next when its node goes away', async () => {
+      // Three "nodes": a port that refuses, then two relays to the broker, which the test can cut
+      // as a node's loss does to the connections through it.
+      const broker = new globalThis.URL(URL);
+      const target = { host: broker.hostname, port: Number(broker.port || 5672) };
+      const [nodeB, nodeC] = [await startTcpRelay(target), await startTcpRelay(target)];
+      const connectedTo: string[] = [];
+      const logger = {
+        info: (message: string, meta?: { node?: string }) => {
+          if (message === 'bus connected') connectedTo.push(meta?.node ?? '?');
+        },
+        warn: () => undefined,
+        error: () => undefined,
+      };
+      try {
+        const bus = await fx.createWith({ url: ['amqp://guest:guest@127.0.0.1:1', nodeB.via(URL), nodeC.via(URL)].join(','), logger: logger as never });
+        expect(connectedTo, 'the refusing node skipped').to.deep.equal([`127.0.0.1:${nodeB.port}`]);
+        const queue = uniqueQueue('cluster');
+        const rec = new OrderRecorder();
+        await bus.consume(queue, async (item) => {
+          rec.begin(item);
+          rec.done(item);
+        });
+        const before = await publishInterleaved(bus, queue, 5, 20, 'b');
+        await waitFor(() => rec.total >= 100, 'the items published through node B handled');
+        await nodeB.cut();
+        await waitFor(() => connectedTo.length >= 2, 'a connection to another node');
+        expect(connectedTo[1], 'the node after the lost one').to.equal(`127.0.0.1:${nodeC.port}`);
+        const after = await publishInterleaved(bus, queue, 5, 20, 'c');
+        await waitFor(() => rec.total >= 200, 'the items published through node C handled');
+        expect(bus.connected).to.equal(true);
+        rec.expectOrder(new Map([...before, ...after]), true);
+      } finally {
+        await nodeB.cut().catch(() => undefined);
+        await nodeC.cut().catch(() => undefined);
+      }
     });
 
     it('tells a waiting handler when its item is released (the connection dropped), and delivers the item again', async function () {

@@ -6,12 +6,12 @@
  * printed, unless OSPREY_REQUIRE_SERVICES=1, which makes that a failure.
  */
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { expect } from 'chai';
 import pg from 'pg';
 import type { AttemptRecord, NewMessage } from '../../../engine/message-store/message-store.ts';
 import { PostgresStore, unreachableAsUnavailable } from '../../../engine/message-store/postgres-store.ts';
 import { arrayLiteral } from '../../../engine/message-store/postgres-batch.ts';
+import { startTcpRelay } from '../../helpers/tcp-relay.ts';
 import { messageStoreSuite } from './message-store.suite.ts';
 
 const CANDIDATES = process.env.OSPREY_TEST_POSTGRES_URL
@@ -269,41 +269,16 @@ describe('PostgresStore', function () {
   });
 
   describe('an unreachable server', () => {
-    /** A TCP relay to the server that the test can cut, as a restart or a failover does. */
-    async function relay(): Promise<{ url: string; cut: () => Promise<void> }> {
-      const target = new URL(url);
-      const sockets = new Set<net.Socket>();
-      const server = net.createServer((client) => {
-        const upstream = net.connect(Number(target.port || 5432), target.hostname);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('error', () => s.destroy());
-          s.on('close', () => sockets.delete(s));
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const relayed = new URL(url);
-      relayed.hostname = '127.0.0.1';
-      relayed.port = String((server.address() as net.AddressInfo).port);
-      return {
-        url: relayed.toString(),
-        cut: async () => {
-          for (const s of sockets) s.destroy();
-          await new Promise((resolve) => server.close(resolve));
-        },
-      };
-    }
-
     it('fails reads with OSPREY_ERR_STORE_UNAVAILABLE (transient: the bus retries without counting them), and a bad statement as it is', async () => {
       const schema = `${prefix}_unreachable`;
       schemas.push(schema);
-      const { url: relayed, cut } = await relay();
-      const store = new PostgresStore({ connectionString: relayed, schema, poolSize: 2 });
+      const target = new URL(url);
+      const relay = await startTcpRelay({ host: target.hostname, port: Number(target.port || 5432) });
+      const store = new PostgresStore({ connectionString: relay.via(url), schema, poolSize: 2 });
       await store.open();
       try {
         expect(await store.loadDelivery('none:erp:0')).to.equal(undefined);
-        await cut();
+        await relay.cut();
         for (const read of [() => store.loadDelivery('none:erp:0'), () => store.getMessage('none'), () => store.firstAttemptAt('none:erp:0')]) {
           const err = await read().then(
             () => undefined,

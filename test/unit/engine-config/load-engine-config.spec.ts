@@ -69,6 +69,17 @@ describe('engine-config/load-engine-config', () => {
       const two = `${'a'.repeat(24)},${'b'.repeat(24)}`;
       expect(loadEngineConfig({ file: 'config/production.yaml', env: { ...env, OSPREY_API_TOKEN: two }, cwd: repoRoot }).http.apiToken).to.equal(two);
     });
+    it('takes one RabbitMQ URL per cluster node, comma-separated, and refuses a list with a non-AMQP URL without echoing it', () => {
+      const env = { OSPREY_DATABASE_URL: 'postgres://osprey:pw@db/osprey', OSPREY_API_TOKEN: 'k'.repeat(32) };
+      const nodes = 'amqp://osprey:pw@mq1:5672/osprey,amqp://osprey:pw@mq2:5672/osprey, amqps://osprey:pw@mq3/osprey';
+      const config = loadEngineConfig({ file: 'config/production.yaml', env: { ...env, OSPREY_RABBITMQ_URL: nodes }, cwd: repoRoot });
+      expect(config.bus).to.deep.include({ type: 'rabbitmq', url: nodes });
+      for (const bad of ['amqp://osprey:pw@mq1,mq2', 'amqp://osprey:pw@mq1,,amqp://osprey:pw@mq2', 'amqp://osprey:pw@mq1,http://osprey:pw@mq2']) {
+        const err = configError(() => loadEngineConfig({ file: 'config/production.yaml', env: { ...env, OSPREY_RABBITMQ_URL: bad }, cwd: repoRoot }));
+        expect(err.issues.map((i) => i.field), bad).to.deep.equal(['bus.url']);
+        expect(err.message).to.not.contain('pw@');
+      }
+    });
   });
 
   describe('which file', () => {

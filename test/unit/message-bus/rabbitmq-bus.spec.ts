@@ -8,7 +8,7 @@ import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
 import { BusError } from '../../../engine/message-bus/bus-errors.ts';
 import { KeyedDispatcher } from '../../../engine/message-bus/keyed-dispatcher.ts';
-import { RabbitMqBus } from '../../../engine/message-bus/rabbitmq-bus.ts';
+import { brokerAddress, brokerUrls, RabbitMqBus } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 
 use(chaiAsPromised);
@@ -52,6 +52,19 @@ describe('RabbitMqBus without a broker', () => {
     expect(() => new RabbitMqBus({ url: UNREACHABLE, prefix: 'p', partitions: 0 })).to.throw(RangeError);
     expect(() => new RabbitMqBus({ url: UNREACHABLE, prefix: 'p', prefetch: 1.5 })).to.throw(RangeError);
     expect(() => new RabbitMqBus({ url: UNREACHABLE, prefix: 'p', deliveryLimit: 0 })).to.throw(RangeError);
+  });
+
+  it('takes one broker URL or one per cluster node (a list, or comma-separated), and logs a node without its credentials', () => {
+    expect(brokerUrls('amqp://u:p@mq1:5672/v')).to.deep.equal(['amqp://u:p@mq1:5672/v']);
+    expect(brokerUrls(' amqp://u:p@mq1:5672/v, amqps://u:p@mq2/v ,amqp://mq3 ')).to.deep.equal(['amqp://u:p@mq1:5672/v', 'amqps://u:p@mq2/v', 'amqp://mq3']);
+    expect(brokerUrls(['amqp://mq1', 'amqp://mq2'])).to.deep.equal(['amqp://mq1', 'amqp://mq2']);
+    expect(() => brokerUrls(' , ')).to.throw(RangeError, 'at least one broker');
+    expect(() => brokerUrls('amqp://mq1,http://u:secret@mq2')).to.throw(RangeError, 'mq2:');
+    expect(() => brokerUrls('amqp://mq1,http://u:secret@mq2')).to.not.throw(/secret/);
+    expect(() => new RabbitMqBus({ url: 'amqp://mq1,mq2', prefix: 'p' })).to.throw(RangeError);
+    expect(brokerAddress('amqp://osprey:s3cret@mq1.example.org:5673/osprey')).to.equal('mq1.example.org:5673');
+    expect(brokerAddress('amqps://osprey:s3cret@mq1.example.org/osprey')).to.equal('mq1.example.org:5671');
+    expect(brokerAddress('amqp://mq1')).to.equal('mq1:5672');
   });
 
   it('rejects a publish with OSPREY_ERR_BUS_PUBLISH_TIMEOUT when no connection comes within publishTimeoutMs', async () => {

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * A TCP relay on 127.0.0.1 to a server (PostgreSQL, a RabbitMQ node) that a test can cut, as a
+ * restart, a failover or a lost node does to the clients connected through it.
+ */
+import net from 'node:net';
+
+export interface TcpRelay {
+  /** The relay's own port on 127.0.0.1. */
+  readonly port: number;
+  /** `url` with its host and port replaced by the relay's. */
+  via(url: string): string;
+  /** Drops every relayed connection and stops listening: new connections are refused. */
+  cut(): Promise<void>;
+}
+
+export async function startTcpRelay(target: { host: string; port: number }): Promise<TcpRelay> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    via(url: string): string {
+      const relayed = new URL(url);
+      relayed.hostname = '127.0.0.1';
+      relayed.port = String(port);
+      return relayed.toString();
+    },
+    async cut(): Promise<void> {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
