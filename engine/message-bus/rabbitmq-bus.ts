@@ -146,6 +146,9 @@ export function brokerAddress(url: string): string {
   }
 }
 
+/** The publish channel is replaced at most this often after nacks (see renewPublisher). */
+const PUBLISHER_RENEW_MIN_MS = 1_000;
+
 /** Dead-lettered items a dead-letter consumer holds at once (see onDeadLettered). */
 const DEAD_LETTER_PREFETCH = 16;
 /** Delay before a dead-lettered item the listener could not take is offered again. */
@@ -156,7 +159,10 @@ interface Session {
   readonly connection: ChannelModel;
   /** The node connected to (`host:port`), for logs. */
   readonly node: string;
-  readonly publisher: ConfirmChannel;
+  /** The confirm channel publishes go on; replaced after a nack (see renewPublisher). */
+  publisher: ConfirmChannel;
+  /** When the publish channel was last replaced (epoch ms). */
+  publisherRenewedAt: number;
   /** Logical queue → its declaration in this session (topology is re-declared on every connection). */
   readonly declared: Map<string, Promise<void>>;
   /** Publish tokens the broker returned as unroutable; read when their confirm arrives. */
@@ -355,17 +361,20 @@ export class RabbitMqBus implements MessageBus {
     const routingKey = this.names.routingKey(queue, partitionOf(item.key, this.partitions));
     for (;;) {
       const session = await this.waitForSession(deadline, `publish of ${item.id} to ${queue}`);
+      let channel: ConfirmChannel | undefined;
       try {
         await this.ensureDeclared(session, queue);
-        await this.publishOnce(session, routingKey, content, deadline, item, queue);
+        channel = session.publisher;
+        await this.publishOnce(session, channel, routingKey, content, deadline, item, queue);
         return;
       } catch (err) {
         if (err instanceof BusError) throw err;
         // The channel or connection went away before the confirm: the broker may or may not have
-        // the item. Publish again on the next connection (at least once; consumers de-duplicate
-        // through the store's state), as long as the deadline allows.
+        // the item. Publish again on the next connection, or on the channel that replaced this one
+        // (at least once; consumers de-duplicate through the store's state), as long as the
+        // deadline allows.
         if (this.stopped) throw new BusError(BusErrorCode.OSPREY_ERR_BUS_STOPPED, `bus stopped before ${item.id} was confirmed on ${queue}`, { cause: err });
-        if (!session.closed) {
+        if (!session.closed && session.publisher === channel) {
           throw new BusError(BusErrorCode.OSPREY_ERR_BUS_PUBLISH_REJECTED, `publish of ${item.id} to ${queue} failed: ${errorText(err)}`, { cause: err });
         }
       }
@@ -528,21 +537,9 @@ export class RabbitMqBus implements MessageBus {
       if (session) this.onSessionLost(session);
     });
     try {
-      const publisher = await connection.createConfirmChannel();
-      session = { connection, node: brokerAddress(url), publisher, declared: new Map(), returned: new Set(), deadLettersWatched: new Set(), closed: false };
-      const s = session;
-      publisher.on('error', (err: Error) => this.options.logger?.warn('bus publish channel error', { error: errorText(err) }));
-      publisher.on('return', (message: { properties: { messageId?: unknown } }) => {
-        if (typeof message.properties.messageId === 'string') s.returned.add(message.properties.messageId);
-      });
-      // The publish channel closing (with its connection, or alone after a protocol error) ends
-      // the session. Marked at once: this listener runs right after amqplib failed the pending
-      // confirms, so their publishers see a closed session and republish on the next one.
-      publisher.on('close', () => {
-        if (s.closed) return;
-        this.onSessionLost(s);
-        void connection.close().catch(() => undefined);
-      });
+      // The publisher is set just below: its listeners need the session.
+      session = { connection, node: brokerAddress(url), publisher: undefined as unknown as ConfirmChannel, publisherRenewedAt: 0, declared: new Map(), returned: new Set(), deadLettersWatched: new Set(), closed: false };
+      session.publisher = await this.openPublisher(session);
       const admin = await connection.createChannel();
       admin.on('error', () => undefined);
       await declareExchanges(admin, this.names);
@@ -552,6 +549,48 @@ export class RabbitMqBus implements MessageBus {
       await connection.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * A confirm channel for the session's publishes. Its closing (with its connection, or alone after
+   * a protocol error) ends the session, unless it was replaced meanwhile (renewPublisher). Marked
+   * at once: this listener runs right after amqplib failed the pending confirms, so their
+   * publishers see a closed session and republish on the next one.
+   */
+  private async openPublisher(session: Session): Promise<ConfirmChannel> {
+    const publisher = await session.connection.createConfirmChannel();
+    publisher.on('error', (err: Error) => this.options.logger?.warn('bus publish channel error', { error: errorText(err) }));
+    publisher.on('return', (message: { properties: { messageId?: unknown } }) => {
+      if (typeof message.properties.messageId === 'string') session.returned.add(message.properties.messageId);
+    });
+    publisher.on('close', () => {
+      if (session.closed || session.publisher !== publisher) return;
+      this.onSessionLost(session);
+      void session.connection.close().catch(() => undefined);
+    });
+    return publisher;
+  }
+
+  /**
+   * After a nack, publishes go on a new channel (at most one new channel a second). RabbitMQ 3.10
+   * keeps nacking, on that channel only and for good, the publishes to a quorum queue whose first
+   * publish on the channel came while the queue had no leader (a cluster node lost: its queues
+   * elect new leaders on the others); a new channel publishes to the same queue at once. Reproduced
+   * by test/production/rabbitmq-cluster.int.spec.ts. The old channel's unconfirmed publishes fail
+   * when it closes and are published again on the new one.
+   */
+  private renewPublisher(session: Session, nacked: ConfirmChannel): void {
+    if (session.closed || session.publisher !== nacked || Date.now() - session.publisherRenewedAt < PUBLISHER_RENEW_MIN_MS) return;
+    session.publisherRenewedAt = Date.now();
+    this.openPublisher(session).then(
+      (fresh) => {
+        if (session.closed) return void fresh.close().catch(() => undefined);
+        session.publisher = fresh;
+        this.options.logger?.warn('broker nacked a publish; publishing on a new channel', { prefix: this.names.prefix, node: session.node });
+        void nacked.close().catch(() => undefined);
+      },
+      (err: unknown) => this.options.logger?.warn('bus publish channel not renewed', { error: errorText(err) }),
+    );
   }
 
   private async afterConnect(session: Session): Promise<void> {
@@ -648,7 +687,7 @@ export class RabbitMqBus implements MessageBus {
     return declared;
   }
 
-  private publishOnce(session: Session, routingKey: string, content: Buffer, deadline: number, item: WorkItem, queue: string): Promise<void> {
+  private publishOnce(session: Session, channel: ConfirmChannel, routingKey: string, content: Buffer, deadline: number, item: WorkItem, queue: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.publishSeq += 1;
       const token = `${this.instanceId}:${this.publishSeq}`;
@@ -668,7 +707,10 @@ export class RabbitMqBus implements MessageBus {
         clearTimeout(timer);
         const returned = session.returned.delete(token);
         if (err) {
-          if (isNack(err)) reject(new BusError(BusErrorCode.OSPREY_ERR_BUS_PUBLISH_REJECTED, `the broker nacked ${item.id} on ${queue}`, { cause: err }));
+          if (isNack(err)) {
+            this.renewPublisher(session, channel);
+            reject(new BusError(BusErrorCode.OSPREY_ERR_BUS_PUBLISH_REJECTED, `the broker nacked ${item.id} on ${queue}`, { cause: err }));
+          }
           else reject(err); // channel closed: the caller republishes on the next connection
         } else if (returned) {
           // Its partition queue is gone (deleted behind our back): declare again on the next publish.
@@ -677,7 +719,7 @@ export class RabbitMqBus implements MessageBus {
         } else resolve();
       };
       try {
-        session.publisher.publish(
+        channel.publish(
           this.names.workExchange,
           routingKey,
           content,

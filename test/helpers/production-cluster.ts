@@ -159,7 +159,7 @@ export async function waitForStandbys(cluster: Cluster, timeoutMs = 60_000): Pro
   try {
     await waitFor(
       async () => {
-        const all = await consumerCounts(cluster.prefix);
+        const all = await consumerCounts(cluster.prefix, cluster.services.rabbitmqctl);
         last = JSON.stringify(Object.fromEntries(queues.map((q) => [q.slice(cluster.prefix.length + 1), all.get(q) ?? 0])));
         return queues.every((q) => all.get(q) === running.length);
       },
@@ -174,7 +174,7 @@ export async function waitForStandbys(cluster: Cluster, timeoutMs = 60_000): Pro
 /** The active partition queues per running instance, e.g. `A 8, B 8`. */
 export async function activeSplit(cluster: Cluster): Promise<string> {
   const queues = partitionQueues(cluster.prefix);
-  const active = await activeConsumers(cluster.prefix);
+  const active = await activeConsumers(cluster.prefix, cluster.services.rabbitmqctl);
   return cluster.instances
     .filter((i) => i.alive)
     .map((i) => `${i.name} ${queues.filter((q) => active.get(q)?.includes(`-${i.process!.pid}-`)).length}`)
@@ -220,9 +220,10 @@ export async function diagnostics(cluster: Cluster): Promise<string> {
     lines.push(`store not readable: ${(err as Error).message}`);
   }
   try {
-    const depth = await consumerCounts(cluster.prefix);
+    const ctl = cluster.services.rabbitmqctl ?? rabbitmqctl;
+    const depth = await consumerCounts(cluster.prefix, ctl);
     lines.push(`consumers per queue: ${JSON.stringify(Object.fromEntries(depth))}`);
-    const ready = await rabbitmqctl(['list_queues', 'name', 'messages_ready', 'messages_unacknowledged', '-q'], 60_000);
+    const ready = await ctl(['list_queues', 'name', 'messages_ready', 'messages_unacknowledged', '-q'], 60_000);
     lines.push(`ready/unacked per queue: ${ready.split('\n').filter((l) => l.startsWith(cluster.prefix)).map((l) => l.slice(cluster.prefix.length + 1).replace(/\t/g, ' ')).join('; ')}`);
   } catch (err) {
     lines.push(`broker not readable: ${(err as Error).message}`);
@@ -249,9 +250,9 @@ export async function cleanUp(cluster: Cluster): Promise<void> {
   }
   const problems: string[] = [];
   const { services } = cluster;
-  await deleteBusPrefix(services.rabbitmqUrl, cluster.prefix).catch((err: Error) => problems.push(`bus prefix ${cluster.prefix}: ${err.message}`));
+  await deleteBusPrefix(services.rabbitmqUrl, cluster.prefix, services.rabbitmqctl).catch((err: Error) => problems.push(`bus prefix ${cluster.prefix}: ${err.message}`));
   await dropSchema(services.databaseUrl, cluster.schema).catch((err: Error) => problems.push(`schema ${cluster.schema}: ${err.message}`));
-  const left = await queuesOf(cluster.prefix).catch(() => []);
+  const left = await queuesOf(cluster.prefix, services.rabbitmqctl).catch(() => []);
   if (left.length > 0) problems.push(`queues left behind: ${left.join(', ')}`);
   if (problems.length > 0) throw new Error(`cleanup failed: ${problems.join('; ')}`);
 }

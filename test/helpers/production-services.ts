@@ -28,9 +28,15 @@ export const SERVICES_REQUIRED = process.env.OSPREY_REQUIRE_SERVICES === '1';
 export const redact = (url: string): string => url.replace(/\/\/[^@/]*@/, '//');
 
 export interface Services {
+  /** One broker URL, or one per node of a cluster, comma-separated (as the engine takes them). */
   rabbitmqUrl: string;
   databaseUrl: string;
+  /** rabbitmqctl against this broker; absent: the machine's own ({@link rabbitmqctl}). */
+  rabbitmqctl?: RabbitMqCtl;
 }
+
+/** Runs rabbitmqctl with `args` against one broker, bounded. */
+export type RabbitMqCtl = (args: string[], timeoutMs?: number) => Promise<string>;
 
 /**
  * Finds RabbitMQ and PostgreSQL (and, with `rabbitmqctl: true`, a working `rabbitmqctl`, which the
@@ -180,8 +186,8 @@ export async function restartRabbitMq(downMs: number, whileDown?: () => Promise<
 }
 
 /** Queues whose name starts with `<prefix>.`, from `rabbitmqctl list_queues` (the broker's own list). */
-export async function queuesOf(prefix: string): Promise<string[]> {
-  const out = await rabbitmqctl(['list_queues', 'name', '-q'], 60_000);
+export async function queuesOf(prefix: string, ctl: RabbitMqCtl = rabbitmqctl): Promise<string[]> {
+  const out = await ctl(['list_queues', 'name', '-q'], 60_000);
   return out
     .split('\n')
     .map((l) => l.trim())
@@ -189,8 +195,8 @@ export async function queuesOf(prefix: string): Promise<string[]> {
 }
 
 /** Exchanges whose name starts with `<prefix>.`. */
-export async function exchangesOf(prefix: string): Promise<string[]> {
-  const out = await rabbitmqctl(['list_exchanges', 'name', '-q'], 60_000);
+export async function exchangesOf(prefix: string, ctl: RabbitMqCtl = rabbitmqctl): Promise<string[]> {
+  const out = await ctl(['list_exchanges', 'name', '-q'], 60_000);
   return out
     .split('\n')
     .map((l) => l.trim())
@@ -202,8 +208,8 @@ export async function exchangesOf(prefix: string): Promise<string[]> {
  * (the broker's count includes waiting single-active consumers; AMQP's queue.declare-ok counts
  * only the active one).
  */
-export async function consumerCounts(prefix: string): Promise<Map<string, number>> {
-  const out = await rabbitmqctl(['list_queues', 'name', 'consumers', '-q'], 60_000);
+export async function consumerCounts(prefix: string, ctl: RabbitMqCtl = rabbitmqctl): Promise<Map<string, number>> {
+  const out = await ctl(['list_queues', 'name', 'consumers', '-q'], 60_000);
   const counts = new Map<string, number>();
   for (const line of out.split('\n')) {
     const [name, n] = line.trim().split('\t');
@@ -216,11 +222,11 @@ export async function consumerCounts(prefix: string): Promise<Map<string, number
  * Which connection is the ACTIVE single-active consumer of each queue of `prefix`: queue → the
  * connection's name (`osprey <prefix> <instance id>`), from rabbitmqctl.
  */
-export async function activeConsumers(prefix: string): Promise<Map<string, string>> {
+export async function activeConsumers(prefix: string, ctl: RabbitMqCtl = rabbitmqctl): Promise<Map<string, string>> {
   const [consumers, channels, connections] = await Promise.all([
-    rabbitmqctl(['list_consumers', 'queue_name', 'channel_pid', 'active', '-q'], 60_000),
-    rabbitmqctl(['list_channels', 'pid', 'connection', '-q'], 60_000),
-    rabbitmqctl(['list_connections', 'pid', 'client_properties', '-q'], 60_000),
+    ctl(['list_consumers', 'queue_name', 'channel_pid', 'active', '-q'], 60_000),
+    ctl(['list_channels', 'pid', 'connection', '-q'], 60_000),
+    ctl(['list_connections', 'pid', 'client_properties', '-q'], 60_000),
   ]);
   const connectionOfChannel = new Map(channels.split('\n').map((l) => l.trim().split('\t') as [string, string]));
   const nameOfConnection = new Map<string, string>();
@@ -239,13 +245,20 @@ export async function activeConsumers(prefix: string): Promise<Map<string, strin
   return active;
 }
 
-/** Deletes every queue and exchange named `<prefix>.…` (found with rabbitmqctl). @returns how many. */
-export async function deleteBusPrefix(url: string, prefix: string): Promise<{ queues: number; exchanges: number }> {
-  const queues = await queuesOf(prefix);
-  const exchanges = await exchangesOf(prefix);
+/**
+ * Deletes every queue and exchange named `<prefix>.…` (found with rabbitmqctl), through the first
+ * node of `url` that answers. @returns how many.
+ */
+export async function deleteBusPrefix(url: string, prefix: string, ctl: RabbitMqCtl = rabbitmqctl): Promise<{ queues: number; exchanges: number }> {
+  const queues = await queuesOf(prefix, ctl);
+  const exchanges = await exchangesOf(prefix, ctl);
   let connection: ChannelModel | undefined;
   try {
-    connection = await connect(url, { timeout: 5000 });
+    for (const node of url.split(',')) {
+      connection = await connect(node.trim(), { timeout: 5000 }).catch(() => undefined);
+      if (connection) break;
+    }
+    if (!connection) throw new Error(`no node of the broker answers (${redact(url)})`);
     connection.on('error', () => undefined);
     for (const name of queues) {
       const channel = await connection.createChannel();

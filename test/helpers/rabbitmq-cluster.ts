@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * A RabbitMQ cluster of the test's own: N nodes of the machine's RabbitMQ, started by the test as
+ * child processes on free ports of 127.0.0.1, with their own node names, data directories and
+ * Erlang cookie, formed at boot by classic peer discovery. The machine's own broker (and anything
+ * else using it) is left alone. A node can be killed with SIGKILL, as a lost host is; `stop()` ends
+ * every node and removes their files. Every wait is bounded.
+ *
+ * Needs Debian's layout of the rabbitmq-server package (`/usr/lib/rabbitmq/bin`): the scripts there
+ * run the broker as the calling user, which the `/usr/sbin` wrappers do not.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { accessSync, constants, mkdirSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from './engine-process.ts';
+import { makeTempDir } from './test-engine.ts';
+import { waitForRabbitMq } from './production-services.ts';
+
+const exec = promisify(execFile);
+const BIN = '/usr/lib/rabbitmq/bin';
+
+/** One node of a test cluster; `ctl` runs rabbitmqctl against it. */
+export interface RabbitNode {
+  readonly name: string;
+  readonly port: number;
+  /** amqp://guest:guest@127.0.0.1:<port> (guest may connect from loopback only, which this is). */
+  readonly url: string;
+  readonly ctl: (args: string[], timeoutMs?: number) => Promise<string>;
+  /** False once killed or stopped. */
+  alive: boolean;
+}
+
+export interface RabbitCluster {
+  readonly nodes: RabbitNode[];
+  /** Kills the node's Erlang VM with SIGKILL and waits until it is gone. */
+  kill9(node: RabbitNode): Promise<void>;
+  /** Stops every node that runs and removes the cluster's files. */
+  stop(): Promise<void>;
+}
+
+/** Why a test cluster cannot run here, or undefined when it can. */
+export function rabbitClusterUnavailable(): string | undefined {
+  try {
+    accessSync(join(BIN, 'rabbitmq-server'), constants.X_OK);
+    accessSync(join(BIN, 'rabbitmqctl'), constants.X_OK);
+    return undefined;
+  } catch {
+    return `RabbitMQ's scripts not found in ${BIN} (Debian's rabbitmq-server package)`;
+  }
+}
+
+export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise<RabbitCluster> {
+  const dir = makeTempDir('rabbitmq-cluster');
+  // Every node and every rabbitmqctl call shares the cookie of this HOME.
+  const cookie = join(dir, '.erlang.cookie');
+  writeFileSync(cookie, `OSPREYTEST${randomUUID().replace(/-/g, '').toUpperCase()}`, { mode: 0o400 });
+  const tag = randomUUID().slice(0, 6);
+  const specs = await Promise.all(
+    Array.from({ length: size }, async (_, i) => ({ name: `osprey-test-${tag}-${i}@localhost`, port: await freePort(), distPort: await freePort() })),
+  );
+  const children: ChildProcess[] = [];
+  const nodes: RabbitNode[] = specs.map((spec, i) => {
+    const home = join(dir, `node${i}`);
+    mkdirSync(home);
+    writeFileSync(
+      join(home, 'rabbitmq.conf'),
+      [
+        `listeners.tcp.local = 127.0.0.1:${spec.port}`,
+        'cluster_formation.peer_discovery_backend = classic_config',
+        // The nodes start together: no random wait before discovery (the default is up to 60 s).
+        'cluster_formation.randomized_startup_delay_range.min = 0',
+        'cluster_formation.randomized_startup_delay_range.max = 1',
+        ...specs.map((s, n) => `cluster_formation.classic_config.nodes.${n + 1} = ${s.name}`),
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(home, 'enabled_plugins'), '[].\n');
+    writeFileSync(join(home, 'rabbitmq-env.conf'), '\n');
+    const env = {
+      ...process.env,
+      HOME: dir,
+      RABBITMQ_NODENAME: spec.name,
+      RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+      RABBITMQ_NODE_PORT: String(spec.port),
+      RABBITMQ_DIST_PORT: String(spec.distPort),
+      RABBITMQ_CONF_ENV_FILE: join(home, 'rabbitmq-env.conf'),
+      RABBITMQ_CONFIG_FILE: join(home, 'rabbitmq.conf'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: join(home, 'enabled_plugins'),
+      RABBITMQ_MNESIA_BASE: join(home, 'mnesia'),
+      RABBITMQ_LOG_BASE: join(home, 'log'),
+      ERL_EPMD_ADDRESS: '127.0.0.1',
+      // The script then execs the Erlang VM (no signal-relaying shell): the child is the node.
+      RUNNING_UNDER_SYSTEMD: '1',
+    };
+    const log = openSync(join(home, 'console.log'), 'a');
+    const child = spawn(join(BIN, 'rabbitmq-server'), [], { env, stdio: ['ignore', log, log] });
+    closeSync(log);
+    child.on('error', () => undefined);
+    children.push(child);
+    const node: RabbitNode = {
+      name: spec.name,
+      port: spec.port,
+      url: `amqp://guest:guest@127.0.0.1:${spec.port}`,
+      alive: true,
+      ctl: async (args, ms = 60_000) => (await exec(join(BIN, 'rabbitmqctl'), ['-n', spec.name, ...args], { env: { ...process.env, HOME: dir }, timeout: ms, maxBuffer: 16 * 1024 * 1024 })).stdout,
+    };
+    child.once('exit', () => {
+      node.alive = false;
+    });
+    return node;
+  });
+
+  const kill9 = async (node: RabbitNode): Promise<void> => {
+    const child = children[nodes.indexOf(node)]!;
+    node.alive = false;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await gone;
+  };
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      nodes.map(async (node) => {
+        if (node.alive) await node.ctl(['stop'], 30_000).catch(() => undefined);
+        await kill9(node);
+      }),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all(nodes.map((n) => waitForRabbitMq(n.url, Math.max(1000, deadline - Date.now()))));
+    // Peer discovery joins the nodes as they boot: wait until the first sees all of them running.
+    for (;;) {
+      const status = await nodes[0]!.ctl(['cluster_status', '--formatter', 'json'], 30_000).catch(() => '{}');
+      const running = (JSON.parse(status) as { running_nodes?: string[] }).running_nodes ?? [];
+      if (nodes.every((n) => running.includes(n.name))) break;
+      if (Date.now() > deadline) throw new Error(`the test cluster did not form within ${timeoutMs} ms (running: ${running.join(', ') || 'none'})`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, kill9, stop };
+}
