@@ -612,8 +612,16 @@ export class UnitOfWork {
       this.#event(d.messageId, 'ATTEMPT', d.destination, `#${d.attempts} ${a.outcome}${status}${code}`);
 
       // An attempt on a delivery that is final already (a late result from another instance, or
-      // one raced by a replay) is history, not a state change.
-      if (d.state === DeliveryState.QUEUED) {
+      // one raced by a replay) is history, not a state change — except a SENT one on a delivery
+      // dead-lettered meanwhile (the bus gave up on its item while the request was under way): the
+      // receiver has it, and a record saying otherwise would have an operator replay it.
+      if (d.state === DeliveryState.DEAD_LETTERED && a.outcome === 'SENT') {
+        d.state = DeliveryState.SENT;
+        d.nextAttemptAt = null;
+        d.lastErrorCode = null;
+        d.lastErrorDetail = null;
+        this.#event(d.messageId, DeliveryState.SENT, d.destination, 'after it was dead-lettered');
+      } else if (d.state === DeliveryState.QUEUED) {
         switch (a.outcome) {
           case 'SENT':
             d.state = DeliveryState.SENT;
@@ -706,12 +714,16 @@ export class UnitOfWork {
     return { kind: 'deliveries', deliveries: dead.map(deliveryFromRow) };
   }
 
-  /** SENT when every delivery is SENT; DEAD_LETTERED when all are final and one is dead-lettered. */
+  /**
+   * SENT when every delivery is SENT; DEAD_LETTERED when all are final and one is dead-lettered. A
+   * DEAD_LETTERED message becomes SENT when its dead-lettered deliveries turn out sent after all.
+   */
   #settle(msg: MessageHead): void {
-    if (msg.state !== MessageState.QUEUED) return;
+    if (msg.state !== MessageState.QUEUED && msg.state !== MessageState.DEAD_LETTERED) return;
     const all = this.#deliveriesOf(msg.id);
     if (all.length === 0 || all.some((d) => d.state === DeliveryState.QUEUED)) return;
     const next = all.every((d) => d.state === DeliveryState.SENT) ? MessageState.SENT : MessageState.DEAD_LETTERED;
+    if (next === msg.state) return;
     msg.state = next;
     this.#updateMessage(msg.id, next);
     this.#event(msg.id, next, null, null);

@@ -665,6 +665,32 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       expect(isOspreyError(err) && err.code).to.equal('OSPREY_ERR_STORE_NOT_FOUND');
     });
 
+    it('takes a SENT attempt on a delivery dead-lettered meanwhile as SENT (the receiver has it), and settles its message SENT', async () => {
+      const { store } = await fresh();
+      const { id, deliveries } = await queuedMessage(store, ['erp', 'rcm']);
+      const [erp, rcm] = deliveries;
+      await store.recordAttempts([attempt(rcm!.id, 'SENT')]);
+      // The bus gave up on erp's item while its request was under way; the request then succeeded.
+      await store.abandonDelivery(erp!.id, { code: 'OSPREY_ERR_BUS_DEAD_LETTERED', detail: 'delivery limit' });
+      expect((await store.getMessage(id))!.state).to.equal('DEAD_LETTERED');
+      await store.recordAttempts([attempt(erp!.id, 'SENT')]);
+      const sent = await store.loadDelivery(erp!.id);
+      expect(sent).to.deep.include({ state: 'SENT', attempts: 1 });
+      expect(sent!.lastError, "the bus's error cleared").to.equal(undefined);
+      const detail = await store.getMessage(id);
+      expect(detail!.state).to.equal('SENT');
+      expect(detail!.events.slice(-3).map((e) => [e.event, e.destination, e.detail])).to.deep.equal([
+        ['ATTEMPT', 'erp', '#1 SENT 200'],
+        ['SENT', 'erp', 'after it was dead-lettered'],
+        ['SENT', undefined, undefined],
+      ]);
+      expect(await store.replay(id), 'nothing left to replay').to.equal(undefined);
+      // A failed attempt on it now changes nothing.
+      await store.recordAttempts([attempt(erp!.id, 'DEAD_LETTERED')]);
+      expect(await store.loadDelivery(erp!.id)).to.deep.include({ state: 'SENT', attempts: 2 });
+      expect((await store.getMessage(id))!.state).to.equal('SENT');
+    });
+
     it('logs a late attempt on a final delivery without changing its state', async () => {
       const { store } = await fresh();
       const { deliveries } = await queuedMessage(store, ['erp']);
