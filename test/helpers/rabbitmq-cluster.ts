@@ -36,6 +36,8 @@ export interface RabbitCluster {
   readonly nodes: RabbitNode[];
   /** Kills the node's Erlang VM with SIGKILL and waits until it is gone. */
   kill9(node: RabbitNode): Promise<void>;
+  /** Starts a killed node again on its data and waits until it accepts AMQP connections. */
+  restart(node: RabbitNode, timeoutMs?: number): Promise<void>;
   /** Stops every node that runs and removes the cluster's files. */
   stop(): Promise<void>;
 }
@@ -61,6 +63,8 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
     Array.from({ length: size }, async (_, i) => ({ name: `osprey-test-${tag}-${i}@localhost`, port: await freePort(), distPort: await freePort() })),
   );
   const children: ChildProcess[] = [];
+  /** Starts node i's Erlang VM (again). */
+  const launch: Array<() => void> = [];
   const nodes: RabbitNode[] = specs.map((spec, i) => {
     const home = join(dir, `node${i}`);
     mkdirSync(home);
@@ -94,11 +98,17 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
       // The script then execs the Erlang VM (no signal-relaying shell): the child is the node.
       RUNNING_UNDER_SYSTEMD: '1',
     };
-    const log = openSync(join(home, 'console.log'), 'a');
-    const child = spawn(join(BIN, 'rabbitmq-server'), [], { env, stdio: ['ignore', log, log] });
-    closeSync(log);
-    child.on('error', () => undefined);
-    children.push(child);
+    launch[i] = () => {
+      const log = openSync(join(home, 'console.log'), 'a');
+      const child = spawn(join(BIN, 'rabbitmq-server'), [], { env, stdio: ['ignore', log, log] });
+      closeSync(log);
+      child.on('error', () => undefined);
+      children[i] = child;
+      node.alive = true;
+      child.once('exit', () => {
+        if (children[i] === child) node.alive = false;
+      });
+    };
     const node: RabbitNode = {
       name: spec.name,
       port: spec.port,
@@ -106,11 +116,9 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
       alive: true,
       ctl: async (args, ms = 60_000) => (await exec(join(BIN, 'rabbitmqctl'), ['-n', spec.name, ...args], { env: { ...process.env, HOME: dir }, timeout: ms, maxBuffer: 16 * 1024 * 1024 })).stdout,
     };
-    child.once('exit', () => {
-      node.alive = false;
-    });
     return node;
   });
+  nodes.forEach((_, i) => launch[i]!());
 
   const kill9 = async (node: RabbitNode): Promise<void> => {
     const child = children[nodes.indexOf(node)]!;
@@ -119,6 +127,11 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
     const gone = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await gone;
+  };
+  const restart = async (node: RabbitNode, ms = timeoutMs): Promise<void> => {
+    if (node.alive) throw new Error(`${node.name} is running`);
+    launch[nodes.indexOf(node)]!();
+    await waitForRabbitMq(node.url, ms);
   };
   const stop = async (): Promise<void> => {
     await Promise.all(
@@ -145,5 +158,5 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
     await stop();
     throw err;
   }
-  return { nodes, kill9, stop };
+  return { nodes, kill9, restart, stop };
 }

@@ -9,7 +9,8 @@
  *
  *   (f) the queues led from that node elect leaders on the survivors; A loses its connection,
  *       connects to the next node of its list and is ready again; B, on another node, keeps its
- *       connection throughout.
+ *       connection throughout. Then the node is started again, while the stream goes on, and its
+ *       replicas rejoin their queues.
  *
  * Afterwards the same checks as the other fault tests (test/helpers/fault-stream.ts): nothing
  * acknowledged is lost, each idempotency key applied once, per-patient order, the API's counts.
@@ -25,12 +26,12 @@ import { rabbitClusterUnavailable, startRabbitCluster, type RabbitCluster, type 
 import { removeTempDirs } from '../helpers/test-engine.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
-/** Each partition queue's leader and members, from the cluster's own list. */
-async function quorumPlacement(services: Services, prefix: string): Promise<Map<string, { leader: string; members: string[] }>> {
-  const out = await services.rabbitmqctl!(['list_queues', 'name', 'leader', 'members', '--formatter', 'json', '-q'], 60_000);
-  const rows = JSON.parse(out) as Array<{ name: string; leader: string; members: string[] }>;
+/** Each partition queue's leader, members and members online, from the cluster's own list. */
+async function quorumPlacement(services: Services, prefix: string): Promise<Map<string, { leader: string; members: string[]; online: string[] }>> {
+  const out = await services.rabbitmqctl!(['list_queues', 'name', 'leader', 'members', 'online', '--formatter', 'json', '-q'], 60_000);
+  const rows = JSON.parse(out) as Array<{ name: string; leader: string; members: string[]; online: string[] }>;
   const queues = new Set(partitionQueues(prefix));
-  return new Map(rows.filter((r) => queues.has(r.name)).map((r) => [r.name, { leader: r.leader, members: [...r.members].sort() }]));
+  return new Map(rows.filter((r) => queues.has(r.name)).map((r) => [r.name, { leader: r.leader, members: [...r.members].sort(), online: [...r.online].sort() }]));
 }
 
 /** The broker ports the instance's connections are on (each node listens on its own port). */
@@ -79,7 +80,7 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
     removeTempDirs();
   });
 
-  it('(f) the node one instance is connected to is killed (SIGKILL): its queues fail over, the instance reconnects to the next node, nothing ACKed is lost, each key applied once, per-patient order', async function () {
+  it('(f) the node one instance is connected to is killed (SIGKILL) and comes back: its queues fail over, the instance reconnects to the next node, nothing ACKed is lost, each key applied once, per-patient order', async function () {
     const c = (cluster = await prepareCluster(services, 'rabbitnode'));
     const [a, b] = c.instances as [Instance, Instance];
     const [n0, n1, n2] = rabbit!.nodes as [RabbitNode, RabbitNode, RabbitNode];
@@ -101,6 +102,7 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
     let killedAt = 0;
     let ackedAtKill = 0;
     let readyAgainAt = 0;
+    let backAt = 0;
     const stream = startStream(c, 'RN', (n) => {
       if (killed || n < 300) return;
       ackedAtKill = n;
@@ -109,6 +111,9 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
         await waitFor(async () => (await connectionPorts(services, a)).includes(n1.port), { timeoutMs: 60_000, intervalMs: 100, what: 'instance A connected to the next node of its list' });
         await waitFor(async () => (await readyStatus(a)) === 200, { timeoutMs: 60_000, intervalMs: 100, what: 'instance A /readyz to answer 200 again' });
         readyAgainAt = Date.now();
+        // The operator brings the node back while the stream goes on; its replicas catch up.
+        await rabbit!.restart(n0);
+        backAt = Date.now();
       });
       killed.catch(() => undefined); // awaited below
     });
@@ -126,10 +131,18 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
     expect(leaders.every((l) => l === n1.name || l === n2.name), 'every queue led from a survivor').to.equal(true);
 
     const figures = await verify(c, stream, streamEnd, Math.max(streamEnd, readyAgainAt));
+    const rejoined = await waitFor(
+      async () => {
+        const placement = await quorumPlacement(services, c.prefix);
+        return [...placement.values()].every((p) => p.online.length === 3) ? placement : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: 'every partition queue with its three members online again' },
+    );
+    expect(rejoined.size).to.equal(before.size);
     report(
       'f: a RabbitMQ cluster node killed',
       figures,
-      `node killed after ${ackedAtKill} ACKs; ${ledFromLost} of ${before.size} partition queues were led from it; instance A ready again ${((readyAgainAt - killedAt) / 1000).toFixed(1)} s after the kill, on the next node of its list`,
+      `node killed after ${ackedAtKill} ACKs; ${ledFromLost} of ${before.size} partition queues were led from it; instance A ready again ${((readyAgainAt - killedAt) / 1000).toFixed(1)} s after the kill, on the next node of its list; the node back ${((backAt - killedAt) / 1000).toFixed(1)} s after the kill, its replicas online again`,
     );
   });
 });
