@@ -476,7 +476,8 @@ export class RabbitMqBus implements MessageBus {
             await opened.connection.close().catch(() => undefined);
             return;
           }
-          if (!opened.closed) session = opened; // else it died already: try again
+          if (!opened.closed) session = opened;
+          else this.nextNode(); // it died already: try the next node
         } catch (err) {
           const delay = this.nextReconnectDelay();
           const node = this.nextNode();
@@ -612,11 +613,13 @@ export class RabbitMqBus implements MessageBus {
     if (session.closed) return;
     session.closed = true;
     this.lostAt = Date.now();
-    if (this.session === session) this.session = undefined;
+    const wasCurrent = this.session === session;
+    if (wasCurrent) this.session = undefined;
     for (const consumer of this.consumers.values()) {
       for (const part of consumer.partitions) this.dropChannel(part);
     }
-    if (this.stopped) return;
+    // Lost while being opened: the connect loop tries again (the next node).
+    if (this.stopped || !wasCurrent) return;
     // The node may be going away (a cluster node's restart or loss): the next one is tried first.
     const node = this.nextNode();
     this.options.logger?.warn('bus connection lost; reconnecting', { prefix: this.names.prefix, node, next: brokerAddress(this.urls[this.urlIndex]!) });
@@ -710,8 +713,7 @@ export class RabbitMqBus implements MessageBus {
           if (isNack(err)) {
             this.renewPublisher(session, channel);
             reject(new BusError(BusErrorCode.OSPREY_ERR_BUS_PUBLISH_REJECTED, `the broker nacked ${item.id} on ${queue}`, { cause: err }));
-          }
-          else reject(err); // channel closed: the caller republishes on the next connection
+          } else reject(err); // channel closed: the caller republishes on the next connection or channel
         } else if (returned) {
           // Its partition queue is gone (deleted behind our back): declare again on the next publish.
           session.declared.delete(queue);
