@@ -412,6 +412,11 @@ async function main(): Promise<Record<string, unknown>> {
     rabbitmq: BUS === 'rabbitmq' ? perMessage(cpuMsBetween(servicesAtStart.rabbitmq, cpuMsByPid('beam.smp'))) : null,
     machine: perMessage(machineBusyMs() - servicesAtStart.machine),
   };
+  // What this machine could reach if the engine itself cost no CPU: its cores over the CPU per
+  // message of everything else (PostgreSQL, RabbitMQ, the senders, the sink, the kernel). A target
+  // above it cannot be met on this machine by the engine's code alone.
+  const othersMs = cpuMsPerMessage.machine !== null && cpuMsPerMessage.engine !== null ? cpuMsPerMessage.machine - cpuMsPerMessage.engine : null;
+  const ceilingWithoutEngine = othersMs !== null && othersMs > 0 ? round((cpus().length * 1000) / othersMs) : null;
   for (const e of engines) await e.stop();
   const engineWarnings = engines.reduce((n, e) => n + e.warnings, 0);
   const warningKinds: Record<string, number> = {};
@@ -465,6 +470,7 @@ async function main(): Promise<Record<string, unknown>> {
     engineCpuPercentOfOneCore: round((engineCpuMs / spanMs) * 100),
     engineCpuMsPerMessage: round(engineCpuMs / Math.max(1, measured.fullyDelivered)),
     cpuMsPerMessage,
+    ceilingWithoutEngineMsgsPerSec: ceilingWithoutEngine,
     transportMsgsPerSec: transport ? round(transport.ackRate) : null,
     transportAckP50Ms: transport ? round(transport.ackP50) : null,
     transportAckP99Ms: transport ? round(transport.ackP99) : null,
@@ -504,6 +510,7 @@ async function main(): Promise<Record<string, unknown>> {
       line('engine peak RSS (VmHWM)', `${result.peakRssMb} MB`),
       line('engine CPU', `${result.engineCpuPercentOfOneCore}% of one core, ${result.engineCpuMsPerMessage} ms per message (all threads)`),
       line('CPU per message', Object.entries(cpuMsPerMessage).map(([k, v]) => `${k} ${v === null ? '—' : `${v} ms`}`).join(', ')),
+      line('ceiling, engine at zero CPU', ceilingWithoutEngine === null ? '—' : `${ceilingWithoutEngine} msgs/s (${cpus().length} cores / CPU per message of everything else)`),
       line('transport limit (bare ACK)', transport ? `${result.transportMsgsPerSec} msgs/s, ACK p50 ${ms(result.transportAckP50Ms)}, p99 ${ms(result.transportAckP99Ms)}` : 'not measured'),
       line('engine / transport', result.ratioToTransport === null ? '—' : String(result.ratioToTransport)),
       '',
