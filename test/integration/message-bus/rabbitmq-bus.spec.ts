@@ -427,6 +427,45 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       }
     });
 
+    it('notices a node gone silent (its host died: no FIN, no RST) by the missed heartbeats, and moves on to the next node', async () => {
+      const broker = new globalThis.URL(URL);
+      const target = { host: broker.hostname, port: Number(broker.port || 5672) };
+      const [nodeB, nodeC] = [await startTcpRelay(target), await startTcpRelay(target)];
+      const connectedTo: Array<{ node: string; at: number }> = [];
+      const logger = {
+        info: (message: string, meta?: { node?: string }) => {
+          if (message === 'bus connected') connectedTo.push({ node: meta?.node ?? '?', at: Date.now() });
+        },
+        warn: () => undefined,
+        error: () => undefined,
+      };
+      // One-second heartbeats: the silence is noticed after ~2 s (the engine's default is 10 s).
+      const urls = [nodeB, nodeC].map((n) => `${n.via(URL)}?heartbeat=1`);
+      try {
+        const bus = await fx.createWith({ url: urls, publishTimeoutMs: 60_000, logger: logger as never });
+        expect(connectedTo.map((c) => c.node)).to.deep.equal([`127.0.0.1:${nodeB.port}`]);
+        const queue = uniqueQueue('silent');
+        const rec = new OrderRecorder();
+        await bus.consume(queue, async (item) => {
+          rec.begin(item);
+          rec.done(item);
+        });
+        const before = await publishInterleaved(bus, queue, 5, 10, 'b');
+        await waitFor(() => rec.total >= 50, 'the items published through node B handled');
+        const frozenAt = Date.now();
+        nodeB.freeze();
+        await waitFor(() => connectedTo.length >= 2, 'a connection to the next node', 30_000);
+        expect(connectedTo[1]!.node).to.equal(`127.0.0.1:${nodeC.port}`);
+        const after = await publishInterleaved(bus, queue, 5, 10, 'c');
+        await waitFor(() => rec.total >= 100, 'the items published through node C handled');
+        rec.expectOrder(new Map([...before, ...after]), true);
+        console.log(`      (silence noticed and the next node connected ${((connectedTo[1]!.at - frozenAt) / 1000).toFixed(1)} s after the freeze)`);
+      } finally {
+        await nodeB.cut().catch(() => undefined);
+        await nodeC.cut().catch(() => undefined);
+      }
+    });
+
     it('tells a waiting handler when its item is released (the connection dropped), and delivers the item again', async function () {
       const bus = await fx.createWith({});
       const queue = uniqueQueue('released');

@@ -8,7 +8,7 @@ import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
 import { BusError } from '../../../engine/message-bus/bus-errors.ts';
 import { KeyedDispatcher } from '../../../engine/message-bus/keyed-dispatcher.ts';
-import { brokerAddress, brokerUrls, RabbitMqBus } from '../../../engine/message-bus/rabbitmq-bus.ts';
+import { brokerAddress, brokerUrls, RabbitMqBus, withDefaultHeartbeat } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 
 use(chaiAsPromised);
@@ -65,6 +65,12 @@ describe('RabbitMqBus without a broker', () => {
     expect(brokerAddress('amqp://osprey:s3cret@mq1.example.org:5673/osprey')).to.equal('mq1.example.org:5673');
     expect(brokerAddress('amqps://osprey:s3cret@mq1.example.org/osprey')).to.equal('mq1.example.org:5671');
     expect(brokerAddress('amqp://mq1')).to.equal('mq1:5672');
+  });
+
+  it('asks for a 10 s heartbeat unless the URL sets one (a silent node noticed in ~20 s, not 2 min)', () => {
+    expect(withDefaultHeartbeat('amqp://u:p@mq1:5672/osprey')).to.equal('amqp://u:p@mq1:5672/osprey?heartbeat=10');
+    expect(withDefaultHeartbeat('amqps://u:p%2Cq@mq1/%2F?frame_max=0')).to.equal('amqps://u:p%2Cq@mq1/%2F?frame_max=0&heartbeat=10');
+    expect(withDefaultHeartbeat('amqp://u:p@mq1/osprey?heartbeat=0')).to.equal('amqp://u:p@mq1/osprey?heartbeat=0');
   });
 
   it('rejects a publish with OSPREY_ERR_BUS_PUBLISH_TIMEOUT when no connection comes within publishTimeoutMs', async () => {
