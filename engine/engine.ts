@@ -138,6 +138,7 @@ export class Engine {
       channels: () => this.channelViews(),
       replay: (id) => this.replay(id),
       ready: () => this.started && this.bus.connected !== false,
+      bus: this.bus.connected === undefined ? undefined : () => ({ connected: this.bus.connected === true, node: this.bus.node }),
       sandbox: this.sandbox,
       logger: this.logger,
       apiTokens: config.http.apiToken?.split(','),

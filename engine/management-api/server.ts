@@ -31,6 +31,8 @@ export interface ManagementApiDeps {
   channels: () => ChannelView[];
   replay: (id: string) => Promise<ReplayPlan | undefined>;
   ready: () => boolean;
+  /** A networked bus's connection, shown by the health routes; absent on the embedded bus. */
+  bus?: () => { connected: boolean; node?: string };
   sandbox?: SandboxReceiver;
   logger: Logger;
   /** Bearer tokens accepted on `/api/` (several while one is rotated); none: no authentication. */
@@ -53,7 +55,9 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
   const health = async (_req: unknown, reply: FastifyReply) => {
     const ready = deps.ready();
     const channels = deps.channels().map((c) => ({ name: c.name, status: c.status }));
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'starting', channels });
+    const bus = deps.bus?.();
+    const status = ready ? 'ok' : bus && !bus.connected ? 'bus disconnected' : 'starting';
+    return reply.code(ready ? 200 : 503).send({ status, channels, ...(bus ? { bus } : {}) });
   };
   app.get('/healthz', health);
   app.get('/readyz', health);

@@ -59,6 +59,8 @@ export interface MessageBus {
   idle?(): Promise<void>;
   /** False while a networked bus is disconnected (for /readyz); absent: always connected. */
   readonly connected?: boolean;
+  /** The broker node (`host:port`) a networked bus is connected to, for `/healthz`; absent otherwise. */
+  readonly node?: string;
   /**
    * Networked buses: `listener` runs each time the bus is connected again after losing its
    * connection (not at the first connect), with when it was lost (epoch ms). Work other instances

@@ -348,6 +348,10 @@ export class RabbitMqBus implements MessageBus {
     return this.session !== undefined && !this.session.closed;
   }
 
+  get node(): string | undefined {
+    return this.connected ? this.session!.node : undefined;
+  }
+
   /** The topology names of this bus's prefix (dead-letter queues for operators and tests). */
   get topology(): TopologyNames {
     return this.names;
@@ -494,7 +498,7 @@ export class RabbitMqBus implements MessageBus {
         try {
           const opened = await this.openSession();
           if (this.stopped) {
-            await opened.connection.close().catch(() => undefined);
+            await closeConnection(opened.connection);
             return;
           }
           if (!opened.closed) session = opened;
@@ -568,7 +572,7 @@ export class RabbitMqBus implements MessageBus {
       await admin.close();
       return session;
     } catch (err) {
-      await connection.close().catch(() => undefined);
+      await closeConnection(connection);
       throw err;
     }
   }
@@ -588,7 +592,7 @@ export class RabbitMqBus implements MessageBus {
     publisher.on('close', () => {
       if (session.closed || session.publisher !== publisher) return;
       this.onSessionLost(session);
-      void session.connection.close().catch(() => undefined);
+      void closeConnection(session.connection);
     });
     return publisher;
   }
@@ -1259,9 +1263,37 @@ export class RabbitMqBus implements MessageBus {
     this.session = undefined;
     if (session && !session.closed) {
       session.closed = true;
-      await session.connection.close().catch(() => undefined);
+      await closeConnection(session.connection);
     }
   }
+}
+
+/** Longest wait for a connection's orderly close before its socket is destroyed. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * Closes a connection; never hangs. amqplib's `close()` never settles when the socket died just
+ * before it (measured: a relay cut, then `close()`: still pending 5 s later, after the connection's
+ * 'close' event), and a peer that went silent never answers it: so it also ends at that event, or
+ * after CLOSE_TIMEOUT_MS by destroying the socket. Without this, `stop()` during a broker outage
+ * and the connect loop after a half-opened connection hung for good.
+ */
+function closeConnection(connection: ChannelModel): Promise<void> {
+  const socket = (connection as { connection?: { stream?: { destroyed?: boolean; destroy?: () => void } } }).connection?.stream;
+  if (socket?.destroyed) return Promise.resolve(); // gone already, its 'close' event too
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      connection.removeListener('close', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      socket?.destroy?.();
+      done();
+    }, CLOSE_TIMEOUT_MS);
+    connection.once('close', done);
+    connection.close().then(done, done);
+  });
 }
 
 function parseWorkItem(content: Buffer): WorkItem | undefined {

@@ -253,3 +253,13 @@ export async function readyStatus(i: Instance): Promise<number> {
     return 0;
   }
 }
+
+/** The instance's bus connection as `/healthz` shows it (undefined when it does not answer). */
+export async function busOf(i: Instance): Promise<{ connected: boolean; node?: string } | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${i.httpPort}/healthz`, { signal: AbortSignal.timeout(2000) });
+    return ((await res.json()) as { bus?: { connected: boolean; node?: string } }).bus;
+  } catch {
+    return undefined;
+  }
+}

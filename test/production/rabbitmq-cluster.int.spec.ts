@@ -19,7 +19,7 @@
  * OSPREY_REQUIRE_SERVICES=1 (CI).
  */
 import { expect } from 'chai';
-import { readyStatus, report, startStream, verify } from '../helpers/fault-stream.ts';
+import { busOf, readyStatus, report, startStream, verify } from '../helpers/fault-stream.ts';
 import { cleanUp, partitionQueues, prepareCluster, startInstances, waitForStandbys, type Cluster, type Instance } from '../helpers/production-cluster.ts';
 import { findServices, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { rabbitClusterUnavailable, startRabbitCluster, type RabbitCluster, type RabbitNode } from '../helpers/rabbitmq-cluster.ts';
@@ -32,15 +32,6 @@ async function quorumPlacement(services: Services, prefix: string): Promise<Map<
   const rows = JSON.parse(out) as Array<{ name: string; leader: string; members: string[]; online: string[] }>;
   const queues = new Set(partitionQueues(prefix));
   return new Map(rows.filter((r) => queues.has(r.name)).map((r) => [r.name, { leader: r.leader, members: [...r.members].sort(), online: [...r.online].sort() }]));
-}
-
-/** The broker ports the instance's connections are on (each node listens on its own port). */
-async function connectionPorts(services: Services, instance: Instance): Promise<number[]> {
-  const out = await services.rabbitmqctl!(['list_connections', 'port', 'client_properties', '-q'], 60_000);
-  return out
-    .split('\n')
-    .filter((line) => line.includes(`-${instance.process!.pid}-`))
-    .map((line) => Number(line.split('\t')[0]));
 }
 
 describe('production mode on a three-node RabbitMQ cluster (two engine instances, real PostgreSQL)', function () {
@@ -95,8 +86,9 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
     for (const [queue, placement] of before) expect(placement.members, `${queue} replicated on every node`).to.deep.equal(allNodes);
     const ledFromLost = [...before.values()].filter((p) => p.leader === n0.name).length;
 
-    expect(await connectionPorts(services, a), 'A on the first node of its list').to.deep.equal([n0.port]);
-    expect(await connectionPorts(services, b), 'B on the first node of its list').to.deep.equal([n1.port]);
+    const address = (n: RabbitNode): string => `127.0.0.1:${n.port}`;
+    expect(await busOf(a), 'A on the first node of its list (/healthz)').to.deep.equal({ connected: true, node: address(n0) });
+    expect(await busOf(b), 'B on the first node of its list').to.deep.equal({ connected: true, node: address(n1) });
 
     let killed: Promise<void> | undefined;
     let killedAt = 0;
@@ -108,7 +100,7 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
       ackedAtKill = n;
       killedAt = Date.now();
       killed = rabbit!.kill9(n0).then(async () => {
-        await waitFor(async () => (await connectionPorts(services, a)).includes(n1.port), { timeoutMs: 60_000, intervalMs: 100, what: 'instance A connected to the next node of its list' });
+        await waitFor(async () => (await busOf(a))?.node === address(n1), { timeoutMs: 60_000, intervalMs: 100, what: 'instance A connected to the next node of its list' });
         await waitFor(async () => (await readyStatus(a)) === 200, { timeoutMs: 60_000, intervalMs: 100, what: 'instance A /readyz to answer 200 again' });
         readyAgainAt = Date.now();
         // The operator brings the node back while the stream goes on; its replicas catch up.
@@ -122,7 +114,7 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
     await killed;
     expect(ackedAtKill, 'killed before the stream ended').to.be.lessThan(stream.messages.length);
     expect(a.process!.log(), "A's log names the lost node and the next").to.contain('bus connection lost; reconnecting').and.contain(`127.0.0.1:${n0.port}`);
-    expect(await connectionPorts(services, b), 'B stayed on its node').to.deep.equal([n1.port]);
+    expect(await busOf(b), 'B stayed on its node').to.deep.equal({ connected: true, node: address(n1) });
     expect(await readyStatus(b), 'B ready').to.equal(200);
 
     const after = await quorumPlacement(services, c.prefix);

@@ -14,7 +14,7 @@ import chaiAsPromised from 'chai-as-promised';
 import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
-import { startTcpRelay } from '../../helpers/tcp-relay.ts';
+import { startTcpRelay, type TcpRelay } from '../../helpers/tcp-relay.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
@@ -389,48 +389,16 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       console.log(`      (dropped after ${handledAtLoss} of ${ids.length} items; ${rec.total - ids.length} handled twice after the reconnect)`);
     });
 
-    it('connects to the next node of a cluster URL list when one refuses, and moves on to the next when its node goes away', async () => {
-      // Three "nodes": a port that refuses, then two relays to the broker, which the test can cut
-      // as a node's loss does to the connections through it.
+    /**
+     * Two "nodes" B and C, relays to the broker; the bus gets `urls(B, C)`, handles 100 items
+     * through B, then `fault` strikes B and 100 more go through the next node. Checks that every
+     * item was handled in order and returns the nodes the bus connected to (its 'bus connected'
+     * log) and how long after the fault it was connected again.
+     */
+    async function switchNodes(urls: (b: TcpRelay, c: TcpRelay) => string[] | string, fault: (b: TcpRelay) => Promise<void> | void): Promise<{ nodes: string[]; b: number; c: number; reconnectedMs: number }> {
       const broker = new globalThis.URL(URL);
       const target = { host: broker.hostname, port: Number(broker.port || 5672) };
-      const [nodeB, nodeC] = [await startTcpRelay(target), await startTcpRelay(target)];
-      const connectedTo: string[] = [];
-      const logger = {
-        info: (message: string, meta?: { node?: string }) => {
-          if (message === 'bus connected') connectedTo.push(meta?.node ?? '?');
-        },
-        warn: () => undefined,
-        error: () => undefined,
-      };
-      try {
-        const bus = await fx.createWith({ url: ['amqp://guest:guest@127.0.0.1:1', nodeB.via(URL), nodeC.via(URL)].join(','), logger: logger as never });
-        expect(connectedTo, 'the refusing node skipped').to.deep.equal([`127.0.0.1:${nodeB.port}`]);
-        const queue = uniqueQueue('cluster');
-        const rec = new OrderRecorder();
-        await bus.consume(queue, async (item) => {
-          rec.begin(item);
-          rec.done(item);
-        });
-        const before = await publishInterleaved(bus, queue, 5, 20, 'b');
-        await waitFor(() => rec.total >= 100, 'the items published through node B handled');
-        await nodeB.cut();
-        await waitFor(() => connectedTo.length >= 2, 'a connection to another node');
-        expect(connectedTo[1], 'the node after the lost one').to.equal(`127.0.0.1:${nodeC.port}`);
-        const after = await publishInterleaved(bus, queue, 5, 20, 'c');
-        await waitFor(() => rec.total >= 200, 'the items published through node C handled');
-        expect(bus.connected).to.equal(true);
-        rec.expectOrder(new Map([...before, ...after]), true);
-      } finally {
-        await nodeB.cut().catch(() => undefined);
-        await nodeC.cut().catch(() => undefined);
-      }
-    });
-
-    it('notices a node gone silent (its host died: no FIN, no RST) by the missed heartbeats, and moves on to the next node', async () => {
-      const broker = new globalThis.URL(URL);
-      const target = { host: broker.hostname, port: Number(broker.port || 5672) };
-      const [nodeB, nodeC] = [await startTcpRelay(target), await startTcpRelay(target)];
+      const [b, c] = [await startTcpRelay(target), await startTcpRelay(target)];
       const connectedTo: Array<{ node: string; at: number }> = [];
       const logger = {
         info: (message: string, meta?: { node?: string }) => {
@@ -439,30 +407,65 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
         warn: () => undefined,
         error: () => undefined,
       };
-      // One-second heartbeats: the silence is noticed after ~2 s (the engine's default is 10 s).
-      const urls = [nodeB, nodeC].map((n) => `${n.via(URL)}?heartbeat=1`);
       try {
-        const bus = await fx.createWith({ url: urls, publishTimeoutMs: 60_000, logger: logger as never });
-        expect(connectedTo.map((c) => c.node)).to.deep.equal([`127.0.0.1:${nodeB.port}`]);
-        const queue = uniqueQueue('silent');
+        const bus = await fx.createWith({ url: urls(b, c), publishTimeoutMs: 60_000, logger: logger as never });
+        const queue = uniqueQueue('nodes');
         const rec = new OrderRecorder();
         await bus.consume(queue, async (item) => {
           rec.begin(item);
           rec.done(item);
         });
-        const before = await publishInterleaved(bus, queue, 5, 10, 'b');
-        await waitFor(() => rec.total >= 50, 'the items published through node B handled');
-        const frozenAt = Date.now();
-        nodeB.freeze();
-        await waitFor(() => connectedTo.length >= 2, 'a connection to the next node', 30_000);
-        expect(connectedTo[1]!.node).to.equal(`127.0.0.1:${nodeC.port}`);
-        const after = await publishInterleaved(bus, queue, 5, 10, 'c');
-        await waitFor(() => rec.total >= 100, 'the items published through node C handled');
+        const before = await publishInterleaved(bus, queue, 5, 20, 'b');
+        await waitFor(() => rec.total >= 100, 'the items published through the first node handled');
+        const faultAt = Date.now();
+        await fault(b);
+        await waitFor(() => connectedTo.length >= 2, 'a connection to another node', 30_000);
+        const after = await publishInterleaved(bus, queue, 5, 20, 'c');
+        await waitFor(() => rec.total >= 200, 'the items published through the next node handled');
+        expect(bus.connected).to.equal(true);
         rec.expectOrder(new Map([...before, ...after]), true);
-        console.log(`      (silence noticed and the next node connected ${((connectedTo[1]!.at - frozenAt) / 1000).toFixed(1)} s after the freeze)`);
+        return { nodes: connectedTo.map((x) => x.node), b: b.port, c: c.port, reconnectedMs: connectedTo[1]!.at - faultAt };
       } finally {
-        await nodeB.cut().catch(() => undefined);
-        await nodeC.cut().catch(() => undefined);
+        await b.cut().catch(() => undefined);
+        await c.cut().catch(() => undefined);
+      }
+    }
+
+    it('connects to the next node of a cluster URL list when one refuses, and moves on to the next when its node goes away', async () => {
+      const r = await switchNodes(
+        (b, c) => ['amqp://guest:guest@127.0.0.1:1', b.via(URL), c.via(URL)].join(','),
+        (b) => b.cut(),
+      );
+      expect(r.nodes, 'the refusing node skipped, then the node after the lost one').to.deep.equal([`127.0.0.1:${r.b}`, `127.0.0.1:${r.c}`]);
+    });
+
+    it('notices a node gone silent (its host died: no FIN, no RST) by the missed heartbeats, and moves on to the next node', async () => {
+      // One-second heartbeats: the silence is noticed after ~2 s (the engine's default is 10 s).
+      const r = await switchNodes(
+        (b, c) => [b, c].map((n) => `${n.via(URL)}?heartbeat=1`),
+        (b) => b.freeze(),
+      );
+      expect(r.nodes).to.deep.equal([`127.0.0.1:${r.b}`, `127.0.0.1:${r.c}`]);
+      console.log(`      (silence noticed and the next node connected ${(r.reconnectedMs / 1000).toFixed(1)} s after the freeze)`);
+    });
+
+    it('stops without hanging when its connection has just died, and within seconds when its broker went silent', async () => {
+      // amqplib's close() never settles on a socket that died just before it; stop() awaited it.
+      const broker = new globalThis.URL(URL);
+      const target = { host: broker.hostname, port: Number(broker.port || 5672) };
+      for (const fault of ['cut', 'freeze'] as const) {
+        const relay = await startTcpRelay(target);
+        try {
+          const bus = await fx.createWith({ url: relay.via(URL) });
+          await bus.consume(uniqueQueue(`stop-${fault}`), async () => undefined);
+          if (fault === 'cut') await relay.cut();
+          else relay.freeze();
+          const started = Date.now();
+          await bus.stop();
+          expect(Date.now() - started, `stop() after a ${fault}`).to.be.below(fault === 'cut' ? 10_000 : 15_000); // before: never
+        } finally {
+          await relay.cut().catch(() => undefined);
+        }
       }
     });
 
