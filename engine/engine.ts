@@ -330,10 +330,10 @@ export class Engine {
    */
   private async recoverPending(changedSince?: number): Promise<{ messages: number; deliveries: number }> {
     const published = { messages: 0, deliveries: 0 };
+    const publish = (queue: string, item: WorkItem) => this.bus.publish(queue, item);
     for await (const page of pendingWorkPages(this.store, changedSince === undefined ? {} : { changedSince })) {
       const deliveries = page.deliveries.filter((d) => this.channels.has(d.channel));
       const messages = page.messages.filter((m) => this.channels.has(m.channel));
-      const publish = (queue: string, item: WorkItem) => this.bus.publish(queue, item);
       await publishInOrder(publish, deliveries.map((d) => [queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey }]), RECOVERY_PUBLISH_WINDOW);
       await publishInOrder(publish, messages.map((m) => [queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }]), RECOVERY_PUBLISH_WINDOW);
       published.deliveries += deliveries.length;

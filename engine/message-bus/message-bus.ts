@@ -91,9 +91,9 @@ export interface MessageBus {
   onDeadLettered?(listener: (queue: string, item: WorkItem, reason: string) => Promise<void>): void;
 }
 
-/** Queue names, one per channel stage, so a slow destination holds back only itself. */
 const DELIVERY_QUEUE_PREFIX = 'deliver.';
 
+/** Queue names, one per channel stage, so a slow destination holds back only itself. */
 export const queueNames = {
   pipeline: (channel: string) => `pipeline.${channel}`,
   delivery: (channel: string, destination: string) => `${DELIVERY_QUEUE_PREFIX}${channel}.${destination}`,

@@ -505,8 +505,7 @@ export class RabbitMqBus implements MessageBus {
           else this.nextNode(); // it died already: try the next node
         } catch (err) {
           const delay = this.nextReconnectDelay();
-          const node = this.nextNode();
-          this.options.logger?.warn('bus connection failed; retrying', { prefix: this.names.prefix, node, next: brokerAddress(this.urls[this.urlIndex]!), delayMs: delay, error: errorText(err) });
+          this.options.logger?.warn('bus connection failed; retrying', { prefix: this.names.prefix, ...this.nextNode(), delayMs: delay, error: errorText(err) });
           await new Promise<void>((resolve) => {
             this.reconnectTimer = setTimeout(resolve, delay);
           });
@@ -528,14 +527,14 @@ export class RabbitMqBus implements MessageBus {
   }
 
   /**
-   * Moves on to the next node of a cluster (nothing changes with one URL), returning the address of
-   * the one left. After a failure there, the next is the likeliest to be up; a node coming back
-   * takes its turn again once the others have had theirs.
+   * Moves on to the next node of a cluster (nothing changes with one URL), returning the addresses
+   * of the one left and the next, for logs. After a failure there, the next is the likeliest to be
+   * up; a node coming back takes its turn again once the others have had theirs.
    */
-  private nextNode(): string {
-    const left = brokerAddress(this.urls[this.urlIndex]!);
+  private nextNode(): { node: string; next: string } {
+    const node = brokerAddress(this.urls[this.urlIndex]!);
     this.urlIndex = (this.urlIndex + 1) % this.urls.length;
-    return left;
+    return { node, next: brokerAddress(this.urls[this.urlIndex]!) };
   }
 
   private nextReconnectDelay(): number {
@@ -563,9 +562,9 @@ export class RabbitMqBus implements MessageBus {
       if (session) this.onSessionLost(session);
     });
     try {
-      // The publisher is set just below: its listeners need the session.
-      session = { connection, node: brokerAddress(url), publisher: undefined as unknown as ConfirmChannel, publisherRenewedAt: 0, declared: new Map(), returned: new Set(), deadLettersWatched: new Set(), closed: false };
-      session.publisher = await this.openPublisher(session);
+      const publisher = await connection.createConfirmChannel();
+      session = { connection, node: brokerAddress(url), publisher, publisherRenewedAt: 0, declared: new Map(), returned: new Set(), deadLettersWatched: new Set(), closed: false };
+      this.watchPublisher(session, publisher);
       const admin = await connection.createChannel();
       admin.on('error', () => undefined);
       await declareExchanges(admin, this.names);
@@ -578,13 +577,13 @@ export class RabbitMqBus implements MessageBus {
   }
 
   /**
-   * A confirm channel for the session's publishes. Its closing (with its connection, or alone after
-   * a protocol error) ends the session, unless it was replaced meanwhile (renewPublisher). Marked
-   * at once: this listener runs right after amqplib failed the pending confirms, so their
-   * publishers see a closed session and republish on the next one.
+   * Listens to a confirm channel for the session's publishes (attached in the turn it opened, before
+   * any event). Its closing (with its connection, or alone after a protocol error) ends the
+   * session, unless it was replaced meanwhile (renewPublisher). Marked at once: this listener runs
+   * right after amqplib failed the pending confirms, so their publishers see a closed session and
+   * republish on the next one.
    */
-  private async openPublisher(session: Session): Promise<ConfirmChannel> {
-    const publisher = await session.connection.createConfirmChannel();
+  private watchPublisher(session: Session, publisher: ConfirmChannel): void {
     publisher.on('error', (err: Error) => this.options.logger?.warn('bus publish channel error', { error: errorText(err) }));
     publisher.on('return', (message: { properties: { messageId?: unknown } }) => {
       if (typeof message.properties.messageId === 'string') session.returned.add(message.properties.messageId);
@@ -594,7 +593,6 @@ export class RabbitMqBus implements MessageBus {
       this.onSessionLost(session);
       void closeConnection(session.connection);
     });
-    return publisher;
   }
 
   /**
@@ -608,8 +606,9 @@ export class RabbitMqBus implements MessageBus {
   private renewPublisher(session: Session, nacked: ConfirmChannel): void {
     if (session.closed || session.publisher !== nacked || Date.now() - session.publisherRenewedAt < PUBLISHER_RENEW_MIN_MS) return;
     session.publisherRenewedAt = Date.now();
-    this.openPublisher(session).then(
+    session.connection.createConfirmChannel().then(
       (fresh) => {
+        this.watchPublisher(session, fresh);
         if (session.closed) return void fresh.close().catch(() => undefined);
         session.publisher = fresh;
         this.options.logger?.warn('broker nacked a publish; publishing on a new channel', { prefix: this.names.prefix, node: session.node });
@@ -646,8 +645,7 @@ export class RabbitMqBus implements MessageBus {
     // Lost while being opened: the connect loop tries again (the next node).
     if (this.stopped || !wasCurrent) return;
     // The node may be going away (a cluster node's restart or loss): the next one is tried first.
-    const node = this.nextNode();
-    this.options.logger?.warn('bus connection lost; reconnecting', { prefix: this.names.prefix, node, next: brokerAddress(this.urls[this.urlIndex]!) });
+    this.options.logger?.warn('bus connection lost; reconnecting', { prefix: this.names.prefix, ...this.nextNode() });
     const delay = this.nextReconnectDelay();
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
@@ -1279,7 +1277,7 @@ const CLOSE_TIMEOUT_MS = 5_000;
  * and the connect loop after a half-opened connection hung for good.
  */
 function closeConnection(connection: ChannelModel): Promise<void> {
-  const socket = (connection as { connection?: { stream?: { destroyed?: boolean; destroy?: () => void } } }).connection?.stream;
+  const socket = socketOf(connection);
   if (socket?.destroyed) return Promise.resolve(); // gone already, its 'close' event too
   return new Promise<void>((resolve) => {
     const done = (): void => {
@@ -1341,8 +1339,16 @@ function sleep(ms: number): Promise<void> {
  * the end of the current turn, they go as one `writev`. amqplib has no public handle on its socket
  * (`connection.connection.stream`); without one this does nothing and every frame is written as before.
  */
-function coalesceSocketWrites(connection: unknown): void {
-  const socket = (connection as { connection?: { stream?: { write?: unknown; cork?: () => void; uncork?: () => void } } }).connection?.stream;
+/** What this module uses of the socket under an amqplib connection. */
+type AmqpSocket = { write?: unknown; cork?: () => void; uncork?: () => void; destroyed?: boolean; destroy?: () => void };
+
+/** amqplib's socket under a connection (not part of its API: every use checks what it finds). */
+function socketOf(connection: ChannelModel): AmqpSocket | undefined {
+  return (connection as unknown as { connection?: { stream?: AmqpSocket } }).connection?.stream;
+}
+
+function coalesceSocketWrites(connection: ChannelModel): void {
+  const socket = socketOf(connection);
   if (!socket || typeof socket.write !== 'function' || typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') return;
   const write = socket.write as (...args: unknown[]) => boolean;
   const cork = socket.cork.bind(socket);
