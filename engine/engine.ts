@@ -26,6 +26,7 @@ import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
 import { PendingWrites } from './channel-runtime/pending-writes.ts';
 import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
+import type { LookupTables } from './channel-runtime/lookup-tables.ts';
 import { resolveRetryPolicy } from './delivery/retry-policy.ts';
 import type { EngineConfig } from './engine-config/load-engine-config.ts';
 
@@ -82,6 +83,7 @@ export class Engine {
   /** The current backlog's scope: work changed since then (after a reconnect); unset: all of it. */
   private outboxSince?: number;
   private readonly pendingWrites = new PendingWrites();
+  private project?: LoadedProject;
 
   constructor(private readonly options: EngineOptions) {
     this.logger = options.logger ?? createLogger(options.config.logging);
@@ -95,6 +97,11 @@ export class Engine {
   /** Issues found in channel files at start (each one excluded only its own channel). */
   get channelIssues(): readonly LintIssue[] {
     return this.loadIssues;
+  }
+
+  /** The lookup tables in use (after start). */
+  get lookups(): LookupTables | undefined {
+    return this.project?.lookups;
   }
 
   channel(name: string): ChannelInstance | undefined {
@@ -151,6 +158,9 @@ export class Engine {
     const project = await loadProject({ config, projectRoot: this.projectRoot, env: this.options.env ?? process.env });
     const { issues } = project;
     this.loadIssues = issues;
+    this.project = project;
+    // Lookup files are checked for edits off the message path; a broken edit keeps the last good table.
+    project.lookups.watch({ logger: this.logger });
     for (const issue of issues.filter((i) => i.severity === 'error')) {
       this.logger.error('channel file problem; the channel is not started', { file: issue.file, line: issue.line, code: issue.code, problem: issue.message });
     }
@@ -221,6 +231,7 @@ export class Engine {
   async stop(): Promise<void> {
     clearTimeout(this.outboxTimer);
     this.outboxTimer = undefined;
+    this.project?.lookups.close();
     for (const channel of this.channels.values()) await channel.stop().catch(() => undefined);
     await this.bus.stop();
     await this.api?.close();
@@ -385,12 +396,14 @@ export class Engine {
       const instance = this.channels.get(spec.name);
       const failure = this.failed.find((f) => f.name === spec.name);
       const address = instance?.sourceAddress;
+      const warnings = this.project?.lookupWarnings(spec.name) ?? [];
       views.push({
         name: spec.name,
         version: spec.version,
         file: spec.file,
         status: failure ? ChannelStatus.FAILED : (instance?.status ?? ChannelStatus.STOPPED),
         error: failure?.error,
+        ...(warnings.length > 0 ? { warnings } : {}),
         source: { type: spec.source.type, host: address?.host ?? spec.source.listener.host, port: address?.port ?? spec.source.listener.port },
         accept: spec.source.accept,
         destinations: spec.destinations.map((d) => d.name),

@@ -26,12 +26,10 @@ import { interpolateDocument } from '../engine-config/interpolate.ts';
 import type { LintIssue } from '../engine-config/lint-issue.ts';
 import { formatFieldPath, parseYamlSource, walkScalars, type FieldPath, type YamlSource } from '../engine-config/yaml-source.ts';
 import { isTransform, type Transform } from '../transform-sdk/index.ts';
+import { LOOKUP_EXTENSIONS } from './lookup-tables.ts';
 
 export type { LintIssue, LintSeverity } from '../engine-config/lint-issue.ts';
 export { compareIssues, formatLintIssue } from '../engine-config/lint-issue.ts';
-
-/** File extensions a lookup table may have, in the order they are looked for. */
-export const LOOKUP_EXTENSIONS = ['.yaml', '.json', '.csv'] as const;
 
 type AnyTransform = Transform<unknown, unknown>;
 type TransformLoad = { transform: AnyTransform } | { error: string };

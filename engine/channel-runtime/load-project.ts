@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { EngineConfig } from '../engine-config/load-engine-config.ts';
 import { loadChannels, type ChannelRuntime, type LintIssue } from './channel-loader.ts';
 import { ContractRegistry } from './contracts.ts';
-import { LookupTables } from './lookup-tables.ts';
+import { describeLookupProblem, LookupTables } from './lookup-tables.ts';
 import type { PipelineResources } from './pipeline.ts';
 
 export interface LoadedProject {
@@ -18,7 +18,13 @@ export interface LoadedProject {
   issues: LintIssue[];
   contracts: ContractRegistry;
   lookups: LookupTables;
+  /** One set of resources per channel (the same object on every call for a channel). */
   resourcesFor(channel: ChannelRuntime): PipelineResources;
+  /**
+   * Problems of the lookup tables a channel uses (its `enrich` steps, and the tables its transforms
+   * have read), one line each; empty when all are well.
+   */
+  lookupWarnings(channel: string): string[];
 }
 
 export async function loadProject(options: {
@@ -40,11 +46,33 @@ export async function loadProject(options: {
     rateLimits: new Set(Object.keys(config.rateLimits ?? {})),
   });
   const lookups = new LookupTables(lookupsDir);
+  const resources = new Map<string, PipelineResources>();
+  const used = new Map<string, Set<string>>();
   return {
     channels: channels.map((c) => c.runtime),
     issues,
     contracts,
     lookups,
-    resourcesFor: (channel) => ({ transforms: channel.transforms, lookups, contracts }),
+    resourcesFor(channel) {
+      let r = resources.get(channel.name);
+      if (!r) {
+        // The tables a channel reads are known as it reads them (a transform may read any table).
+        const tables = new Set(channel.steps.flatMap((s) => ('enrich' in s ? [s.enrich.lookup] : [])));
+        used.set(channel.name, tables);
+        r = {
+          transforms: channel.transforms,
+          lookups: {
+            get: (table, key) => {
+              tables.add(table);
+              return lookups.get(table, key);
+            },
+          },
+          contracts,
+        };
+        resources.set(channel.name, r);
+      }
+      return r;
+    },
+    lookupWarnings: (channel) => lookups.problems(used.get(channel) ?? []).map(describeLookupProblem),
   };
 }

@@ -2,15 +2,16 @@
 /**
  * The channel pipeline as a pure function of one parsed message: validate, filter, enrich, transform,
  * then per destination its own transform and the contract check. It returns the outcome the store
- * records; it does no I/O of its own (lookups are read through the cached tables). `osprey test`
+ * records; it does no I/O of its own (lookup tables are read from memory). `osprey test`
  * runs exactly this function, so what a channel test shows is what the engine does.
  */
 import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
 import { validateStructure } from '../message-formats/hl7v2/index.ts';
 import type { NewDelivery, ProcessingOutcome } from '../message-store/message-store.ts';
 import { BusinessException, createTransformContext, isFiltered, type LookupValue, type Transform, type TransformContext } from '../transform-sdk/index.ts';
+import { isOspreyError } from '../errors/error-codes.ts';
 import type { ContractRegistry } from './contracts.ts';
-import type { LookupTables } from './lookup-tables.ts';
+import type { LookupSource } from './lookup-tables.ts';
 
 export type PipelineStep =
   | { validate: 'hl7' }
@@ -33,7 +34,8 @@ export interface PipelineChannel {
 export interface PipelineResources {
   /** Loaded transforms by the path written in the channel file. */
   transforms: ReadonlyMap<string, Transform<unknown, unknown>>;
-  lookups: LookupTables;
+  /** Read from memory: the pipeline does no I/O of its own. */
+  lookups: LookupSource;
   contracts: ContractRegistry;
 }
 
@@ -118,7 +120,9 @@ export function runPipeline(channel: PipelineChannel, resources: PipelineResourc
     if (err instanceof BusinessException) {
       return { state: 'BUSINESS_EXCEPTION', exception: { category: err.category, detail: err.message, tags: { ...err.tags } } };
     }
-    return { state: 'ERROR', error: { code: 'OSPREY_ERR_TRANSFORM_FAILED', detail: describeError(err) } };
+    // A table that cannot be used is the lookup's problem (shown on the channel), not a transform bug.
+    const code = isOspreyError(err) && err.code === 'OSPREY_ERR_CHANNEL_LOOKUP' ? err.code : 'OSPREY_ERR_TRANSFORM_FAILED';
+    return { state: 'ERROR', error: { code, detail: describeError(err) } };
   }
 }
 

@@ -18,6 +18,8 @@ export interface ChannelView {
   name: string;
   status: string;
   error?: string;
+  /** Problems that do not stop the channel (a lookup file refused: the last good table is in use). */
+  warnings?: string[];
   file?: string;
   version?: string;
   source?: { type: string; host?: string; port?: number };
@@ -54,7 +56,7 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
   app.get('/livez', async () => ({ status: 'ok' }));
   const health = async (_req: unknown, reply: FastifyReply) => {
     const ready = deps.ready();
-    const channels = deps.channels().map((c) => ({ name: c.name, status: c.status }));
+    const channels = deps.channels().map((c) => ({ name: c.name, status: c.status, ...(c.warnings ? { warnings: c.warnings } : {}) }));
     const bus = deps.bus?.();
     const status = ready ? 'ok' : bus && !bus.connected ? 'bus disconnected' : 'starting';
     return reply.code(ready ? 200 : 503).send({ status, channels, ...(bus ? { bus } : {}) });

@@ -47,6 +47,7 @@ const badOutput = defineTransform<unknown, unknown>({ name: 'test/bad-output', v
 describe('pipeline', () => {
   let dir: string;
   let resources: PipelineResources;
+  let tables: LookupTables;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'osprey-pipeline-'));
@@ -58,7 +59,7 @@ describe('pipeline', () => {
         ['broken.ts', broken as never],
         ['bad-output.ts', badOutput as never],
       ]),
-      lookups: new LookupTables(dir),
+      lookups: (tables = new LookupTables(dir)),
       contracts: new ContractRegistry({ 'Event@1': Type.Object({ mrn: Type.String() }) }),
     };
   });
@@ -125,7 +126,7 @@ describe('pipeline', () => {
   it('re-reads a lookup table after it changes (fix the lookup, replay)', async () => {
     expect(run(channel(), ADT.replace('CARD^101', 'NEURO^101')).state).to.equal('BUSINESS_EXCEPTION');
     writeFileSync(join(dir, 'departments.yaml'), 'CARD: Cardiology\nNEURO: Neurology\n');
-    await new Promise((r) => setTimeout(r, 1100)); // the table is re-checked at most once a second
+    await tables.refresh(); // what the engine's watch does every second, off the message path
     expect(run(channel(), ADT.replace('CARD^101', 'NEURO^101')).state).to.equal('QUEUED');
   });
 });
