@@ -84,6 +84,11 @@ export class LookupTables implements LookupSource {
     return state.rows.get(key);
   }
 
+  /** The rows in use of a table (the last good ones), or undefined when it has none. */
+  table(name: string): ReadonlyMap<string, LookupValue> | undefined {
+    return this.#tables.get(name)?.rows;
+  }
+
   /** The tables whose file is refused now (of `tables` only, when given), by table name. */
   problems(tables?: Iterable<string>): LookupProblem[] {
     const names = tables ? [...new Set(tables)] : [...this.#tables.keys()];

@@ -1,37 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Golden tests of the two sample channels: every sample under samples/hl7v2/{adt,siu} through the
- * channel's enrich steps and transforms, compared with samples/expected/, checked against the
- * contracts, and checked against what the channel's declarative test file says.
+ * Golden tests of the two sample channels, through the engine's own pipeline (sample-harness.ts):
+ * every sample under samples/hl7v2/{adt,siu} is run as `osprey test` runs the channel's declarative
+ * test file, compared with samples/expected/, and checked for determinism.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { parse as parseYaml } from 'yaml';
-import {
-  expectedPath,
-  goldenText,
-  loadChannel,
-  loadLookups,
-  lookupFrom,
-  parseSample,
-  ROOT,
-  runMessage,
-  runSample,
-  SAMPLE_CHANNELS,
-  samplesIn,
-  type ChannelUnderTest,
-} from './sample-harness.ts';
-
-interface TestCase {
-  name: string;
-  input: string;
-  expect?: Record<string, string>;
-  expectState?: string;
-  expectCategory?: string;
-}
-
-const lookup = lookupFrom(loadLookups());
+import { readChannelTests, runChannelTest } from '../../../engine/channel-runtime/channel-tests.ts';
+import { expectedPath, goldenText, loadChannel, parseSample, ROOT, runMessage, runSample, SAMPLE_CHANNELS, samplesIn, type ChannelUnderTest } from './sample-harness.ts';
 
 /** Every id-like value in a payload tree (`id`, `*Id`, `of`), to compare across runs. */
 function ids(value: unknown, out: string[] = []): string[] {
@@ -53,8 +30,7 @@ for (const { channel, folder } of SAMPLE_CHANNELS) {
     });
 
     const samples = samplesIn(folder);
-    const testFile = join(ROOT, 'channels', `${channel}.channel.test.yaml`);
-    const cases = (parseYaml(readFileSync(testFile, 'utf8')) as { cases: TestCase[] }).cases;
+    const cases = readChannelTests(join(ROOT, 'channels', `${channel}.channel.test.yaml`));
 
     it('has a declarative test case for every sample, and every case names an existing sample', () => {
       expect(cases.map((c) => c.input).sort()).to.deep.equal(samples);
@@ -63,9 +39,19 @@ for (const { channel, folder } of SAMPLE_CHANNELS) {
 
     for (const sample of samples) {
       describe(sample.split('/').pop()!, () => {
+        it('passes its declarative test case as `osprey test` runs it', () => {
+          const tc = cases.find((c) => c.input === sample);
+          expect(tc, 'test case').to.not.equal(undefined);
+          const result = runChannelTest(ch.spec, ch.resources, ROOT, tc!);
+          expect(result.problems.join('\n')).to.equal('');
+          expect(result.passed).to.equal(true);
+          for (const d of ch.destinations) expect(tc!.expect?.[d.name], `${d.name} golden file`).to.equal(expectedPath(channel, sample, d.name));
+        });
+
         it('gives each destination exactly its golden payloads, all valid against the contract', () => {
-          const result = runSample(ch, sample, lookup);
+          const result = runSample(ch, sample);
           expect(result.contractProblems).to.deep.equal([]);
+          expect(result.error).to.equal(undefined);
           for (const d of ch.destinations) {
             const file = join(ROOT, expectedPath(channel, sample, d.name));
             expect(existsSync(file), `${file} exists`).to.equal(true);
@@ -73,18 +59,9 @@ for (const { channel, folder } of SAMPLE_CHANNELS) {
           }
         });
 
-        it('ends in the state (and category) its declarative test case expects', () => {
-          const tc = cases.find((c) => c.input === sample);
-          expect(tc, 'test case').to.not.equal(undefined);
-          const result = runSample(ch, sample, lookup);
-          expect(result.state).to.equal(tc!.expectState ?? 'QUEUED');
-          if (tc!.expectCategory !== undefined) expect(result.category).to.equal(tc!.expectCategory);
-          for (const d of ch.destinations) expect(tc!.expect?.[d.name]).to.equal(expectedPath(channel, sample, d.name));
-        });
-
         it('is deterministic: same ids across runs, engine message ids, channels and receive times', () => {
-          const a = runSample(ch, sample, lookup);
-          const b = runMessage(ch, parseSample(sample), lookup, {
+          const a = runSample(ch, sample);
+          const b = runMessage(ch, parseSample(sample), undefined, {
             messageId: 'another-engine-id',
             channelName: 'some-other-channel',
             receivedAt: '2030-06-30T12:00:00.000Z',

@@ -1,33 +1,39 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * A tiny, engine-free harness for the sample channels' transforms: parses a sample with the
- * engine's HL7 model, applies the channel file's `enrich` steps from `config/lookups/`, runs the
- * inbound transform and each destination's transform, and checks every payload against its
- * contract with Ajv. It mirrors the pipeline's semantics (engine/channel-runtime/pipeline.ts) —
- * a business exception anywhere stops the whole message — but also reports which step raised it,
- * which the unit tests assert on.
+ * Runs the sample channels' messages through the ENGINE's own pipeline, loaded as `osprey test`
+ * and `npm start` load it (`loadProject`: the engine configuration, the channel loader with its
+ * validation and transform loading, the lookup tables, the contract registry), so that nothing
+ * here can diverge from what the engine does. On top of the engine's outcome it reports the
+ * inbound step's own outcome (the engine's pipeline run with the channel's steps and no
+ * destinations), which the inbound transforms' unit tests assert on.
  *
  * Used by the specs in this folder and by `update-golden.ts`, which writes samples/expected/.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Ajv, type ValidateFunction } from 'ajv';
-import { parse as parseYaml } from 'yaml';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHANNEL_TEST_RECEIVED_AT } from '../../../engine/channel-runtime/channel-tests.ts';
+import type { ChannelRuntime } from '../../../engine/channel-runtime/channel-runtime-view.ts';
+import { loadProject, type LoadedProject } from '../../../engine/channel-runtime/load-project.ts';
+import type { LookupTables } from '../../../engine/channel-runtime/lookup-tables.ts';
+import { runPipeline, type PipelineResources } from '../../../engine/channel-runtime/pipeline.ts';
+import { loadEngineConfig } from '../../../engine/engine-config/load-engine-config.ts';
 import { decodeHl7, Hl7Message } from '../../../engine/message-formats/hl7v2/index.ts';
-import {
-  BusinessException,
-  createTransformContext,
-  isFiltered,
-  isTransform,
-  type LookupValue,
-  type Transform,
-} from '../../../engine/transform-sdk/index.ts';
-import { contracts } from '../../../transforms/contracts/index.ts';
+import type { ProcessingOutcome } from '../../../engine/message-store/message-store.ts';
+import { createTransformContext, type LookupValue } from '../../../engine/transform-sdk/index.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** Same fixed receive time as `osprey test`, so nothing depends on when the test runs. */
-export const RECEIVED_AT = '2026-01-01T00:00:00.000Z';
+export const RECEIVED_AT = new Date(CHANNEL_TEST_RECEIVED_AT).toISOString();
+
+/** The project as the engine loads it (config/default.yaml, channels/, config/lookups/, contracts). */
+export const project: LoadedProject = await loadProject({
+  config: loadEngineConfig({ file: join(ROOT, 'config', 'default.yaml'), env: process.env }),
+  projectRoot: ROOT,
+  env: process.env,
+});
+const refused = project.issues.filter((i) => i.severity === 'error');
+if (refused.length > 0) throw new Error(`the engine refuses the sample project: ${refused.map((i) => `${i.file}:${i.line} ${i.code} ${i.message}`).join('; ')}`);
 
 export type Lookup = (table: string, key: string) => LookupValue | undefined;
 
@@ -36,127 +42,71 @@ export function eventContext(lookup: Lookup, enrichment: Record<string, LookupVa
   return createTransformContext({ channel: 'unit-test', messageId: 'test-message', receivedAt: RECEIVED_AT, enrichment, lookup });
 }
 
-/** Reads every `config/lookups/*.yaml` table (key → string or flat record of strings). */
-export function loadLookups(dir = join(ROOT, 'config/lookups')): Map<string, Map<string, LookupValue>> {
-  const tables = new Map<string, Map<string, LookupValue>>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
-    const data = parseYaml(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
-    const rows = new Map<string, LookupValue>();
-    for (const [key, value] of Object.entries(data)) {
-      if (typeof value === 'string') rows.set(key, value);
-      else rows.set(key, Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, String(v)])));
-    }
-    tables.set(file.replace(/\.yaml$/, ''), rows);
-  }
-  return tables;
+/** The engine's lookup tables of `config/lookups/`. */
+export function loadLookups(): LookupTables {
+  return project.lookups;
 }
 
-export function lookupFrom(tables: Map<string, Map<string, LookupValue>>): Lookup {
-  return (table, key) => tables.get(table)?.get(key);
+export function lookupFrom(tables: LookupTables): Lookup {
+  return (table, key) => tables.get(table, key);
 }
 
-type AnyTransform = Transform<unknown, unknown>;
-
+/** A sample channel as the engine loaded it, with its pipeline resources. */
 export interface ChannelUnderTest {
   name: string;
-  enrich: Array<{ lookup: string; from: string; as: string }>;
-  inbound: AnyTransform;
-  destinations: Array<{ name: string; transform: AnyTransform; contract: string }>;
+  spec: ChannelRuntime;
+  resources: PipelineResources;
+  destinations: ChannelRuntime['destinations'];
 }
 
-async function importTransform(path: string): Promise<AnyTransform> {
-  const mod = (await import(pathToFileURL(resolve(ROOT, path)).href)) as { default?: unknown };
-  if (!isTransform(mod.default)) throw new Error(`${path} does not default-export a transform`);
-  return mod.default;
-}
-
-/** Loads a channel file's steps and destinations (the parts the transforms depend on). */
+/** The engine's runtime view of a channel of `channels/`. */
 export async function loadChannel(name: string): Promise<ChannelUnderTest> {
-  const doc = parseYaml(readFileSync(join(ROOT, 'channels', `${name}.channel.yaml`), 'utf8')) as {
-    spec: {
-      steps: Array<{ enrich?: { lookup: string; from: string; as: string }; transform?: string }>;
-      destinations: Array<{ name: string; transform: string; contract: string }>;
-    };
-  };
-  const inboundPath = doc.spec.steps.find((s) => s.transform !== undefined)?.transform;
-  if (inboundPath === undefined) throw new Error(`${name}: no transform step`);
-  return {
-    name,
-    enrich: doc.spec.steps.flatMap((s) => (s.enrich === undefined ? [] : [s.enrich])),
-    inbound: await importTransform(inboundPath),
-    destinations: await Promise.all(
-      doc.spec.destinations.map(async (d) => ({ name: d.name, transform: await importTransform(d.transform), contract: d.contract })),
-    ),
-  };
+  const spec = project.channels.find((c) => c.name === name);
+  if (!spec) throw new Error(`the engine did not load channel ${name}`);
+  return { name, spec, resources: project.resourcesFor(spec), destinations: spec.destinations };
+}
+
+/** Problems of a payload against a named contract, from the engine's contract registry (empty when valid). */
+export function checkContract(contract: string, payload: unknown): string[] {
+  return project.contracts.check(contract, payload);
 }
 
 export type StepOutcome =
   | { state: 'OK'; outputs: unknown[] }
   | { state: 'FILTERED'; reason: string }
-  | { state: 'BUSINESS_EXCEPTION'; category: string; detail: string; tags: Record<string, string | undefined> };
+  | { state: 'BUSINESS_EXCEPTION'; category: string; detail: string; tags: Record<string, string | undefined> }
+  | { state: 'ERROR'; code: string; detail: string };
 
 export interface SampleRun {
-  /** The inbound transform's outcome (OK: the canonical event(s)). */
+  /** The inbound steps' outcome (OK: the canonical event(s)), from the engine's pipeline without destinations. */
   canonical: StepOutcome;
-  /** Each destination's transform outcome; absent when the inbound step did not produce events. */
-  destinations: Record<string, StepOutcome>;
-  /** The message state as the engine would record it. */
-  state: 'QUEUED' | 'FILTERED' | 'BUSINESS_EXCEPTION';
-  /** The category when state is BUSINESS_EXCEPTION (the first one raised, as in the engine). */
+  /** The message state as `osprey test` reports it (QUEUED without deliveries is FILTERED). */
+  state: 'QUEUED' | 'FILTERED' | 'BUSINESS_EXCEPTION' | 'ERROR';
+  /** The category when state is BUSINESS_EXCEPTION. */
   category?: string;
-  /** What each destination receives (engine semantics: nothing at all on a business exception). */
+  /** The error when state is ERROR (a contract violation is OSPREY_ERR_TRANSFORM_OUTPUT_INVALID). */
+  error?: { code: string; detail: string };
+  /** What each destination receives (nothing at all unless QUEUED). */
   delivered: Record<string, unknown[]>;
-  /** Contract violations, `destination: problem`; a correct transform has none. */
+  /** The engine's contract refusal, if any; a correct transform has none. */
   contractProblems: string[];
-}
-
-function run(transform: AnyTransform, inputs: unknown[], ctx: ReturnType<typeof createTransformContext>): StepOutcome {
-  const outputs: unknown[] = [];
-  const reasons: string[] = [];
-  try {
-    for (const input of inputs) {
-      const result = transform.map(input, ctx);
-      if (isFiltered(result)) reasons.push(result.reason);
-      else if (Array.isArray(result)) outputs.push(...(result as unknown[]));
-      else outputs.push(result);
-    }
-  } catch (err) {
-    if (err instanceof BusinessException) return { state: 'BUSINESS_EXCEPTION', category: err.category, detail: err.message, tags: { ...err.tags } };
-    throw err;
-  }
-  if (outputs.length === 0 && reasons.length > 0) return { state: 'FILTERED', reason: reasons.join('; ') };
-  return { state: 'OK', outputs };
-}
-
-const ajv = new Ajv({ allErrors: true, strict: true });
-const validators = new Map<string, ValidateFunction>();
-
-/** Problems of a payload against a named contract (empty when valid). */
-export function checkContract(contract: string, payload: unknown): string[] {
-  let validate = validators.get(contract);
-  if (validate === undefined) {
-    const schema = contracts[contract];
-    if (schema === undefined) return [`unknown contract ${contract}`];
-    validate = ajv.compile(schema);
-    validators.set(contract, validate);
-  }
-  if (validate(payload)) return [];
-  return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
+  /** The engine's outcome, as the store would record it. */
+  outcome: ProcessingOutcome;
 }
 
 export function parseSample(samplePath: string): Hl7Message {
-  const { text } = decodeHl7(readFileSync(join(ROOT, samplePath)), 'UTF-8');
-  return Hl7Message.parse(text);
+  return Hl7Message.parse(sampleText(samplePath));
 }
 
 /** The text of a sample (CR-separated segments), for tests that derive a variant from it. */
-export function sampleText(samplePath: string): string {
-  return decodeHl7(readFileSync(join(ROOT, samplePath)), 'UTF-8').text;
+export function sampleText(samplePath: string, charset = 'UTF-8'): string {
+  return decodeHl7(readFileSync(join(ROOT, samplePath)), charset).text;
 }
 
-/** Runs one sample through a channel's enrich steps and transforms. */
-export function runSample(channel: ChannelUnderTest, samplePath: string, lookup: Lookup): SampleRun {
-  return runMessage(channel, parseSample(samplePath), lookup, { messageId: `test-${samplePath}` });
+/** Runs one sample through the channel, decoded with the channel's charset as `osprey test` does. */
+export function runSample(channel: ChannelUnderTest, samplePath: string, lookup?: Lookup): SampleRun {
+  const text = sampleText(samplePath, channel.spec.source.listener.charset);
+  return runMessage(channel, Hl7Message.parse(text), lookup, { messageId: `test-${samplePath}` });
 }
 
 export interface RunOptions {
@@ -167,48 +117,49 @@ export interface RunOptions {
   receivedAt?: string;
 }
 
-/** Runs one parsed message through a channel's enrich steps and transforms. */
-export function runMessage(channel: ChannelUnderTest, msg: Hl7Message, lookup: Lookup, options: RunOptions = {}): SampleRun {
-  const enrichment: Record<string, LookupValue | undefined> = {};
-  for (const e of channel.enrich) enrichment[e.as] = lookup(e.lookup, msg.get(e.from) ?? '');
-  const ctx = createTransformContext({
-    channel: options.channelName ?? channel.name,
+/**
+ * Runs one parsed message through the engine's pipeline for the channel. `lookup` replaces the
+ * lookup tables (to test a missing row); by default the engine's tables are used.
+ */
+export function runMessage(channel: ChannelUnderTest, msg: Hl7Message, lookup?: Lookup, options: RunOptions = {}): SampleRun {
+  const resources: PipelineResources = lookup ? { ...channel.resources, lookups: { get: lookup } } : channel.resources;
+  const pipelineChannel = { ...channel.spec, name: options.channelName ?? channel.name };
+  const input = {
     messageId: options.messageId ?? 'test-message',
-    receivedAt: options.receivedAt ?? RECEIVED_AT,
-    enrichment,
-    lookup,
-  });
+    receivedAt: options.receivedAt === undefined ? CHANNEL_TEST_RECEIVED_AT : Date.parse(options.receivedAt),
+    hl7: msg,
+  };
+  const outcome = runPipeline(pipelineChannel, resources, input);
+  const inbound = runPipeline({ ...pipelineChannel, destinations: [] }, resources, input);
 
-  const canonical = run(channel.inbound, [msg], ctx);
-  const destinations: Record<string, StepOutcome> = {};
   const delivered: Record<string, unknown[]> = Object.fromEntries(channel.destinations.map((d) => [d.name, [] as unknown[]]));
-  const contractProblems: string[] = [];
-  if (canonical.state !== 'OK') {
-    return {
-      canonical,
-      destinations,
-      state: canonical.state,
-      ...(canonical.state === 'BUSINESS_EXCEPTION' ? { category: canonical.category } : {}),
-      delivered,
-      contractProblems,
-    };
+  if (outcome.state === 'QUEUED') for (const d of outcome.deliveries) delivered[d.destination]!.push(d.payload);
+  const state = outcome.state === 'QUEUED' && outcome.deliveries.length === 0 ? 'FILTERED' : outcome.state;
+  return {
+    canonical: stepOutcome(inbound),
+    state,
+    ...(outcome.state === 'BUSINESS_EXCEPTION' ? { category: outcome.exception.category } : {}),
+    ...(outcome.state === 'ERROR' ? { error: { ...outcome.error } } : {}),
+    delivered,
+    contractProblems: outcome.state === 'ERROR' && outcome.error.code === 'OSPREY_ERR_TRANSFORM_OUTPUT_INVALID' ? [outcome.error.detail] : [],
+    outcome,
+  };
+}
+
+/** The outcome of the steps alone: the pipeline keeps one canonical event as itself, several as a list. */
+function stepOutcome(outcome: ProcessingOutcome): StepOutcome {
+  switch (outcome.state) {
+    case 'QUEUED':
+      return { state: 'OK', outputs: Array.isArray(outcome.canonical) ? outcome.canonical : [outcome.canonical] };
+    case 'FILTERED':
+      return { state: 'FILTERED', reason: outcome.reason };
+    case 'BUSINESS_EXCEPTION':
+      return { state: 'BUSINESS_EXCEPTION', category: outcome.exception.category, detail: outcome.exception.detail, tags: { ...outcome.exception.tags } };
+    case 'ERROR':
+      return { state: 'ERROR', code: outcome.error.code, detail: outcome.error.detail };
+    default:
+      return outcome satisfies never;
   }
-  let firstException: string | undefined;
-  for (const d of channel.destinations) {
-    const outcome = run(d.transform, canonical.outputs, ctx);
-    destinations[d.name] = outcome;
-    if (outcome.state === 'BUSINESS_EXCEPTION') firstException ??= outcome.category;
-    if (outcome.state === 'OK') {
-      for (const p of outcome.outputs) contractProblems.push(...checkContract(d.contract, p).map((x) => `${d.name}: ${x}`));
-    }
-  }
-  if (firstException !== undefined) return { canonical, destinations, state: 'BUSINESS_EXCEPTION', category: firstException, delivered, contractProblems };
-  for (const d of channel.destinations) {
-    const o = destinations[d.name];
-    if (o?.state === 'OK') delivered[d.name] = o.outputs;
-  }
-  const any = Object.values(delivered).some((list) => list.length > 0);
-  return { canonical, destinations, state: any ? 'QUEUED' : 'FILTERED', delivered, contractProblems };
 }
 
 /** `samples/expected/<channel>/<stem>.<destination>.json` for a sample path. */

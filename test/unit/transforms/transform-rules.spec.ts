@@ -48,13 +48,13 @@ describe('transforms/ house rules', () => {
 describe('config/lookups (sample master data)', () => {
   const tables = loadLookups();
   const rows = (table: string): Array<[string, Record<string, string>]> =>
-    [...(tables.get(table) ?? new Map()).entries()].map(([k, v]) => [k, v as Record<string, string>]);
+    [...(tables.table(table) ?? new Map()).entries()].map(([k, v]) => [k, v as Record<string, string>]);
 
   it('has departments with a name, a cost center and a known facility', () => {
     expect(rows('departments')).to.not.be.empty;
     for (const [code, row] of rows('departments')) {
       expect(row, code).to.include.keys('name', 'costCenter', 'facility');
-      expect(tables.get('facilities')?.has(row['facility']!), `${code} facility`).to.equal(true);
+      expect(tables.table('facilities')?.has(row['facility']!), `${code} facility`).to.equal(true);
     }
   });
 
