@@ -47,7 +47,7 @@ export const ErrorCodes = {
   OSPREY_ERR_CHANNEL_ENV: { class: 'permanent', description: 'A ${VAR} is not set in the environment and has no default.' },
   OSPREY_ERR_CHANNEL_LITERAL_SECRET: { class: 'permanent', description: 'A secret (password, clientSecret, token, key) is written literally instead of ${VAR}.' },
   OSPREY_ERR_CHANNEL_TRANSFORM: { class: 'permanent', description: 'A transform module is missing or does not export a transform.' },
-  OSPREY_ERR_CHANNEL_LOOKUP: { class: 'permanent', description: 'A lookup table is missing or unreadable.' },
+  OSPREY_ERR_CHANNEL_LOOKUP: { class: 'permanent', description: 'A lookup table is missing, or its file cannot be read or parsed (a table loaded before keeps its last good version, and the channels using it show a warning).' },
   OSPREY_ERR_CHANNEL_CONTRACT: { class: 'permanent', description: 'A destination names a contract that does not exist.' },
   OSPREY_ERR_CHANNEL_RATE_LIMIT: { class: 'permanent', description: 'A destination names a rate limit that config does not define.' },
   OSPREY_ERR_CONFIG_INVALID: { class: 'permanent', description: 'The engine configuration file is invalid.' },
