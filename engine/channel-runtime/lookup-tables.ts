@@ -7,7 +7,9 @@
  *
  * While the engine runs, {@link LookupTables.watch} checks the folder off the message path (an
  * async stat per file and period) and reloads a file that changed, so an operator fixes an unmapped
- * department in the file and replays the business exceptions without a restart. A file that no
+ * department in the file and replays the business exceptions without a restart. A periodic stat
+ * rather than fs.watch: it behaves the same on every file system, including network mounts and
+ * Kubernetes ConfigMap volumes (files replaced through a symlink swap), where fs.watch misses edits. A file that no
  * longer parses (a broken edit, a half-saved file, a removed file) does not replace its table: the
  * last good table stays in use, the problem is logged once and shown on the channels that use the
  * table until the file is fixed.
