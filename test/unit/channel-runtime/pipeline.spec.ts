@@ -123,6 +123,12 @@ describe('pipeline', () => {
     expect(outcome.state === 'ERROR' && outcome.error.code).to.equal('OSPREY_ERR_PIPELINE_VALIDATION');
   });
 
+  it('records a lookup table that cannot be used as ERROR with OSPREY_ERR_CHANNEL_LOOKUP, not as a transform bug', () => {
+    const outcome = run(channel({ steps: [{ enrich: { lookup: 'wards', from: 'PV1-3.1', as: 'ward' } }, { transform: 'to-event.ts' }] }));
+    expect(outcome.state === 'ERROR' && outcome.error.code).to.equal('OSPREY_ERR_CHANNEL_LOOKUP');
+    if (outcome.state === 'ERROR') expect(outcome.error.detail).to.contain('"wards" not found');
+  });
+
   it('re-reads a lookup table after it changes (fix the lookup, replay)', async () => {
     expect(run(channel(), ADT.replace('CARD^101', 'NEURO^101')).state).to.equal('BUSINESS_EXCEPTION');
     writeFileSync(join(dir, 'departments.yaml'), 'CARD: Cardiology\nNEURO: Neurology\n');
