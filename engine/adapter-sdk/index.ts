@@ -7,6 +7,13 @@
 import type { StoredError } from '../message-store/message-store.ts';
 import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
 
+// What adapters need of the rest of the engine comes through here, so that an adapter imports only
+// this SDK, the errors module and the message formats (adapters/README.md; a test enforces it).
+export type { StoredError } from '../message-store/message-store.ts';
+/** The retry policy's status helpers: a destination's `retryOn` / `treatAsSuccess` lists are read by one function everywhere. */
+export { classifyStatus, parseRetryAfter, type StatusClass } from '../delivery/retry-policy.ts';
+export { isSecretHeader, SECRET_HEADER_NAMES } from './secret-headers.ts';
+
 /** What the engine decided about one inbound message; the adapter turns it into an ACK. */
 export interface IngestOutcome {
   /** AA: durably stored. AE: error (store failed, malformed). AR: rejected (not accepted here). */

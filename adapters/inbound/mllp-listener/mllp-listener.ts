@@ -13,9 +13,8 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { InboundAdapter, InboundHandler, InboundMessage, IngestOutcome } from '../../../engine/adapter-sdk/index.ts';
+import type { InboundAdapter, InboundHandler, InboundMessage, IngestOutcome, StoredError } from '../../../engine/adapter-sdk/index.ts';
 import { OspreyError, isOspreyError } from '../../../engine/errors/error-codes.ts';
-import type { StoredError } from '../../../engine/message-store/message-store.ts';
 import { Hl7Message, MllpFramer, buildAck, decodeHl7, encodeHl7, hl7CharsetToEncoding, mllpFrame } from '../../../engine/message-formats/hl7v2/index.ts';
 import { MLLP_DEFAULTS, type MllpListenerConfig } from './mllp-listener.config.ts';
 
