@@ -13,6 +13,9 @@ export type { StoredError } from '../message-store/message-store.ts';
 /** The retry policy's status helpers: a destination's `retryOn` / `treatAsSuccess` lists are read by one function everywhere. */
 export { classifyStatus, parseRetryAfter, type StatusClass } from '../delivery/retry-policy.ts';
 export { isSecretHeader, SECRET_HEADER_NAMES } from './secret-headers.ts';
+/** Schema blocks and unit parsers for an adapter's settings as a channel file writes them (`1MB`, `60s`, `${VAR}`). */
+export { Duration, SecretString, Size } from '../config-schemas/common.schema.ts';
+export { parseDuration, parseSize } from '../config-schemas/units.ts';
 
 /** What the engine decided about one inbound message; the adapter turns it into an ACK. */
 export interface IngestOutcome {

@@ -90,14 +90,16 @@ describe('mllp listener', function () {
   });
 
   describe('bytes between frames', () => {
-    it('are discarded and logged by count and code only', async () => {
+    it('are discarded, logged once by count and code only, and the first junk is handed over once as refused (no ACK for it)', async () => {
       run = await startListener();
       const peer = await RawPeer.connect(run.port);
       await peer.write(Buffer.concat([Buffer.from('SECRET-NOISE'), frame(msg('BT-1')), Buffer.from('\r\n'), frame(msg('BT-2'))]));
       const acks = await peer.waitForAcks(2);
       expect(acks.map((a) => ack(a).get('MSA-2'))).to.deep.equal(['BT-1', 'BT-2']);
-      const garbage = run.logger.entries.filter((e) => e.meta?.code === 'OSPREY_ERR_MLLP_GARBAGE');
-      expect(garbage.map((e) => e.meta?.bytes)).to.deep.equal([12, 2]);
+      const discarded = run.logger.entries.filter((e) => e.message.startsWith('mllp bytes outside a frame'));
+      expect(discarded.map((e) => e.meta?.bytes)).to.deep.equal([12]);
+      const refused = run.received.filter((m) => m.refused !== undefined);
+      expect(refused.map((m) => [m.refused?.code, m.raw.toString('latin1')])).to.deep.equal([['OSPREY_ERR_MLLP_GARBAGE', 'SECRET-NOISE']]);
       expect(JSON.stringify(run.logger.entries)).to.not.include('SECRET');
       peer.end();
     });
