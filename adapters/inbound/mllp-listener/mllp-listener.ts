@@ -209,6 +209,10 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       try {
         hl7 = Hl7Message.parse(decoded.text);
         parseError = decoded.error;
+        if (hl7.leniencies.length > 0) {
+          // Accepted as the sender meant it (raw bytes kept as received); worth telling its owner.
+          logger.warn('mllp message header tolerated: MSH-2 has its escape character doubled, read as ^~\\&', { ...log, leniencies: hl7.leniencies });
+        }
       } catch (err) {
         parseError = isOspreyError(err) ? { code: err.code, detail: err.message } : { code: 'OSPREY_ERR_HL7_EMPTY', detail: 'The message could not be read.' };
       }
@@ -235,6 +239,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       }
       const ack = buildAck(hl7, {
         code: outcome.ackCode,
+        ...(outcome.commitAck !== undefined ? { enhancedCode: outcome.commitAck } : {}),
         ...(outcome.error !== undefined && outcome.ackCode !== 'AA' ? { error: outcome.error } : {}),
         ...(hl7 === undefined ? { rawText: decoded.text } : {}),
       });
