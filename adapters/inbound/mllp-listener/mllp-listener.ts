@@ -136,6 +136,8 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       },
       updateReading,
     });
+    // A connection opened while the listener is over budget waits like the others.
+    updateReading();
     socket.setNoDelay(true);
     socket.setTimeout(idleTimeoutMs);
     logger.info('mllp connection opened', { ...log, tls: socket instanceof tls.TLSSocket });
