@@ -14,12 +14,10 @@ import { parseDuration } from '../config-schemas/units.ts';
 import { toMllpListenerConfig, type ResolvedMllpListenerConfig } from '../../adapters/inbound/mllp-listener/mllp-listener.config.ts';
 import type { Transform } from '../transform-sdk/index.ts';
 
-/** The MLLP listener's settings (declared by the adapter), every default filled in. */
-export type MllpListenerSettings = ResolvedMllpListenerConfig;
-
 export interface MllpSourceRuntime {
   type: 'mllp-listener';
-  listener: MllpListenerSettings;
+  /** The listener's settings as the adapter declares them (`mllp-listener.config.ts`), every default filled in. */
+  listener: ResolvedMllpListenerConfig;
   /** Message types (`ADT^A01`) the channel takes; others are answered AR. */
   accept: string[];
   ack: {
