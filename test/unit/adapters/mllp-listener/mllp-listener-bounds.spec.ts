@@ -108,15 +108,15 @@ describe('mllp listener bounds', function () {
       run = await startListener({ maxUnreadAckBytes: 1024 * 1024 * 1024, idleTimeoutMs: 400 }, bigAck);
       const deaf = await connect();
       deaf.socket.pause();
-      deaf.socket.write(Buffer.concat(Array.from({ length: 100 }, (_, i) => frame(msg(`SLOW-READER-${i}`)))));
-      // 100 ACKs of ~100 KB fill the loopback buffers: the listener stops reading from this sender.
+      deaf.socket.write(Buffer.concat(Array.from({ length: 200 }, (_, i) => frame(msg(`SLOW-READER-${i}`)))));
+      // 200 ACKs of ~100 KB (20 MB) overflow the loopback buffers (a few MB): the listener stops reading from this sender.
       await run.logger.waitFor('mllp ACKs back up: nothing more is read from the sender until it reads them');
-      deaf.socket.write(Buffer.concat(Array.from({ length: 100 }, (_, i) => frame(msg(`SLOW-READER-${100 + i}`)))));
+      deaf.socket.write(Buffer.concat(Array.from({ length: 100 }, (_, i) => frame(msg(`SLOW-READER-${200 + i}`)))));
       await run.logger.waitFor('mllp connection closed');
       const closing = run.logger.entries.find((e) => e.message === 'mllp connection closing');
       expect(closing?.meta).to.include({ reason: 'ACKs unread for idleTimeout', code: 'OSPREY_ERR_MLLP_ACKS_UNREAD' });
-      // Reading stopped when the ACKs backed up: the second hundred never reached the engine.
-      expect(run.received.length).to.equal(100);
+      // Reading stopped when the ACKs backed up: the frames sent after that never reached the engine.
+      expect(run.received.length).to.equal(200);
     });
   });
 
