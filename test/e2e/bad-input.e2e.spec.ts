@@ -371,16 +371,24 @@ describe('bad input', function () {
       }
     });
 
-    it('ignores bytes between frames and ACKs both frames in order', async function () {
+    it('ACKs both frames in order around bytes between them, and stores those bytes once as ERROR (unanswered)', async function () {
       const ids = [nextId('BETWEEN'), nextId('BETWEEN')];
+      const before = await errorIds();
       const client = await RawMllpClient.connect(port);
       try {
-        await client.write(Buffer.concat([frame(adt({ controlId: ids[0]!, patientId: 'P-BETWEEN' })), Buffer.from('\r\n  junk \x00 '), frame(adt({ controlId: ids[1]!, patientId: 'P-BETWEEN' }))]));
+        const junk = Buffer.from('\r\n  junk \x00 ');
+        await client.write(Buffer.concat([frame(adt({ controlId: ids[0]!, patientId: 'P-BETWEEN' })), junk, frame(adt({ controlId: ids[1]!, patientId: 'P-BETWEEN' }))]));
         const acks = (await client.waitForAcks(2)).map(parseAck);
         expect(acks.map((a) => [a.code, a.ackedControlId])).to.deep.equal([
           ['AA', ids[0]],
           ['AA', ids[1]],
         ]);
+        // ACKs go out in arrival order, so the junk's record is written before the second ACK.
+        const added = [...(await errorIds())].filter((id) => !before.has(id));
+        expect(added).to.have.lengthOf(1);
+        const m = await osprey.message(added[0]!);
+        expect(m.error.code).to.equal('OSPREY_ERR_MLLP_GARBAGE');
+        expect(Buffer.from(m.rawBase64, 'base64').equals(junk)).to.equal(true);
       } finally {
         client.close();
       }
