@@ -374,7 +374,7 @@ export class Engine {
       spec.name,
       {
         pipeline: spec,
-        ingest: { name: spec.name, accept: spec.source.accept, orderBy: spec.orderBy, dedupeWindowMs: spec.source.dedupeWindowMs },
+        ingest: { name: spec.name, accept: spec.source.accept, orderBy: spec.orderBy, dedupeWindowMs: spec.source.dedupeWindowMs, onValidationError: spec.source.ack.onValidationError },
         source: createMllpListener(spec.source.listener, this.logger.child({ channel: spec.name })),
         destinations,
         resources: shared.project.resourcesFor(spec),

@@ -5,15 +5,39 @@
  * send one request and classify the outcome so that the retry policy can decide.
  */
 import type { StoredError } from '../message-store/message-store.ts';
-import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
+import type { Hl7ErrorLocation, Hl7Message } from '../message-formats/hl7v2/index.ts';
+
+// What adapters need of the rest of the engine comes through here, so that an adapter imports only
+// this SDK, the errors module and the message formats (adapters/README.md; a test enforces it).
+export type { StoredError } from '../message-store/message-store.ts';
+/** The retry policy's status helpers: a destination's `retryOn` / `treatAsSuccess` lists are read by one function everywhere. */
+export { classifyStatus, parseRetryAfter, type StatusClass } from '../delivery/retry-policy.ts';
+export { isSecretHeader, SECRET_HEADER_NAMES } from './secret-headers.ts';
+/** Schema blocks and unit parsers for an adapter's settings as a channel file writes them (`1MB`, `60s`, `${VAR}`). */
+export { Duration, SecretString, Size } from '../config-schemas/common.schema.ts';
+export { parseDuration, parseSize } from '../config-schemas/units.ts';
+
+/** Why a message was not accepted, as the sender's ACK carries it (the store keeps code and detail). */
+export interface IngestError extends StoredError {
+  /** HL7 table 0357 code for ERR-3; derived from `code` when absent. */
+  hl7ErrorCode?: string;
+  /** The segment and field at fault (ERR-2), when known. */
+  location?: Hl7ErrorLocation;
+}
 
 /** What the engine decided about one inbound message; the adapter turns it into an ACK. */
 export interface IngestOutcome {
-  /** AA: durably stored. AE: error (store failed, malformed). AR: rejected (not accepted here). */
+  /** AA: durably stored. AE: error (store failed, malformed, failed the channel's validation). AR: rejected (not accepted here). */
   ackCode: 'AA' | 'AE' | 'AR';
+  /**
+   * The enhanced-mode commit ACK when it is not the mapping of `ackCode` (AE → CE): `CA` for a
+   * message the channel's validation refused once stored. A commit ACK says "stored"; the AE that
+   * original mode gets says "not processed" (docs/design/0001, "Correct ACKs").
+   */
+  commitAck?: 'CA';
   /** The engine's message id (absent when nothing could be stored). */
   messageId?: string;
-  error?: StoredError;
+  error?: IngestError;
   duplicate?: boolean;
 }
 

@@ -18,6 +18,7 @@ import { isIP } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import iconv from 'iconv-lite';
 import type { Document } from 'yaml';
+import { isSecretHeader } from '../adapter-sdk/secret-headers.ts';
 import { ChannelSchema, CHANNEL_FILE_SUFFIX, type ChannelDefinition } from '../config-schemas/channel.schema.ts';
 import { didYouMean } from '../config-schemas/did-you-mean.ts';
 import { applyDefaults, checkAgainstSchema } from '../config-schemas/schema-validation.ts';
@@ -65,7 +66,6 @@ export interface LintedChannelFile {
 }
 
 const SECRET_KEYS = new Set(['token', 'password', 'clientSecret']);
-const SECRET_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key|api-key|x-auth-token)$/i;
 const ENV_ONLY = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
 /** Checks one channel file's text. Never throws for problems in the file: they become issues. */
@@ -149,7 +149,7 @@ function checkLiteralSecrets(source: YamlSource, originals: Map<unknown, string>
       SECRET_KEYS.has(key) ||
       (key === 'value' && parent === 'auth') ||
       (key === 'key' && parent === 'tls') ||
-      (parent === 'headers' && SECRET_HEADERS.test(key));
+      (parent === 'headers' && isSecretHeader(key));
     if (!isSecret) return;
     const written = originals.get(node) ?? node.value;
     if (typeof written === 'string' && ENV_ONLY.test(written.trim())) return;

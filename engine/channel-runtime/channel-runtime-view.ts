@@ -10,34 +10,21 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { ChannelDefinition, ChannelStep, RestAuthDefinition } from '../config-schemas/channel.schema.ts';
-import { parseDuration, parseSize } from '../config-schemas/units.ts';
+import { parseDuration } from '../config-schemas/units.ts';
+import { toMllpListenerConfig, type ResolvedMllpListenerConfig } from '../../adapters/inbound/mllp-listener/mllp-listener.config.ts';
 import type { Transform } from '../transform-sdk/index.ts';
-
-/** The MLLP listener's settings, in the shape the `mllp-listener` adapter takes. */
-export interface MllpListenerSettings {
-  /** @defaultValue '0.0.0.0' */
-  host: string;
-  port: number;
-  /** Used when MSH-18 is empty. @defaultValue 'UTF-8' */
-  charset: string;
-  /** Bytes. @defaultValue 1_048_576 (1MB) */
-  maxMessageSize: number;
-  /** @defaultValue 60_000 */
-  idleTimeoutMs: number;
-  /** @defaultValue 100 */
-  maxConnections: number;
-  /** Sender IP addresses allowed; absent: any. */
-  allowFrom?: string[];
-  /** Absolute paths of PEM files. With `ca` and `requestCert: true`: mutual TLS. */
-  tls?: { cert: string; key: string; ca?: string; requestCert?: boolean };
-}
 
 export interface MllpSourceRuntime {
   type: 'mllp-listener';
-  listener: MllpListenerSettings;
+  /** The listener's settings as the adapter declares them (`mllp-listener.config.ts`), every default filled in. */
+  listener: ResolvedMllpListenerConfig;
   /** Message types (`ADT^A01`) the channel takes; others are answered AR. */
   accept: string[];
-  ack: { mode: 'after-store' };
+  ack: {
+    mode: 'after-store';
+    /** The original-mode answer to a message that fails the `validate` step. @defaultValue 'AE' */
+    onValidationError: 'AE' | 'AA';
+  };
   /** Duplicate window in ms; 0 turns de-duplication off. @defaultValue 86_400_000 (24h) */
   dedupeWindowMs: number;
 }
@@ -119,25 +106,7 @@ export function toChannelRuntime(
   const { metadata, spec } = definition;
   const src = spec.source;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(context.projectRoot, p));
-  const listener: MllpListenerSettings = {
-    host: src.host ?? '0.0.0.0',
-    port: src.port,
-    charset: src.charset ?? 'UTF-8',
-    maxMessageSize: parseSize(src.maxMessageSize ?? '1MB'),
-    idleTimeoutMs: parseDuration(src.idleTimeout ?? '60s'),
-    maxConnections: src.maxConnections ?? 100,
-    ...(src.allowFrom ? { allowFrom: [...src.allowFrom] } : {}),
-    ...(src.tls
-      ? {
-          tls: {
-            cert: abs(src.tls.cert),
-            key: abs(src.tls.key),
-            ...(src.tls.ca !== undefined ? { ca: abs(src.tls.ca) } : {}),
-            requestCert: src.tls.requestCert ?? false,
-          },
-        }
-      : {}),
-  };
+  const listener = toMllpListenerConfig(src, abs);
   const steps: StepRuntime[] = (spec.steps ?? []).map((step) =>
     'enrich' in step ? { enrich: { ...step.enrich, required: step.enrich.required ?? true } } : step,
   );
@@ -181,7 +150,7 @@ export function toChannelRuntime(
       type: 'mllp-listener',
       listener,
       accept: [...src.accept],
-      ack: { mode: src.ack?.mode ?? 'after-store' },
+      ack: { mode: src.ack?.mode ?? 'after-store', onValidationError: src.ack?.onValidationError ?? 'AE' },
       dedupeWindowMs: parseDuration(src.dedupe?.window ?? '24h'),
     },
     orderBy: spec.orderBy ?? 'MSH-10',

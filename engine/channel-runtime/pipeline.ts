@@ -6,7 +6,7 @@
  * runs exactly this function, so what a channel test shows is what the engine does.
  */
 import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
-import { validateStructure } from '../message-formats/hl7v2/index.ts';
+import { validationAckError } from '../message-formats/hl7v2/index.ts';
 import type { NewDelivery, ProcessingOutcome } from '../message-store/message-store.ts';
 import { BusinessException, createTransformContext, isFiltered, type LookupValue, type Transform, type TransformContext } from '../transform-sdk/index.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
@@ -62,10 +62,8 @@ export function runPipeline(channel: PipelineChannel, resources: PipelineResourc
   try {
     for (const step of channel.steps) {
       if ('validate' in step) {
-        const issues = validateStructure(input.hl7);
-        if (issues.length > 0) {
-          return { state: 'ERROR', error: { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: issues.map((i) => i.detail).join('; ') } };
-        }
+        const invalid = validationAckError(input.hl7);
+        if (invalid !== undefined) return { state: 'ERROR', error: { code: invalid.code, detail: invalid.detail } };
       } else if ('filter' in step) {
         const { field, in: allowed, notIn } = step.filter;
         const value = input.hl7.get(field) ?? '';

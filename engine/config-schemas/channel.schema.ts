@@ -23,6 +23,7 @@ import {
   StringEnum,
   TS_PATH_PATTERN,
 } from './common.schema.ts';
+import { MllpListenerSettingsSchema } from '../../adapters/inbound/mllp-listener/mllp-listener.config.ts';
 
 const closed = { additionalProperties: false } as const;
 
@@ -83,52 +84,14 @@ export const ChannelMetadataSchema = Type.Object(
 // ---------------------------------------------------------------------------------------------
 // source
 
-export const MllpTlsSchema = Type.Object(
-  {
-    cert: Type.String({
-      minLength: 1,
-      description: 'Path of the server certificate (PEM).',
-      examples: ['${ADT_TLS_CERT}'],
-    }),
-    key: SecretString({
-      description: 'Path of the server private key (PEM). Must be a ${VAR} reference.',
-      examples: ['${ADT_TLS_KEY}'],
-    }),
-    ca: Type.Optional(
-      Type.String({
-        minLength: 1,
-        description: 'Path of the CA bundle that client certificates must chain to (mTLS).',
-        examples: ['${ADT_TLS_CA}'],
-      }),
-    ),
-    requestCert: Type.Optional(
-      Type.Boolean({
-        default: false,
-        description: 'Ask senders for a client certificate and reject those that do not chain to `ca` (mTLS).',
-        examples: [true],
-      }),
-    ),
-  },
-  { ...closed, description: 'TLS for the listener; with `ca` and `requestCert: true` it is mutual TLS.' },
-);
+const { host: mllpHost, port: mllpPort, ...mllpRest } = MllpListenerSettingsSchema.properties;
 
+/** The `mllp-listener` source: the adapter's own settings (it declares them) and the channel's. */
 export const MllpListenerSourceSchema = Type.Object(
   {
     type: Type.Literal('mllp-listener', { description: 'HL7 v2 over MLLP (TCP, optionally TLS).' }),
-    host: Type.Optional(
-      Type.String({
-        minLength: 1,
-        default: '0.0.0.0',
-        description: 'Address to listen on.',
-        examples: ['127.0.0.1'],
-      }),
-    ),
-    port: Type.Integer({
-      minimum: 0,
-      maximum: 65535,
-      description: 'TCP port to listen on; unique across channels (0 picks a free port, for tests).',
-      examples: [6661],
-    }),
+    host: mllpHost,
+    port: mllpPort,
     accept: Type.Array(
       Type.String({
         pattern: MESSAGE_TYPE_PATTERN,
@@ -140,33 +103,7 @@ export const MllpListenerSourceSchema = Type.Object(
         examples: [['ADT^A01', 'ADT^A03']],
       },
     ),
-    charset: Type.Optional(
-      Type.String({
-        minLength: 1,
-        default: 'UTF-8',
-        description: 'Character set used when MSH-18 is empty.',
-        examples: ['UTF-8', 'ISO-8859-1'],
-      }),
-    ),
-    maxMessageSize: Type.Optional(
-      Size({ default: '1MB', description: 'Largest accepted frame; a larger one is answered AR (OSPREY_ERR_MLLP_FRAME_TOO_LARGE) and its first 4 KiB are stored as ERROR.', examples: ['1MB'] }),
-    ),
-    idleTimeout: Type.Optional(
-      Duration({
-        default: '60s',
-        description: 'A connection idle this long is closed; also bounds a sender stalled mid-frame.',
-        examples: ['60s'],
-      }),
-    ),
-    maxConnections: Type.Optional(
-      Type.Integer({ minimum: 1, default: 100, description: 'Concurrent connections accepted.', examples: [100] }),
-    ),
-    allowFrom: Type.Optional(
-      Type.Array(Type.String({ minLength: 1 }), {
-        description: 'Sender allow-list (IP addresses); connections from other addresses are closed.',
-        examples: [['127.0.0.1']],
-      }),
-    ),
+    ...mllpRest,
     ack: Type.Optional(
       Type.Object(
         {
@@ -177,8 +114,16 @@ export const MllpListenerSourceSchema = Type.Object(
               examples: ['after-store'],
             }),
           ),
+          onValidationError: Type.Optional(
+            StringEnum(['AE', 'AA'] as const, {
+              default: 'AE',
+              description:
+                'The answer to a message that fails the channel’s `validate` step (it is stored as ERROR either way). `AE`: an AE whose ERR segment names the segment and field (ERR-2) and the HL7 table 0357 condition (ERR-3), so the sender knows; `AA`: the sender is not told (for senders that stop their queue on AE). An enhanced-mode commit ACK (MSH-15 set) is CA either way: the message is stored.',
+              examples: ['AE'],
+            }),
+          ),
         },
-        { ...closed, default: {}, description: 'Acknowledgement policy.', examples: [{ mode: 'after-store' }] },
+        { ...closed, default: {}, description: 'Acknowledgement policy.', examples: [{ mode: 'after-store', onValidationError: 'AE' }] },
       ),
     ),
     dedupe: Type.Optional(
@@ -195,7 +140,6 @@ export const MllpListenerSourceSchema = Type.Object(
         { ...closed, default: {}, description: 'Duplicate detection.', examples: [{ window: '24h' }] },
       ),
     ),
-    tls: Type.Optional(MllpTlsSchema),
   },
   { ...closed, description: 'An MLLP listener: receives HL7 v2 messages and ACKs them once stored.' },
 );

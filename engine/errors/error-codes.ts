@@ -30,10 +30,11 @@ export const ErrorCodes = {
   OSPREY_ERR_HL7_BATCH_COUNT: { class: 'permanent', description: 'A batch trailer (BTS-1, FTS-1) declares a count that differs from what the file holds, or lines lie outside any message.' },
   // MLLP transport
   OSPREY_ERR_MLLP_FRAME_TOO_LARGE: { class: 'permanent', description: 'A frame exceeded the listener’s maxMessageSize.' },
-  OSPREY_ERR_MLLP_GARBAGE: { class: 'permanent', description: 'Bytes outside an MLLP frame were discarded.' },
+  OSPREY_ERR_MLLP_GARBAGE: { class: 'permanent', description: 'Bytes outside an MLLP frame were discarded; the first such bytes of a connection are stored as one ERROR message.' },
   OSPREY_ERR_MLLP_IDLE_TIMEOUT: { class: 'transient', description: 'The connection was idle (or stalled mid-frame) longer than idleTimeout.' },
   OSPREY_ERR_MLLP_HANDLER_FAILED: { class: 'transient', description: 'The engine failed while handling the message; the sender got AE and should resend.' },
   OSPREY_ERR_MLLP_SENDER_NOT_ALLOWED: { class: 'permanent', description: 'A connection came from an address that is not in allowFrom; it was closed.' },
+  OSPREY_ERR_MLLP_ACKS_UNREAD: { class: 'transient', description: 'The sender left its ACKs unread (more than maxUnreadAckBytes, or for idleTimeout); it was disconnected.' },
   OSPREY_ERR_MLLP_TOO_MANY_CONNECTIONS: { class: 'transient', description: 'maxConnections was reached; the new connection was closed.' },
   OSPREY_ERR_MLLP_ACK_INVALID: { class: 'permanent', description: 'The peer answered with something that is not an HL7 ACK.' },
   // Ingest and store

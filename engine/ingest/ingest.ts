@@ -17,8 +17,8 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
-import type { IngestOutcome, InboundMessage } from '../adapter-sdk/index.ts';
-import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
+import type { IngestError, IngestOutcome, InboundMessage } from '../adapter-sdk/index.ts';
+import { validationAckError, type Hl7Message } from '../message-formats/hl7v2/index.ts';
 import type { BusinessKeys, MessageStore, NewMessage, ProcessingOutcome, ReceiveResult, StoredError } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
@@ -47,6 +47,12 @@ export interface IngestChannel {
   /** HL7 path of the ordering key. */
   orderBy?: string;
   dedupeWindowMs: number;
+  /**
+   * The original-mode answer to a message that fails the pipeline's `validate` step. `AE` (absent
+   * too): refused like a malformed message (stored as ERROR, answered AE naming where, CA in
+   * enhanced mode). `AA`: stored as ERROR by the pipeline and acknowledged.
+   */
+  onValidationError?: 'AE' | 'AA';
   /** The channel's pipeline, run on an accepted message before it is stored. Never throws: a failure is an ERROR outcome. */
   process(message: { id: string; receivedAt: number; hl7: Hl7Message; facility?: string }): ProcessingOutcome;
   /**
@@ -106,7 +112,7 @@ export class Ingest {
     const id = newId();
     const hl7 = inbound.hl7;
     const keys: BusinessKeys = hl7 ? extractKeys(hl7) : {};
-    let rejection: { ackCode: 'AE' | 'AR'; error: StoredError } | undefined;
+    let rejection: { ackCode: 'AE' | 'AR'; error: IngestError; commitAck?: 'CA' } | undefined;
     if (inbound.refused) {
       rejection = { ackCode: 'AR', error: inbound.refused };
     } else if (!hl7 || inbound.parseError) {
@@ -121,7 +127,13 @@ export class Ingest {
     const receivedAt = Date.now();
     // A resend is processed here too and its outcome dropped by the store: telling a duplicate
     // needs the store's answer, and resends are rare.
-    const outcome = rejection || !hl7 ? undefined : channel.process({ id, receivedAt, hl7, facility: keys.facility });
+    let outcome = rejection || !hl7 ? undefined : channel.process({ id, receivedAt, hl7, facility: keys.facility });
+    if (hl7 && outcome?.state === 'ERROR' && outcome.error.code === 'OSPREY_ERR_PIPELINE_VALIDATION' && channel.onValidationError !== 'AA') {
+      // Refused like a malformed message: the sender learns where (ERR-2), and as a rejection it is
+      // never the dedupe original of a corrected resend that reuses its MSH-10.
+      rejection = { ackCode: 'AE', error: validationAckError(hl7) ?? outcome.error, commitAck: 'CA' };
+      outcome = undefined;
+    }
     const record: NewMessage = {
       id,
       channel: channel.name,
@@ -149,7 +161,7 @@ export class Ingest {
         return this.storeFailed(channel, err);
       }
       this.logger.warn('message stored as ERROR', { channel: channel.name, messageId: id, code: rejection?.error.code });
-      return { ackCode: rejection?.ackCode ?? 'AE', messageId: id, error: rejection?.error };
+      return { ackCode: rejection?.ackCode ?? 'AE', messageId: id, error: rejection?.error, ...(rejection?.commitAck ? { commitAck: rejection.commitAck } : {}) };
     }
     return this.inKeyOrder(`${channel.name}\u0000${orderKey}`, async () => {
       if (Date.now() < this.storeTroubleUntil) {

@@ -23,6 +23,7 @@
  *
  * @see docs/design/0003-message-store.md
  */
+import { isSecretHeader } from '../adapter-sdk/secret-headers.ts';
 import { OspreyError, type ErrorCode } from '../errors/error-codes.ts';
 import {
   DeliveryState,
@@ -266,12 +267,9 @@ export function deliveryIdOf(messageId: string, destination: string, outputIndex
   return `${messageId}:${destination}:${outputIndex}`;
 }
 
-/** Header values the store never keeps (credentials; the attempt log is shown to operators). */
-const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key']);
-
 function redactHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) out[name] = SECRET_HEADERS.has(name.toLowerCase()) ? '[redacted]' : value;
+  for (const [name, value] of Object.entries(headers)) out[name] = isSecretHeader(name) ? '[redacted]' : value;
   return out;
 }
 

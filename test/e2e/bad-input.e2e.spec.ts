@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { ErpStandIn } from '../fixtures/erp-stand-in.ts';
 import { FS, frame, parseAck, RawMllpClient, sendOne, VT } from '../helpers/mllp-raw-client.ts';
 import { adt, channelsDir, testChannelYaml } from '../helpers/test-channel.ts';
+import { Hl7Message } from '../../engine/message-formats/hl7v2/index.ts';
 import { removeTempDirs, TestEngine } from '../helpers/test-engine.ts';
 import { sleep, waitFor } from '../helpers/wait-for.ts';
 
@@ -213,6 +214,77 @@ describe('bad input', function () {
     });
   });
 
+  describe('a message that fails the channel validation', function () {
+    /** The ADT without the segments named (it still parses). */
+    const without = (text: string, ...segments: string[]): string =>
+      text
+        .split('\r')
+        .filter((l) => !segments.includes(l.slice(0, 3)))
+        .join('\r');
+
+    it('ADT^A01 without EVN and PV1: AE with ERR-2 naming EVN and ERR-3 100, stored as ERROR, nothing delivered; the corrected resend with the same MSH-10 is processed', async function () {
+      const controlId = nextId('NO-EVN');
+      const good = adt({ controlId, patientId: 'P-NOEVN' });
+      const ack = parseAck(await sendOne(port, without(good, 'EVN', 'PV1')));
+      expect(ack.code, ack.text).to.equal('AE');
+      expect(ack.ackedControlId).to.equal(controlId);
+      expect(ack.hl7.rawField('ERR', 2), ack.text).to.equal('EVN^1');
+      expect(ack.hl7ErrorCondition).to.equal('100');
+      expect(ack.errorCode).to.equal('OSPREY_ERR_PIPELINE_VALIDATION');
+      expect(ack.hl7.get('ERR-8')).to.match(/EVN is missing.*PV1 is missing/);
+      const [summary] = await osprey.byControlId(controlId, CHANNEL);
+      const m = await osprey.message(summary.id);
+      expect(m.state).to.equal('ERROR');
+      expect(m.error.code).to.equal('OSPREY_ERR_PIPELINE_VALIDATION');
+      expect(m.deliveries).to.deep.equal([]);
+
+      // The sender fixes the message and sends it again under the same control id.
+      const again = parseAck(await sendOne(port, good));
+      expect(again.code, again.text).to.equal('AA');
+      const found = await osprey.byControlId(controlId, CHANNEL);
+      expect(found).to.have.lengthOf(2);
+      const fixed = found.find((x: any) => x.id !== summary.id);
+      await osprey.waitForState(fixed.id, 'SENT');
+    });
+
+    it('a line that is not a segment: AE with ERR-3 100, stored as ERROR', async function () {
+      const controlId = nextId('NOT-SEG');
+      const text = adt({ controlId, patientId: 'P-NOTSEG' }).replace('\rPV1|', '\rwrapped free text from a copy-paste\rPV1|');
+      const ack = parseAck(await sendOne(port, text));
+      expect(ack.code, ack.text).to.equal('AE');
+      expect(ack.hl7ErrorCondition).to.equal('100');
+      expect(ack.hl7.get('ERR-8')).to.match(/Segment 4 has an id/);
+      expect(ack.text).to.not.include('wrapped');
+      const [summary] = await osprey.byControlId(controlId, CHANNEL);
+      expect((await osprey.message(summary.id)).state).to.equal('ERROR');
+    });
+
+    it('in enhanced mode (MSH-15 set) the commit ACK is CA: the message is stored', async function () {
+      const controlId = nextId('ENH');
+      const text = without(adt({ controlId, patientId: 'P-ENH' }), 'EVN').replace(/^(MSH(?:\|[^|\r]*){11})/, '$1|||AL|NE');
+      expect(Hl7Message.parse(text).get('MSH-15')).to.equal('AL');
+      const ack = parseAck(await sendOne(port, text));
+      expect(ack.code, ack.text).to.equal('CA');
+      expect(ack.ackedControlId).to.equal(controlId);
+      const [summary] = await osprey.byControlId(controlId, CHANNEL);
+      expect((await osprey.message(summary.id)).state).to.equal('ERROR');
+    });
+  });
+
+  describe('MSH-2 written ^~\\\\& (escape character doubled)', function () {
+    it('is accepted as ^~\\& and delivered; the raw bytes are stored as received', async function () {
+      const controlId = nextId('DBL');
+      const text = adt({ controlId, patientId: 'P-DBL' }).replace('MSH|^~\\&|', 'MSH|^~\\\\&|');
+      const ack = parseAck(await sendOne(port, text));
+      expect(ack.code, ack.text).to.equal('AA');
+      expect(ack.hl7.rawField('MSH', 2)).to.equal('^~\\&');
+      const [summary] = await osprey.byControlId(controlId, CHANNEL);
+      await osprey.waitForState(summary.id, 'SENT');
+      const m = await osprey.message(summary.id);
+      expect(Buffer.from(m.rawBase64, 'base64').toString('utf8')).to.equal(text);
+    });
+  });
+
   describe('a duplicate (same sender and MSH-10)', function () {
     it('is acknowledged again and processed once: one message, one set of deliveries', async function () {
       const controlId = nextId('DUP');
@@ -299,16 +371,24 @@ describe('bad input', function () {
       }
     });
 
-    it('ignores bytes between frames and ACKs both frames in order', async function () {
+    it('ACKs both frames in order around bytes between them, and stores those bytes once as ERROR (unanswered)', async function () {
       const ids = [nextId('BETWEEN'), nextId('BETWEEN')];
+      const before = await errorIds();
       const client = await RawMllpClient.connect(port);
       try {
-        await client.write(Buffer.concat([frame(adt({ controlId: ids[0]!, patientId: 'P-BETWEEN' })), Buffer.from('\r\n  junk \x00 '), frame(adt({ controlId: ids[1]!, patientId: 'P-BETWEEN' }))]));
+        const junk = Buffer.from('\r\n  junk \x00 ');
+        await client.write(Buffer.concat([frame(adt({ controlId: ids[0]!, patientId: 'P-BETWEEN' })), junk, frame(adt({ controlId: ids[1]!, patientId: 'P-BETWEEN' }))]));
         const acks = (await client.waitForAcks(2)).map(parseAck);
         expect(acks.map((a) => [a.code, a.ackedControlId])).to.deep.equal([
           ['AA', ids[0]],
           ['AA', ids[1]],
         ]);
+        // ACKs go out in arrival order, so the junk's record is written before the second ACK.
+        const added = [...(await errorIds())].filter((id) => !before.has(id));
+        expect(added).to.have.lengthOf(1);
+        const m = await osprey.message(added[0]!);
+        expect(m.error.code).to.equal('OSPREY_ERR_MLLP_GARBAGE');
+        expect(Buffer.from(m.rawBase64, 'base64').equals(junk)).to.equal(true);
       } finally {
         client.close();
       }

@@ -5,7 +5,7 @@
  */
 export { createMllpListener } from './mllp-listener.ts';
 export type { MllpLogger } from './mllp-listener.ts';
-export { MllpListenerConfigSchema, MllpListenerTlsSchema, MLLP_DEFAULTS } from './mllp-listener.config.ts';
-export type { MllpListenerConfig } from './mllp-listener.config.ts';
+export { MllpListenerSettingsSchema, MllpListenerTlsSchema, MLLP_DEFAULTS, toMllpListenerConfig } from './mllp-listener.config.ts';
+export type { MllpListenerConfig, MllpListenerSettings, ResolvedMllpListenerConfig } from './mllp-listener.config.ts';
 export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
 export type { MllpFrameEvent, MllpFramerOptions } from './mllp-framer.ts';

@@ -9,13 +9,19 @@
  * Nothing a peer does can crash the process: every socket has an 'error' listener, a handler that
  * throws becomes an AE, writes to a closed peer are skipped. Logs carry connection events, byte
  * counts and error codes, never message text (PHI).
+ *
+ * Memory is bounded (docs/design/0001, "Bounds"): frames handed to the engine and not yet answered
+ * count against the listener's `maxBytesInFlight` across all its connections, and against 128
+ * frames per connection; past either, the listener stops reading (the sender waits, nothing is
+ * dropped). ACKs a sender does not read stop reading from it too, and past `maxUnreadAckBytes` or
+ * `idleTimeout` it is disconnected. Bytes outside frames become at most one stored ERROR message per
+ * connection.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { InboundAdapter, InboundHandler, InboundMessage, IngestOutcome } from '../../../engine/adapter-sdk/index.ts';
+import type { InboundAdapter, InboundHandler, InboundMessage, IngestOutcome, StoredError } from '../../../engine/adapter-sdk/index.ts';
 import { OspreyError, isOspreyError } from '../../../engine/errors/error-codes.ts';
-import type { StoredError } from '../../../engine/message-store/message-store.ts';
 import { Hl7Message, MllpFramer, buildAck, decodeHl7, encodeHl7, hl7CharsetToEncoding, mllpFrame } from '../../../engine/message-formats/hl7v2/index.ts';
 import { MLLP_DEFAULTS, type MllpListenerConfig } from './mllp-listener.config.ts';
 
@@ -31,6 +37,17 @@ const silent: MllpLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 /** Frames in flight on one connection before the listener stops reading from it (backpressure). */
 const MAX_IN_FLIGHT = 128;
+/** Bytes of unframed junk kept (and stored as one ERROR message) per connection. */
+const JUNK_HEAD_BYTES = 4096;
+
+/** True when the bytes hold something other than whitespace and NULs (a stray LF after FS CR is not junk worth storing). */
+function isJunk(data: Buffer): boolean {
+  for (let i = 0; i < data.length; i++) {
+    const b = data[i] as number;
+    if (b !== 0x0d && b !== 0x0a && b !== 0x20 && b !== 0x09 && b !== 0x00) return true;
+  }
+  return false;
+}
 
 function normaliseAddress(address: string | undefined): string {
   if (address === undefined) return '';
@@ -52,6 +69,8 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
   const maxMessageSize = config.maxMessageSize ?? MLLP_DEFAULTS.maxMessageSize;
   const idleTimeoutMs = config.idleTimeoutMs ?? MLLP_DEFAULTS.idleTimeoutMs;
   const maxConnections = config.maxConnections ?? MLLP_DEFAULTS.maxConnections;
+  const maxBytesInFlight = config.maxBytesInFlight ?? MLLP_DEFAULTS.maxBytesInFlight;
+  const maxUnreadAckBytes = config.maxUnreadAckBytes ?? MLLP_DEFAULTS.maxUnreadAckBytes;
   const allowFrom = config.allowFrom === undefined ? undefined : new Set(config.allowFrom.map(normaliseAddress));
   if (hl7CharsetToEncoding(charset) === undefined) {
     throw new OspreyError('OSPREY_ERR_CONFIG_INVALID', `MLLP listener charset ${JSON.stringify(charset)} is not a known character set.`);
@@ -60,9 +79,30 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
   let server: net.Server | undefined;
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
-  /** Open connections, each with a way to close it once its ACKs in flight are written. */
-  const connections = new Map<net.Socket, () => void>();
+  /** Open connections: a way to close each once its ACKs in flight are written, and to re-decide whether it reads. */
+  const connections = new Map<net.Socket, { drain(): void; updateReading(): void }>();
   let nextConnectionId = 1;
+  /** Bytes of frames handed to the engine and not answered yet, all connections together. */
+  let bytesInFlight = 0;
+  /** Set when bytesInFlight reached maxBytesInFlight; cleared below half of it (hysteresis: no pause/resume per frame). */
+  let overBudget = false;
+
+  const budgetTaken = (bytes: number): void => {
+    bytesInFlight += bytes;
+    if (!overBudget && bytesInFlight >= maxBytesInFlight) {
+      overBudget = true;
+      logger.warn('mllp listener stops reading: maxBytesInFlight reached', { bytesInFlight, maxBytesInFlight, connections: connections.size });
+      for (const c of connections.values()) c.updateReading();
+    }
+  };
+  const budgetReturned = (bytes: number): void => {
+    bytesInFlight -= bytes;
+    if (overBudget && bytesInFlight < maxBytesInFlight / 2) {
+      overBudget = false;
+      logger.info('mllp listener reads again: frames in flight below half of maxBytesInFlight', { bytesInFlight, maxBytesInFlight });
+      for (const c of connections.values()) c.updateReading();
+    }
+  };
 
   function serve(socket: net.Socket, handler: InboundHandler): void {
     const id = nextConnectionId++;
@@ -72,9 +112,32 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
     const slots: Slot[] = [];
     let frameTimer: NodeJS.Timeout | undefined;
     let paused = false;
-    connections.set(socket, () => {
-      if (slots.length === 0) socket.end();
+    /** MAX_IN_FLIGHT frames await the engine (cleared below half of it). */
+    let slotsFull = false;
+    /** The socket's write buffer is full: the sender is not reading its ACKs. */
+    let writeBlocked = false;
+    /** Bytes outside frames on this connection; only the first junk is stored. */
+    let junkBytes = 0;
+    let junkStored = false;
+
+    const updateReading = (): void => {
+      const pause = slotsFull || overBudget || writeBlocked;
+      if (pause && !paused) {
+        paused = true;
+        socket.pause();
+      } else if (!pause && paused && !socket.destroyed) {
+        paused = false;
+        socket.resume();
+      }
+    };
+    connections.set(socket, {
+      drain: () => {
+        if (slots.length === 0) socket.end();
+      },
+      updateReading,
     });
+    // A connection opened while the listener is over budget waits like the others.
+    updateReading();
     socket.setNoDelay(true);
     socket.setTimeout(idleTimeoutMs);
     logger.info('mllp connection opened', { ...log, tls: socket instanceof tls.TLSSocket });
@@ -90,21 +153,40 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       while (slots.length > 0 && (slots[0] as Slot).done) {
         const slot = slots.shift() as Slot;
         // A peer that left before its ACK: nothing to write to, and nothing to crash.
-        if (slot.ack !== undefined && !socket.destroyed && socket.writable) socket.write(slot.ack);
+        if (slot.ack !== undefined && !socket.destroyed && socket.writable && !socket.write(slot.ack) && !writeBlocked) {
+          writeBlocked = true;
+          logger.debug('mllp ACKs back up: nothing more is read from the sender until it reads them', { ...log, unreadAckBytes: socket.writableLength });
+        }
       }
-      if (paused && slots.length < MAX_IN_FLIGHT / 2 && !socket.destroyed) {
-        paused = false;
-        socket.resume();
+      if (socket.destroyed) return;
+      if (writeBlocked && socket.writableLength > maxUnreadAckBytes) {
+        ackUnread('more than maxUnreadAckBytes of ACKs unread');
+        return;
       }
+      if (slotsFull && slots.length < MAX_IN_FLIGHT / 2) slotsFull = false;
+      updateReading();
       if (stopping !== undefined && slots.length === 0) socket.end();
     };
 
-    const enqueue = (work: () => Promise<Buffer | undefined>): void => {
+    const ackUnread = (reason: string): void => {
+      logger.warn('mllp sender does not read its ACKs; disconnecting', {
+        ...log,
+        code: 'OSPREY_ERR_MLLP_ACKS_UNREAD',
+        unreadAckBytes: socket.writableLength,
+        maxUnreadAckBytes,
+        idleTimeoutMs,
+      });
+      close(reason, 'OSPREY_ERR_MLLP_ACKS_UNREAD');
+    };
+
+    /** `bytes`: what the work holds against maxBytesInFlight until it is done. */
+    const enqueue = (bytes: number, work: () => Promise<Buffer | undefined>): void => {
       const slot: Slot = { done: false };
       slots.push(slot);
-      if (slots.length >= MAX_IN_FLIGHT && !paused) {
-        paused = true;
-        socket.pause();
+      budgetTaken(bytes);
+      if (slots.length >= MAX_IN_FLIGHT && !slotsFull) {
+        slotsFull = true;
+        updateReading();
       }
       work()
         .then((ack) => {
@@ -116,6 +198,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         })
         .finally(() => {
           slot.done = true;
+          budgetReturned(bytes);
           flush();
         });
     };
@@ -128,6 +211,10 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       try {
         hl7 = Hl7Message.parse(decoded.text);
         parseError = decoded.error;
+        if (hl7.leniencies.length > 0) {
+          // Accepted as the sender meant it (raw bytes kept as received); worth telling its owner.
+          logger.warn('mllp message header tolerated: MSH-2 has its escape character doubled, read as ^~\\&', { ...log, leniencies: hl7.leniencies });
+        }
       } catch (err) {
         parseError = isOspreyError(err) ? { code: err.code, detail: err.message } : { code: 'OSPREY_ERR_HL7_EMPTY', detail: 'The message could not be read.' };
       }
@@ -154,6 +241,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       }
       const ack = buildAck(hl7, {
         code: outcome.ackCode,
+        ...(outcome.commitAck !== undefined ? { enhancedCode: outcome.commitAck } : {}),
         ...(outcome.error !== undefined && outcome.ackCode !== 'AA' ? { error: outcome.error } : {}),
         ...(hl7 === undefined ? { rawText: decoded.text } : {}),
       });
@@ -176,7 +264,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         switch (ev.type) {
           case 'frame': {
             const payload = ev.payload;
-            enqueue(() => handleFrame(payload));
+            enqueue(payload.length, () => handleFrame(payload));
             // A new frame restarts the frame deadline.
             if (frameTimer !== undefined) {
               clearTimeout(frameTimer);
@@ -190,12 +278,23 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
             logger.warn('mllp frame too large; storing its head as ERROR and answering AR', { ...log, code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', limit: ev.limit });
             const head = ev.head;
             const detail = `The message is larger than this listener's maxMessageSize of ${ev.limit} bytes; the first ${head.length} bytes of it are kept.`;
-            enqueue(() => handleFrame(head, { code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', detail }));
+            enqueue(head.length, () => handleFrame(head, { code: 'OSPREY_ERR_MLLP_FRAME_TOO_LARGE', detail }));
             break;
           }
-          case 'garbage':
-            logger.warn('mllp bytes outside a frame discarded', { ...log, code: 'OSPREY_ERR_MLLP_GARBAGE', bytes: ev.bytes });
+          case 'garbage': {
+            // One log line and at most one stored ERROR per connection, not one per read: a sender
+            // that speaks raw TCP instead of MLLP would otherwise flood both.
+            if (junkBytes === 0) logger.warn('mllp bytes outside a frame discarded (counted until the connection closes)', { ...log, code: 'OSPREY_ERR_MLLP_GARBAGE', bytes: ev.bytes });
+            junkBytes += ev.bytes;
+            if (!junkStored && isJunk(ev.data)) {
+              junkStored = true;
+              const head = Buffer.from(ev.data.subarray(0, JUNK_HEAD_BYTES));
+              const detail = `Bytes outside an MLLP frame (no VT start block): a sender not using MLLP framing? The first ${head.length} bytes are kept; the rest of this connection's unframed bytes are counted, not stored.`;
+              // Stored for an operator to see; not answered: the peer is not speaking MLLP.
+              enqueue(head.length, () => handleFrame(head, { code: 'OSPREY_ERR_MLLP_GARBAGE', detail }).then(() => undefined));
+            }
             break;
+          }
           case 'truncated':
             logger.warn('mllp partial frame discarded: a new frame started before it ended', { ...log, code: 'OSPREY_ERR_MLLP_GARBAGE', bytes: ev.bytes });
             break;
@@ -206,7 +305,16 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
       armFrameTimer();
     });
 
+    socket.on('drain', () => {
+      writeBlocked = false;
+      updateReading();
+    });
     socket.on('timeout', () => {
+      // ACKs unread for idleTimeout: the sender is stuck or gone without a FIN.
+      if (writeBlocked) {
+        ackUnread('ACKs unread for idleTimeout');
+        return;
+      }
       // Waiting on the engine is not idleness: the sender is waiting for our ACK.
       if (slots.length > 0) return;
       close(framer.inFrame ? 'stalled mid-frame' : 'idle', 'OSPREY_ERR_MLLP_IDLE_TIMEOUT');
@@ -217,7 +325,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
     socket.on('close', () => {
       connections.delete(socket);
       if (frameTimer !== undefined) clearTimeout(frameTimer);
-      logger.info('mllp connection closed', { ...log, pendingAcks: slots.length, partialFrameBytes: framer.bufferedBytes });
+      logger.info('mllp connection closed', { ...log, pendingAcks: slots.length, partialFrameBytes: framer.bufferedBytes, ...(junkBytes > 0 ? { unframedBytes: junkBytes } : {}) });
     });
   }
 
@@ -300,9 +408,9 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
           starting = undefined;
           resolve();
         });
-        for (const [socket, drain] of connections) {
+        for (const [socket, connection] of connections) {
           // Let ACKs in flight go out (flush() ends the socket once its queue is empty), but not for long.
-          drain();
+          connection.drain();
           setTimeout(() => socket.destroy(), 2000).unref();
         }
       });

@@ -41,7 +41,10 @@ export type AuthType = AuthConfig['type'];
 /** Credentials for requests to one destination. */
 export interface RestAuth {
   readonly type: AuthType;
-  /** Lower-case names of headers whose values are secrets, for redaction. */
+  /**
+   * Lower-case names of the headers this auth sets (an api-key's header is named in the channel
+   * file), redacted besides those the adapter SDK's `isSecretHeader` names.
+   */
   readonly secretHeaders: readonly string[];
   /**
    * Headers to add to the next request (may fetch a token).

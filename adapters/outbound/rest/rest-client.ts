@@ -18,10 +18,8 @@
  * A 401 with OAuth2 drops the cached token and resends once with a fresh one.
  */
 import { Pool } from 'undici';
-import type { OutboundRequest, OutboundResult } from '../../../engine/adapter-sdk/index.ts';
-import type { StoredError } from '../../../engine/message-store/message-store.ts';
+import { classifyStatus, isSecretHeader, parseRetryAfter, type OutboundRequest, type OutboundResult, type StoredError } from '../../../engine/adapter-sdk/index.ts';
 import type { ErrorCode } from '../../../engine/errors/error-codes.ts';
-import { classifyStatus, parseRetryAfter } from '../../../engine/delivery/retry-policy.ts';
 import { createAuth, type AuthConfig, type RestAuth } from './auth.ts';
 
 /** Configuration of one REST destination (durations in milliseconds, secrets resolved). */
@@ -61,8 +59,6 @@ export const MAX_RESPONSE_BODY_BYTES = 65_536;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 const REDACTED = '[redacted]';
-/** Header names whose values are credentials whatever the auth type says. */
-const SECRET_HEADER = /^(authorization|proxy-authorization|cookie|x-api-key|api-key|apikey)$|secret|token|passw|api-?key|auth/i;
 /** Query parameters that commonly carry credentials. */
 const SECRET_PARAM = /secret|token|passw|api[-_]?key|^key$|^sig$|signature|^auth/i;
 
@@ -243,7 +239,7 @@ export class RestClient {
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(headers)) {
       const lower = name.toLowerCase();
-      out[name] = lower !== 'idempotency-key' && (secret.has(lower) || SECRET_HEADER.test(lower)) ? REDACTED : value;
+      out[name] = secret.has(lower) || isSecretHeader(lower) ? REDACTED : value;
     }
     return out;
   }

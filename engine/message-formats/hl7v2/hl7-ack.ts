@@ -13,16 +13,42 @@ import { encodeHl7Escapes } from './hl7-escape.ts';
 export const AckCode = { AA: 'AA', AE: 'AE', AR: 'AR', CA: 'CA', CE: 'CE', CR: 'CR' } as const;
 export type AckCode = (typeof AckCode)[keyof typeof AckCode];
 
+/**
+ * Where in the message an error is (HL7 ERL, ERR-2 from v2.5; the first components of ERR-1 before):
+ * segment id, its occurrence, and optionally field and component (all 1-based).
+ */
+export interface Hl7ErrorLocation {
+  segment: string;
+  /** Which occurrence of the segment. @defaultValue 1 */
+  sequence?: number;
+  field?: number;
+  component?: number;
+}
+
+/** The reason of an AE/AR, as the ERR segment carries it. */
+export interface AckError {
+  /** An Osprey error code (or any short code): ERR-5 from v2.5. */
+  code: string;
+  /** Safe text for the sender, never message content: ERR-8 from v2.5, MSA-3 before. */
+  detail: string;
+  /** HL7 table 0357 code (ERR-3); derived from `code` by {@link hl7ErrorCodeFor} when absent. */
+  hl7ErrorCode?: string;
+  /** ERR-2 (v2.5+) or the location part of ERR-1 (up to v2.4). */
+  location?: Hl7ErrorLocation;
+}
+
 /** Options of {@link buildAck}. */
 export interface AckOptions {
   /** The outcome. Mapped to the mode of the original: AA/AE/AR ⇄ CA/CE/CR (see {@link buildAck}). */
   code: AckCode;
   /**
-   * The reason, for AE/AR (CE/CR). `code` is an Osprey error code (or any short code); `detail` is
-   * safe text for the sender (never message content). An HL7 table 0357 code is derived from an
-   * Osprey code (see {@link hl7ErrorCodeFor}) unless `hl7ErrorCode` is given.
+   * The code of an enhanced-mode commit ACK when it is not the mapping of `code`: a message
+   * refused by validation after it was stored is AE in original mode but CA (committed) in
+   * enhanced mode.
    */
-  error?: { code: string; detail: string; hl7ErrorCode?: string };
+  enhancedCode?: 'CA' | 'CE' | 'CR';
+  /** The reason, for AE/AR (CE/CR). */
+  error?: AckError;
   /** The text received, when it could not be parsed: header fields are salvaged from it. */
   rawText?: string;
   /** The clock, for tests. */
@@ -194,6 +220,17 @@ function versionAtLeast(version: string, major: number, minor: number, patch = 0
   return v[2] >= patch;
 }
 
+function num(n: number | undefined): string {
+  return n === undefined ? '' : String(n);
+}
+
+/** Drops trailing empty components (`PV1^1^^^` → `PV1^1`). */
+function trimEmpty(parts: string[]): string[] {
+  let n = parts.length;
+  while (n > 0 && parts[n - 1] === '') n--;
+  return parts.slice(0, n);
+}
+
 const ENHANCED: Record<AckCode, AckCode> = { AA: 'CA', AE: 'CE', AR: 'CR', CA: 'CA', CE: 'CE', CR: 'CR' };
 const ORIGINAL: Record<AckCode, AckCode> = { AA: 'AA', AE: 'AE', AR: 'AR', CA: 'AA', CE: 'AE', CR: 'AR' };
 
@@ -205,9 +242,10 @@ const ORIGINAL: Record<AckCode, AckCode> = { AA: 'AA', AE: 'AE', AR: 'AR', CA: '
  *   structure component only from v2.3.1, where MSH-9.3 exists); MSH-10 a new unique id
  *   ({@link newControlId}); MSH-11, MSH-12 and MSH-18 copied.
  * - MSA-1 the code, MSA-2 the original MSH-10 as sent.
- * - On AE/AR (CE/CR) with an `error`: v2.5+ gets `ERR||||E` with ERR-3 the table 0357 code, ERR-5
- *   the Osprey code and ERR-8 the detail; up to v2.4, MSA-3 carries the detail and ERR-1 the code
- *   (ELD: `^^^<0357 code>&<text>&HL70357`).
+ * - On AE/AR (CE/CR) with an `error`: v2.5+ gets `ERR|||…|E` with ERR-2 the error location (ERL
+ *   `PV1^1^3`, when known), ERR-3 the table 0357 code, ERR-5 the Osprey code and ERR-8 the detail;
+ *   up to v2.4, MSA-3 carries the detail and ERR-1 the location and code (ELD:
+ *   `<segment>^<sequence>^<field>^<0357 code>&<text>&HL70357`).
  * - Enhanced mode: when the original has MSH-15 (accept acknowledgment type) set, this is the
  *   *commit* ACK and AA/AE/AR become CA/CE/CR; without MSH-15 (original mode) CA/CE/CR become
  *   AA/AE/AR. The application ACK of enhanced mode is not the listener's to send.
@@ -219,7 +257,7 @@ export function buildAck(original: Hl7Message | undefined, options: AckOptions):
   const d = h.d;
   const fs = d.field;
   const enc = d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
-  const code = h.acceptAckType !== '' ? ENHANCED[options.code] : ORIGINAL[options.code];
+  const code = h.acceptAckType !== '' ? (options.enhancedCode ?? ENHANCED[options.code]) : ORIGINAL[options.code];
   const version = h.version === '' && h.versionField === '' ? '2.5.1' : h.version;
   const modern = versionAtLeast(version, 2, 5);
   const msh9 = versionAtLeast(version, 2, 3, 1) ? `ACK${d.component}${h.trigger}${d.component}ACK` : h.trigger !== '' ? `ACK${d.component}${h.trigger}` : 'ACK';
@@ -247,16 +285,20 @@ export function buildAck(original: Hl7Message | undefined, options: AckOptions):
   } else {
     const cond = (err.hl7ErrorCode ?? hl7ErrorCodeFor(err.code)) as string;
     const condText = Hl7ErrorCondition[cond as Hl7ErrorCondition] ?? '';
+    const at = err.location;
     if (modern) {
       segments.push(['MSA', code, h.controlId].join(fs));
+      const err2 = at === undefined ? '' : trimEmpty([esc(at.segment), String(at.sequence ?? 1), num(at.field), '', num(at.component)]).join(d.component);
       const err3 = [esc(cond), esc(condText), 'HL70357'].join(d.component);
       const err5 = [esc(err.code), '', 'OSPREY'].join(d.component);
-      segments.push(['ERR', '', '', err3, 'E', err5, '', '', esc(err.detail)].join(fs));
+      segments.push(['ERR', '', err2, err3, 'E', err5, '', '', esc(err.detail)].join(fs));
     } else {
       segments.push(['MSA', code, h.controlId, esc(err.detail)].join(fs));
       const ss = d.subcomponent;
-      const eld = ss === undefined ? `${d.component.repeat(3)}${esc(cond)}` : `${d.component.repeat(3)}${[esc(cond), esc(condText), 'HL70357'].join(ss)}`;
-      segments.push(['ERR', eld].join(fs));
+      // ELD: segment id ^ sequence ^ field position ^ code (CE, its parts as subcomponents).
+      const where = at === undefined ? ['', '', ''] : [esc(at.segment), String(at.sequence ?? 1), num(at.field)];
+      const ce = ss === undefined ? esc(cond) : [esc(cond), esc(condText), 'HL70357'].join(ss);
+      segments.push(['ERR', [...where, ce].join(d.component)].join(fs));
     }
   }
   return segments.join('\r');

@@ -59,6 +59,18 @@ const SEGMENT_ID = /^[A-Z][A-Z0-9]{2}$/;
 const ALNUM_OR_SPACE = /[A-Za-z0-9\s]/;
 
 /**
+ * What {@link Hl7Message.parse} accepted although the standard does not allow it, each read as the
+ * sender meant it:
+ * - `msh2-escape-doubled`: MSH-2 `^~\\&`, the escape character written twice (a string escaped
+ *   once too often on the sender's side, common in real feeds; HAPI-based engines accept it), read
+ *   as `^~\&`. The text is kept as received.
+ */
+export type Hl7Leniency = 'msh2-escape-doubled';
+
+const NO_LENIENCY: readonly Hl7Leniency[] = Object.freeze([]);
+const ESCAPE_DOUBLED: readonly Hl7Leniency[] = Object.freeze(['msh2-escape-doubled'] as const);
+
+/**
  * The normalisation a framer applies before parsing, and the only change `toString()` ever shows:
  * - a leading U+FEFF (UTF-8 BOM) is removed;
  * - leading blank lines (only spaces/tabs before a terminator) are removed;
@@ -130,6 +142,8 @@ function describeFirstSegment(t: string): string {
 export class Hl7Message implements Hl7Reader {
   /** The message's own delimiters, from MSH-1 and MSH-2. */
   readonly delimiters: Hl7Delimiters;
+  /** What parsing tolerated (see {@link Hl7Leniency}); empty for a conforming header. Worth a warning, not a rejection. */
+  readonly leniencies: readonly Hl7Leniency[];
   readonly #text: string;
   readonly #msh: string[];
   #segments: string[] | undefined;
@@ -138,10 +152,11 @@ export class Hl7Message implements Hl7Reader {
   #fields: Array<string[] | undefined> = [];
   #truncation: string | undefined | null = null;
 
-  private constructor(text: string, delimiters: Hl7Delimiters, msh: string[]) {
+  private constructor(text: string, delimiters: Hl7Delimiters, msh: string[], leniencies: readonly Hl7Leniency[]) {
     this.#text = text;
     this.delimiters = delimiters;
     this.#msh = msh;
+    this.leniencies = leniencies;
   }
 
   /**
@@ -172,7 +187,14 @@ export class Hl7Message implements Hl7Reader {
     }
     let encEnd = t.indexOf(fs, 4);
     if (encEnd < 0 || encEnd > lineEnd) encEnd = lineEnd;
-    const enc = t.slice(4, encEnd);
+    let enc = t.slice(4, encEnd);
+    let leniencies = NO_LENIENCY;
+    if (enc.length === 5 && enc[2] === '\\' && enc[3] === '\\') {
+      // `^~\\&`: the escape character doubled (see Hl7Leniency). Read as `^~\&`; a real 5th
+      // character (v2.7 truncation) never repeats the escape, which must be distinct anyway.
+      enc = enc.slice(0, 3) + enc.slice(4);
+      leniencies = ESCAPE_DOUBLED;
+    }
     if (enc.length < 3 || enc.length > 5) {
       throw new OspreyError(
         'OSPREY_ERR_HL7_BAD_DELIMITERS',
@@ -197,7 +219,7 @@ export class Hl7Message implements Hl7Reader {
       subcomponent: enc[3],
       truncation: enc[4],
     });
-    const msg = new Hl7Message(t, delimiters, t.slice(0, lineEnd).split(fs));
+    const msg = new Hl7Message(t, delimiters, t.slice(0, lineEnd).split(fs), leniencies);
     if (options.strict === true) {
       const ids = msg.segmentIds();
       for (let i = 0; i < ids.length; i++) {

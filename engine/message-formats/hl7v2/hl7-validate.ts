@@ -8,12 +8,17 @@
  * ADT_A01) cannot be expressed.
  */
 import type { ErrorCode } from '../../errors/error-codes.ts';
+import type { AckError, Hl7ErrorCondition, Hl7ErrorLocation } from './hl7-ack.ts';
 import type { Hl7Message } from './hl7-message.ts';
 
 /** One problem found by {@link validateStructure}; `detail` never quotes message content. */
 export interface Hl7ValidationIssue {
   code: ErrorCode;
   detail: string;
+  /** HL7 table 0357: 100 segment sequence error, 101 required field missing, 203 unsupported version id. */
+  hl7ErrorCode: Hl7ErrorCondition;
+  /** The segment (and field) at fault; absent for a line whose segment id is unreadable (that id is data, never quoted). */
+  location?: Hl7ErrorLocation;
 }
 
 /** HL7 v2 versions Osprey accepts in MSH-12.1. */
@@ -60,14 +65,25 @@ export function validateStructure(msg: Hl7Message): Hl7ValidationIssue[] {
   const issues: Hl7ValidationIssue[] = [];
   const type = msg.get('MSH-9.1');
   const trigger = msg.get('MSH-9.2');
-  if (typeof type !== 'string') issues.push({ code: 'OSPREY_ERR_HL7_MISSING_FIELD', detail: 'MSH-9 (message type) is empty.' });
-  else if (typeof trigger !== 'string' && type !== 'ACK') issues.push({ code: 'OSPREY_ERR_HL7_MISSING_FIELD', detail: 'MSH-9.2 (trigger event) is empty.' });
-  if (typeof msg.controlId !== 'string') issues.push({ code: 'OSPREY_ERR_HL7_MISSING_FIELD', detail: 'MSH-10 (message control id) is empty.' });
+  const missing = (field: number, component: number | undefined, detail: string): Hl7ValidationIssue => ({
+    code: 'OSPREY_ERR_HL7_MISSING_FIELD',
+    detail,
+    hl7ErrorCode: '101',
+    location: { segment: 'MSH', field, ...(component !== undefined ? { component } : {}) },
+  });
+  if (typeof type !== 'string') issues.push(missing(9, undefined, 'MSH-9 (message type) is empty.'));
+  else if (typeof trigger !== 'string' && type !== 'ACK') issues.push(missing(9, 2, 'MSH-9.2 (trigger event) is empty.'));
+  if (typeof msg.controlId !== 'string') issues.push(missing(10, undefined, 'MSH-10 (message control id) is empty.'));
   const version = msg.version;
-  if (version === undefined) issues.push({ code: 'OSPREY_ERR_HL7_MISSING_FIELD', detail: 'MSH-12 (version id) is empty.' });
+  if (version === undefined) issues.push(missing(12, undefined, 'MSH-12 (version id) is empty.'));
   else if (!isKnownHl7Version(version)) {
     const shown = /^[0-9A-Za-z.]{1,10}$/.test(version) ? ` (${version})` : '';
-    issues.push({ code: 'OSPREY_ERR_HL7_UNKNOWN_VERSION', detail: `MSH-12${shown} is not a known HL7 v2 version (${KNOWN_HL7_VERSIONS[0]} … ${KNOWN_HL7_VERSIONS.at(-1)}).` });
+    issues.push({
+      code: 'OSPREY_ERR_HL7_UNKNOWN_VERSION',
+      detail: `MSH-12${shown} is not a known HL7 v2 version (${KNOWN_HL7_VERSIONS[0]} … ${KNOWN_HL7_VERSIONS.at(-1)}).`,
+      hl7ErrorCode: '203',
+      location: { segment: 'MSH', field: 12 },
+    });
   }
 
   const ids = msg.segmentIds();
@@ -77,14 +93,23 @@ export function validateStructure(msg: Hl7Message): Hl7ValidationIssue[] {
     bad++;
     if (bad <= MAX_SEGMENT_ISSUES) {
       // The "id" of a line-wrapped segment is patient data, so it is described, never quoted.
-      issues.push({ code: 'OSPREY_ERR_HL7_BAD_SEGMENT', detail: `Segment ${i + 1} has an id of ${id.length} character(s) that is not 3 upper-case letters or digits.` });
+      issues.push({
+        code: 'OSPREY_ERR_HL7_BAD_SEGMENT',
+        detail: `Segment ${i + 1} has an id of ${id.length} character(s) that is not 3 upper-case letters or digits.`,
+        hl7ErrorCode: '100',
+      });
     }
   });
   if (bad > MAX_SEGMENT_ISSUES) {
-    issues.push({ code: 'OSPREY_ERR_HL7_BAD_SEGMENT', detail: `${bad - MAX_SEGMENT_ISSUES} more segment(s) have malformed ids.` });
+    issues.push({ code: 'OSPREY_ERR_HL7_BAD_SEGMENT', detail: `${bad - MAX_SEGMENT_ISSUES} more segment(s) have malformed ids.`, hl7ErrorCode: '100' });
   }
   if (msg.count('MSH') > 1) {
-    issues.push({ code: 'OSPREY_ERR_HL7_STRUCTURE', detail: `The message holds ${msg.count('MSH')} MSH segments: it is a batch; split it first.` });
+    issues.push({
+      code: 'OSPREY_ERR_HL7_STRUCTURE',
+      detail: `The message holds ${msg.count('MSH')} MSH segments: it is a batch; split it first.`,
+      hl7ErrorCode: '100',
+      location: { segment: 'MSH', sequence: 2 },
+    });
   }
 
   const rule = msg.messageType === undefined ? undefined : REQUIRED_SEGMENTS[msg.messageType];
@@ -103,12 +128,33 @@ export function validateStructure(msg: Hl7Message): Hl7ValidationIssue[] {
           anywhere >= 0
             ? `${msg.messageType} requires ${rule.required.join(', ')} in this order: ${seg} is out of order.`
             : `${msg.messageType} requires ${rule.required.join(', ')}: ${seg} is missing.`,
+        hl7ErrorCode: '100',
+        location: { segment: seg },
       });
     }
     for (const seg of rule.once) {
       const n = msg.count(seg);
-      if (n > 1 && seg !== 'MSH') issues.push({ code: 'OSPREY_ERR_HL7_STRUCTURE', detail: `${msg.messageType} allows one ${seg}; the message has ${n}.` });
+      if (n > 1 && seg !== 'MSH') {
+        issues.push({ code: 'OSPREY_ERR_HL7_STRUCTURE', detail: `${msg.messageType} allows one ${seg}; the message has ${n}.`, hl7ErrorCode: '100', location: { segment: seg, sequence: 2 } });
+      }
     }
   }
   return issues;
+}
+
+/**
+ * The `validate: hl7` step's verdict as the sender's ACK carries it: undefined for a valid message;
+ * otherwise OSPREY_ERR_PIPELINE_VALIDATION with every issue in `detail` and the first issue's
+ * location and table 0357 code (one ERR segment names where to look first).
+ */
+export function validationAckError(msg: Hl7Message): (AckError & { code: 'OSPREY_ERR_PIPELINE_VALIDATION' }) | undefined {
+  const issues = validateStructure(msg);
+  const first = issues[0];
+  if (first === undefined) return undefined;
+  return {
+    code: 'OSPREY_ERR_PIPELINE_VALIDATION',
+    detail: issues.map((i) => i.detail).join('; '),
+    hl7ErrorCode: first.hl7ErrorCode,
+    ...(first.location !== undefined ? { location: first.location } : {}),
+  };
 }

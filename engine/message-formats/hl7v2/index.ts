@@ -6,7 +6,7 @@
  * store's `StoredError` type, the transform SDK's `Hl7Reader` type and iconv-lite.
  */
 export { Hl7Message, normalizeHl7Text, DEFAULT_HL7_DELIMITERS } from './hl7-message.ts';
-export type { Hl7Delimiters, Hl7ParseOptions } from './hl7-message.ts';
+export type { Hl7Delimiters, Hl7Leniency, Hl7ParseOptions } from './hl7-message.ts';
 export { parseHl7Path } from './hl7-path.ts';
 export type { Hl7Path } from './hl7-path.ts';
 export { decodeHl7Escapes, encodeHl7Escapes } from './hl7-escape.ts';
@@ -15,8 +15,8 @@ export type { DecodedHl7 } from './hl7-charset.ts';
 export { splitBatch } from './hl7-batch.ts';
 export type { Hl7Batch, Hl7BatchFile } from './hl7-batch.ts';
 export { buildAck, newControlId, hl7Timestamp, hl7ErrorCodeFor, AckCode, Hl7ErrorCondition } from './hl7-ack.ts';
-export type { AckOptions } from './hl7-ack.ts';
-export { validateStructure, isKnownHl7Version, KNOWN_HL7_VERSIONS, REQUIRED_SEGMENTS } from './hl7-validate.ts';
+export type { AckError, AckOptions, Hl7ErrorLocation } from './hl7-ack.ts';
+export { validateStructure, validationAckError, isKnownHl7Version, KNOWN_HL7_VERSIONS, REQUIRED_SEGMENTS } from './hl7-validate.ts';
 export type { Hl7ValidationIssue } from './hl7-validate.ts';
 export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
 export type { MllpFrameEvent, MllpFramerOptions } from './mllp-framer.ts';

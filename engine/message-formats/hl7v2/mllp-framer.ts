@@ -34,8 +34,11 @@ export const MLLP_CR = 0x0d;
 export type MllpFrameEvent =
   /** A complete frame: the bytes between VT and FS (a copy, safe to keep). */
   | { type: 'frame'; payload: Buffer }
-  /** Bytes outside any frame were discarded. */
-  | { type: 'garbage'; bytes: number }
+  /**
+   * Bytes outside any frame were discarded. `data` is a view of them in the chunk just pushed:
+   * valid only until the next push (copy what you keep).
+   */
+  | { type: 'garbage'; bytes: number; data: Buffer }
   /** A VT arrived inside a frame: the partial frame (of `bytes`) was discarded. */
   | { type: 'truncated'; bytes: number }
   /** A frame went past maxFrameSize; `head` is its first bytes (≤ 4 KiB) for the NAK; the rest is discarded until the next VT. */
@@ -58,6 +61,8 @@ export class MllpFramer {
   #parts: Buffer[] = [];
   #size = 0;
   #garbage = 0;
+  /** Where the current run of garbage starts in the chunk being pushed (a run never spans pushes). */
+  #garbageFrom = 0;
 
   constructor(options: MllpFramerOptions = {}) {
     this.maxFrameSize = options.maxFrameSize ?? 1024 * 1024;
@@ -96,10 +101,11 @@ export class MllpFramer {
         case State.outside: {
           const vt = chunk.indexOf(MLLP_VT, i);
           const end = vt < 0 ? n : vt;
+          if (this.#garbage === 0) this.#garbageFrom = i;
           this.#garbage += end - i;
           i = end;
           if (vt >= 0) {
-            this.#flushGarbage(events);
+            this.#flushGarbage(events, chunk);
             this.#state = State.inside;
             i++;
           }
@@ -156,7 +162,7 @@ export class MllpFramer {
           this.#state satisfies never;
       }
     }
-    this.#flushGarbage(events);
+    this.#flushGarbage(events, chunk);
     return events;
   }
 
@@ -175,9 +181,9 @@ export class MllpFramer {
     return payload;
   }
 
-  #flushGarbage(events: MllpFrameEvent[]): void {
+  #flushGarbage(events: MllpFrameEvent[], chunk: Buffer): void {
     if (this.#garbage > 0) {
-      events.push({ type: 'garbage', bytes: this.#garbage });
+      events.push({ type: 'garbage', bytes: this.#garbage, data: chunk.subarray(this.#garbageFrom, this.#garbageFrom + this.#garbage) });
       this.#garbage = 0;
     }
   }

@@ -50,12 +50,14 @@ describe('channel-runtime/channel-loader', () => {
         maxMessageSize: 512 * 1024,
         idleTimeoutMs: 90_000,
         maxConnections: 100,
+        maxBytesInFlight: 64 * 1024 * 1024,
+        maxUnreadAckBytes: 1024 * 1024,
         allowFrom: ['127.0.0.1'],
         tls: { cert: join(project.root, 'certs/server.pem'), key: join(project.root, 'certs/server.key'), requestCert: false },
       });
       expect(rt.source.accept).to.deep.equal(['ADT^A01', 'ADT^A03']);
       expect(rt.source.dedupeWindowMs).to.equal(24 * 3_600_000);
-      expect(rt.source.ack).to.deep.equal({ mode: 'after-store' });
+      expect(rt.source.ack).to.deep.equal({ mode: 'after-store', onValidationError: 'AE' });
       expect(rt.orderBy).to.equal('PID-3.1');
       expect(rt.steps[2]).to.deep.equal({ enrich: { lookup: 'departments', from: 'PV1-3.1', as: 'department', required: true } });
 

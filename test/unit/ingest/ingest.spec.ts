@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Ingest, type IngestChannel } from '../../../engine/ingest/ingest.ts';
-import { Hl7Message } from '../../../engine/message-formats/hl7v2/index.ts';
+import { Hl7Message, validationAckError } from '../../../engine/message-formats/hl7v2/index.ts';
 import { SqliteStore } from '../../../engine/message-store/sqlite-store.ts';
 import { silentLogger } from '../../../engine/observability/logger.ts';
 import { adt } from '../../helpers/test-channel.ts';
@@ -178,5 +178,50 @@ describe('ingest', () => {
     expect((await ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' })))).ackCode).to.equal('AE');
     expect((await ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' })))).ackCode).to.equal('AA');
     expect(handedOver, 'was the write over when the channel got the work').to.deep.equal([false, true]);
+  });
+
+  describe('a message that fails the channel validation', () => {
+    /** A channel whose pipeline is the `validate: hl7` step, then one delivery. */
+    function validating(onValidationError?: 'AE' | 'AA'): IngestChannel {
+      return {
+        ...channel(() => undefined),
+        ...(onValidationError ? { onValidationError } : {}),
+        process: (m) => {
+          const invalid = validationAckError(m.hl7);
+          if (invalid) return { state: 'ERROR', error: { code: invalid.code, detail: invalid.detail } };
+          return { state: 'QUEUED', canonical: {}, deliveries: [{ destination: 'erp', outputIndex: 0, payload: {} }] };
+        },
+      };
+    }
+    const withoutEvnPv1 = (controlId: string): string => adt({ controlId, patientId: 'P-V' }).split('\r').filter((l) => !/^(EVN|PV1)/.test(l)).join('\r');
+
+    it('is answered AE naming the segment (CA for an enhanced-mode commit ACK) and stored as ERROR', async () => {
+      const ingest = new Ingest(store, silentLogger());
+      const outcome = await ingest.receive(validating(), inbound(withoutEvnPv1('V-1')));
+      expect(outcome).to.deep.include({ ackCode: 'AE', commitAck: 'CA' });
+      expect(outcome.error).to.deep.include({ code: 'OSPREY_ERR_PIPELINE_VALIDATION', hl7ErrorCode: '100', location: { segment: 'EVN' } });
+      const stored = await store.getMessage(outcome.messageId!);
+      expect(stored!.state).to.equal('ERROR');
+      expect(stored!.error).to.deep.equal({ code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: outcome.error!.detail });
+    });
+
+    it('is not the dedupe original of the corrected message resent with the same MSH-10', async () => {
+      const ingest = new Ingest(store, silentLogger());
+      const bad = await ingest.receive(validating(), inbound(withoutEvnPv1('V-2')));
+      expect(bad.ackCode).to.equal('AE');
+      const fixed = await ingest.receive(validating(), inbound(adt({ controlId: 'V-2', patientId: 'P-V' })));
+      expect(fixed).to.deep.include({ ackCode: 'AA' });
+      expect(fixed.duplicate).to.equal(undefined);
+      expect(fixed.messageId).to.not.equal(bad.messageId);
+      expect((await store.getMessage(fixed.messageId!))!.state).to.equal('QUEUED');
+    });
+
+    it('with onValidationError AA: acknowledged AA and stored as ERROR by the pipeline, as before', async () => {
+      const ingest = new Ingest(store, silentLogger());
+      const outcome = await ingest.receive(validating('AA'), inbound(withoutEvnPv1('V-3')));
+      expect(outcome.ackCode).to.equal('AA');
+      expect(outcome.commitAck).to.equal(undefined);
+      expect((await store.getMessage(outcome.messageId!))!.state).to.equal('ERROR');
+    });
   });
 });

@@ -43,6 +43,11 @@ describe('mllp framer', () => {
     const events = new MllpFramer().push(Buffer.concat([Buffer.from('junk'), frame(m1), Buffer.from('\r\n  '), frame(m2), Buffer.from('tail')]));
     expect(events.map((e) => e.type)).to.deep.equal(['garbage', 'frame', 'garbage', 'frame', 'garbage']);
     expect(events.filter((e) => e.type === 'garbage').map((e) => (e as { bytes: number }).bytes)).to.deep.equal([4, 4, 4]);
+    // Each report carries the discarded bytes themselves (a view of the pushed chunk).
+    expect(events.flatMap((e) => (e.type === 'garbage' ? [e.data.toString('latin1')] : []))).to.deep.equal(['junk', '\r\n  ', 'tail']);
+    const split = new MllpFramer();
+    expect(split.push(Buffer.from('ab')).flatMap((e) => (e.type === 'garbage' ? [e.data.toString('latin1')] : []))).to.deep.equal(['ab']);
+    expect(split.push(Buffer.concat([Buffer.from('cd'), frame(m1)])).flatMap((e) => (e.type === 'garbage' ? [e.data.toString('latin1')] : []))).to.deep.equal(['cd']);
   });
 
   it('resyncs on VT: a truncated frame is dropped, the next one is whole', () => {

@@ -90,14 +90,16 @@ describe('mllp listener', function () {
   });
 
   describe('bytes between frames', () => {
-    it('are discarded and logged by count and code only', async () => {
+    it('are discarded, logged once by count and code only, and the first junk is handed over once as refused (no ACK for it)', async () => {
       run = await startListener();
       const peer = await RawPeer.connect(run.port);
       await peer.write(Buffer.concat([Buffer.from('SECRET-NOISE'), frame(msg('BT-1')), Buffer.from('\r\n'), frame(msg('BT-2'))]));
       const acks = await peer.waitForAcks(2);
       expect(acks.map((a) => ack(a).get('MSA-2'))).to.deep.equal(['BT-1', 'BT-2']);
-      const garbage = run.logger.entries.filter((e) => e.meta?.code === 'OSPREY_ERR_MLLP_GARBAGE');
-      expect(garbage.map((e) => e.meta?.bytes)).to.deep.equal([12, 2]);
+      const discarded = run.logger.entries.filter((e) => e.message.startsWith('mllp bytes outside a frame'));
+      expect(discarded.map((e) => e.meta?.bytes)).to.deep.equal([12]);
+      const refused = run.received.filter((m) => m.refused !== undefined);
+      expect(refused.map((m) => [m.refused?.code, m.raw.toString('latin1')])).to.deep.equal([['OSPREY_ERR_MLLP_GARBAGE', 'SECRET-NOISE']]);
       expect(JSON.stringify(run.logger.entries)).to.not.include('SECRET');
       peer.end();
     });
@@ -353,6 +355,45 @@ describe('mllp listener', function () {
       expect(a.get('MSA-1')).to.equal('AE');
       expect(a.get('ERR-5.1')).to.equal('OSPREY_ERR_STORE_UNAVAILABLE');
       expect(a.get('ERR-8')).to.equal('store down; resend');
+      peer.end();
+    });
+
+    it('a refusal by validation: AE with ERR-2 in original mode, CA in enhanced mode (stored)', async () => {
+      run = await startListener({}, async () => ({
+        ackCode: 'AE',
+        commitAck: 'CA',
+        messageId: 'm-1',
+        error: { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: 'ADT^A04 requires MSH, EVN, PID, PV1: EVN is missing.', hl7ErrorCode: '100', location: { segment: 'EVN' } },
+      }));
+      const peer = await RawPeer.connect(run.port);
+      const enhanced = 'MSH|^~\\&|SENDAPP|SENDFAC|RCVAPP|RCVFAC|20260101120000||ADT^A04^ADT_A01|ENH-1|P|2.5.1|||AL|NE\rPID|1';
+      await peer.write(Buffer.concat([frame(msg('ORIG-1')), frame(enhanced)]));
+      const [original, commit] = (await peer.waitForAcks(2)).map((x) => ack(x));
+      expect(original!.get('MSA-1')).to.equal('AE');
+      expect(original!.rawField('ERR', 2)).to.equal('EVN^1');
+      expect(original!.get('ERR-3.1')).to.equal('100');
+      expect(commit!.get('MSA-1')).to.equal('CA');
+      expect(commit!.get('MSA-2')).to.equal('ENH-1');
+      peer.end();
+    });
+  });
+
+  describe('MSH-2 with its escape character doubled (^~\\\\&)', () => {
+    it('is parsed as ^~\\&, answered in the standard form with a warning logged, the raw bytes handed over as received', async () => {
+      run = await startListener();
+      const peer = await RawPeer.connect(run.port);
+      const text = msg('DOUBLED-1').replace('MSH|^~\\&|', 'MSH|^~\\\\&|');
+      expect(text.startsWith('MSH|^~\\\\&|')).to.equal(true);
+      await peer.write(frame(text));
+      const a = ack((await peer.waitForAcks(1))[0]!);
+      expect(a.get('MSA-1')).to.equal('AA');
+      expect(a.get('MSA-2')).to.equal('DOUBLED-1');
+      expect(a.rawField('MSH', 2)).to.equal('^~\\&');
+      expect(run.received[0]!.raw.toString('latin1')).to.equal(text);
+      expect(run.received[0]!.hl7?.leniencies).to.deep.equal(['msh2-escape-doubled']);
+      const warning = run.logger.entries.find((e) => e.message.startsWith('mllp message header tolerated'));
+      expect(warning?.level).to.equal('warn');
+      expect(JSON.stringify(run.logger.entries)).to.not.include('DOE');
       peer.end();
     });
   });

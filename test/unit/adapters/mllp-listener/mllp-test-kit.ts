@@ -27,12 +27,23 @@ export interface LogEntry {
   meta: Record<string, unknown> | undefined;
 }
 
-export function recordingLogger(): MllpLogger & { entries: LogEntry[] } {
+export function recordingLogger(): MllpLogger & { entries: LogEntry[]; waitFor(message: string): Promise<LogEntry> } {
   const entries: LogEntry[] = [];
+  const waiters: Array<{ message: string; resolve: (e: LogEntry) => void }> = [];
   const at = (level: string) => (message: string, meta?: Record<string, unknown>) => {
-    entries.push({ level, message, meta });
+    const entry = { level, message, meta };
+    entries.push(entry);
+    for (const w of waiters.filter((x) => x.message === message)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(entry);
+    }
   };
-  return { entries, info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') };
+  /** Resolves with the first entry logged with this message (at once if it was logged already). */
+  const waitFor = (message: string): Promise<LogEntry> => {
+    const seen = entries.find((e) => e.message === message);
+    return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ message, resolve }));
+  };
+  return { entries, waitFor, info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') };
 }
 
 /** The default engine stand-in: AA for what parsed, AR with the parse error otherwise. */

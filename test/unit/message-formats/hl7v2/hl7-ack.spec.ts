@@ -82,6 +82,31 @@ describe('hl7v2 buildAck', () => {
     expect(Hl7Message.parse(buildAck(v251, { code: 'CA' })).get('MSA-1')).to.equal('AA');
   });
 
+  it('ERR-2 names the segment and field on v2.5+; ERR-1 (ELD) does on v2.4 and before', () => {
+    const location = { segment: 'MSH', field: 9, component: 2 };
+    const modern = Hl7Message.parse(buildAck(v251, { code: 'AE', error: { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: 'MSH-9.2 is empty', hl7ErrorCode: '101', location } }));
+    expect(modern.rawField('ERR', 2)).to.equal('MSH^1^9^^2');
+    expect(modern.get('ERR-3.1')).to.equal('101');
+    expect(modern.get('ERR-3.2')).to.equal('Required field missing');
+    expect(modern.get('ERR-5.1')).to.equal('OSPREY_ERR_PIPELINE_VALIDATION');
+    const segmentOnly = Hl7Message.parse(buildAck(v251, { code: 'AE', error: { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: 'EVN is missing', hl7ErrorCode: '100', location: { segment: 'EVN' } } }));
+    expect(segmentOnly.rawField('ERR', 2)).to.equal('EVN^1');
+    const old = Hl7Message.parse(buildAck(v23, { code: 'AE', error: { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: 'PV1 is missing', hl7ErrorCode: '100', location: { segment: 'PV1' } } }));
+    expect(old.rawField('ERR', 1)).to.equal('PV1^1^^100&Segment sequence error&HL70357');
+    expect(old.get('MSA-3')).to.equal('PV1 is missing');
+    // Without a location ERR-2 stays empty.
+    expect(Hl7Message.parse(buildAck(v251, { code: 'AE', error: { code: 'X', detail: 'y' } })).rawField('ERR', 2)).to.equal('');
+  });
+
+  it('enhancedCode: a commit ACK that differs from the original-mode mapping (stored, yet refused)', () => {
+    const enhanced = Hl7Message.parse('MSH|^~\\&|A|B|C|D|1||ADT^A01|E1|P|2.5|||AL|NE');
+    const error = { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: 'EVN is missing', location: { segment: 'EVN' } };
+    const commit = Hl7Message.parse(buildAck(enhanced, { code: 'AE', enhancedCode: 'CA', error }));
+    expect(commit.get('MSA-1')).to.equal('CA');
+    expect(commit.segmentIds()).to.not.include('ERR');
+    expect(Hl7Message.parse(buildAck(v251, { code: 'AE', enhancedCode: 'CA', error })).get('MSA-1')).to.equal('AE');
+  });
+
   it('copies MSH-18 so the ACK header names the charset it is written in', () => {
     const m = Hl7Message.parse('MSH|^~\\&|A|B|C|D|1||ADT^A01|E1|P|2.5||||||8859/1');
     expect(Hl7Message.parse(buildAck(m, { code: 'AA' })).get('MSH-18')).to.equal('8859/1');

@@ -101,6 +101,21 @@ describe('hl7v2 Hl7Message', () => {
       expectCode(() => Hl7Message.parse('MSH|^~\\&#$%|A'), 'OSPREY_ERR_HL7_BAD_DELIMITERS'); // 6
       expectCode(() => Hl7Message.parse('MSH|^ \\&|A'), 'OSPREY_ERR_HL7_BAD_DELIMITERS'); // white space
     });
+    it('MSH-2 with its escape character doubled (^~\\\\&) is read as ^~\\& and flagged, the text kept as received', () => {
+      const text = 'MSH|^~\\\\&|A|B|C|D|20260101||ADT^A01|DBL-1|P|2.5\rPID|1||M\\T\\1^^^H||DOE&ANN^JO';
+      const m = Hl7Message.parse(text);
+      expect(m.delimiters).to.deep.include({ field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&', truncation: undefined });
+      expect(m.leniencies).to.deep.equal(['msh2-escape-doubled']);
+      expect(m.get('MSH-10')).to.equal('DBL-1');
+      expect(m.get('MSH-9.2')).to.equal('A01');
+      expect(m.get('PID-3.1')).to.equal('M&1'); // \T\ is the subcomponent separator's escape
+      expect(m.get('PID-5.1.2')).to.equal('ANN');
+      expect(m.toString()).to.equal(text);
+      expect(Hl7Message.parse('MSH|^~\\&|A').leniencies).to.deep.equal([]);
+      // Only the escape doubled is tolerated; any other repeat is still refused.
+      expectCode(() => Hl7Message.parse('MSH|^~~\\&|A'), 'OSPREY_ERR_HL7_BAD_DELIMITERS');
+      expectCode(() => Hl7Message.parse('MSH|^~\\\\\\&|A'), 'OSPREY_ERR_HL7_BAD_DELIMITERS');
+    });
     it('strict mode refuses malformed segment ids → OSPREY_ERR_HL7_BAD_SEGMENT', () => {
       const text = 'MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPIDX|1';
       expect(() => Hl7Message.parse(text)).to.not.throw();
