@@ -135,7 +135,7 @@ export class Engine {
     // Recovering after the sources started let a sender that reconnects at once overtake it
     // whenever recovery awaits I/O (PostgreSQL store, RabbitMQ bus, a long backlog after an ERP
     // outage). The bus holds items until the consumers start.
-    const recovered = await this.outbox.recoverPending();
+    const recovered = await this.outbox.recoverAtStart();
     if (recovered.messages + recovered.deliveries > 0) this.logger.info('recovered unfinished work from the store', recovered);
     for (const [name, instance] of this.channels) {
       try {
@@ -145,6 +145,7 @@ export class Engine {
         this.channelFailed(this.specs.get(name)!, err);
       }
     }
+    this.outbox.consumersStarted();
     this.started = true;
   }
 

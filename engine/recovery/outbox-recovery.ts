@@ -5,7 +5,9 @@
  * published from the store, oldest first, so that nothing acknowledged waits for ever and a key's
  * order holds. Three occasions:
  *
- * - start-up: everything unfinished, before any source accepts a message;
+ * - start-up: everything unfinished, before any source accepts a message — on a bus that holds
+ *   its items in memory (the local one), only a page's worth; the rest follows page by page as the
+ *   consumers drain them, with new work waiting in the store behind it (see recoverAtStart);
  * - a publish that failed or was not confirmed in time: from then on nothing is published directly
  *   (a later item of a key would overtake the earlier ones waiting in the store); passes over the
  *   store publish everything pending until a pass saw nothing deferred (the backlog ends);
@@ -17,7 +19,7 @@
 import type { MessageBus, WorkItem } from '../message-bus/message-bus.ts';
 import { queueNames } from '../message-bus/message-bus.ts';
 import { publishInOrder } from '../message-bus/publish-in-order.ts';
-import { pendingWorkPages, type MessageStore } from '../message-store/message-store.ts';
+import { PENDING_PAGE_SIZE, pendingWorkPages, type MessageStore, type PendingDelivery, type PendingMessage } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /** How long an MLLP ACK may wait for the bus to confirm the message's work item. */
@@ -50,6 +52,9 @@ export interface OutboxRecoveryDeps {
   pageSize?: number;
 }
 
+/** One page of unfinished work, as {@link pendingWorkPages} reads it. */
+type PendingWorkPage = { deliveries: PendingDelivery[]; messages: PendingMessage[] };
+
 /** Counts of work items put back on the bus by one recovery. */
 export interface Recovered {
   messages: number;
@@ -69,8 +74,14 @@ export class OutboxRecovery {
   /** The current backlog's scope: work changed since then (after a reconnect); unset: all of it. */
   private since?: number;
   private stopped = false;
+  private readonly pageSize: number;
+  /** Resolved by {@link consumersStarted}: the start-up recovery's rest may go on. */
+  private startConsumers!: () => void;
+  private readonly consumersRunning = new Promise<void>((resolve) => (this.startConsumers = resolve));
 
-  constructor(private readonly deps: OutboxRecoveryDeps) {}
+  constructor(private readonly deps: OutboxRecoveryDeps) {
+    this.pageSize = deps.pageSize ?? PENDING_PAGE_SIZE;
+  }
 
   /** True while stored work waits for the recovery instead of being published directly. */
   get inBacklog(): boolean {
@@ -141,23 +152,55 @@ export class OutboxRecovery {
   }
 
   /**
+   * Start-up: re-queues the running channels' unfinished work, oldest first, before any source
+   * accepts a message (a message that arrives after a restart must queue behind the recovered work
+   * of its key). A broker holds what it is given on disk: everything is published now. A bus that
+   * holds its items in memory (the local one) gets a page's worth now; when the store has more,
+   * the backlog begins — new work waits in the store — and the rest is published a page at a time
+   * once the consumers have started ({@link consumersStarted}) and drained all but a page's worth,
+   * so that the bus never holds more than two pages' worth of work items (and the recovery one page
+   * read ahead). Then the backlog passes publish what waited meanwhile, as after a bus outage, and
+   * the backlog ends.
+   * @returns how many of each were published before it returned.
+   */
+  async recoverAtStart(): Promise<Recovered> {
+    if (!this.deps.bus.whenHeldAtMost) return this.recoverPending();
+    const recovered: Recovered = { messages: 0, deliveries: 0 };
+    const startedAt = Date.now();
+    const pages = this.pages();
+    for (;;) {
+      const next = await pages.next();
+      if (next.done) return recovered;
+      if (recovered.deliveries + recovered.messages >= this.pageSize) {
+        this.backlog = true;
+        this.deferredDuringBacklog = 0;
+        this.since = undefined;
+        this.deps.logger.info('more unfinished work in the store than the local bus holds at once: the rest is published as it drains, new work waits in the store behind it', {
+          pageSize: this.pageSize,
+        });
+        void this.continueAtStart(next.value, pages, startedAt, { ...recovered });
+        return recovered;
+      }
+      await this.publishPage(next.value, recovered);
+    }
+  }
+
+  /** The engine's consumers run: the start-up recovery may go on (see recoverAtStart). */
+  consumersStarted(): void {
+    this.startConsumers();
+  }
+
+  /**
    * Re-queues the running channels' unfinished work (changed since `changedSince`, when given),
    * page by page, in the order of {@link pendingWorkPages}: oldest first, deliveries before messages.
-   * The start-up recovery calls it before any source accepts a message.
+   * On a bus that holds its items in memory, each page waits until at most a page's worth is held.
    * @returns how many of each were published.
    */
   async recoverPending(changedSince?: number): Promise<Recovered> {
-    const { bus, store, isRunning, pageSize } = this.deps;
     const published: Recovered = { messages: 0, deliveries: 0 };
-    const publish = (queue: string, item: WorkItem) => bus.publish(queue, item);
-    const options = { ...(changedSince === undefined ? {} : { changedSince }), ...(pageSize === undefined ? {} : { pageSize }) };
-    for await (const page of pendingWorkPages(store, options)) {
-      const deliveries = page.deliveries.filter((d) => isRunning(d.channel));
-      const messages = page.messages.filter((m) => isRunning(m.channel));
-      await publishInOrder(publish, deliveries.map((d) => [queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey }]), RECOVERY_PUBLISH_WINDOW);
-      await publishInOrder(publish, messages.map((m) => [queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }]), RECOVERY_PUBLISH_WINDOW);
-      published.deliveries += deliveries.length;
-      published.messages += messages.length;
+    for await (const page of this.pages(changedSince)) {
+      await this.deps.bus.whenHeldAtMost?.(this.pageSize);
+      await this.publishPage(page, published);
     }
     return published;
   }
@@ -167,6 +210,54 @@ export class OutboxRecovery {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.startConsumers(); // a start-up recovery still waiting for them ends
+  }
+
+  private pages(changedSince?: number): AsyncGenerator<PendingWorkPage> {
+    return pendingWorkPages(this.deps.store, { pageSize: this.pageSize, ...(changedSince === undefined ? {} : { changedSince }) });
+  }
+
+  /** Publishes one page's work of the running channels, in its order; counts it in `published`. */
+  private async publishPage(page: PendingWorkPage, published: Recovered): Promise<void> {
+    const { bus, isRunning } = this.deps;
+    const publish = (queue: string, item: WorkItem) => bus.publish(queue, item);
+    const deliveries = page.deliveries.filter((d) => isRunning(d.channel));
+    const messages = page.messages.filter((m) => isRunning(m.channel));
+    await publishInOrder(publish, deliveries.map((d) => [queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey }]), RECOVERY_PUBLISH_WINDOW);
+    await publishInOrder(publish, messages.map((m) => [queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }]), RECOVERY_PUBLISH_WINDOW);
+    published.deliveries += deliveries.length;
+    published.messages += messages.length;
+  }
+
+  /**
+   * The rest of a start-up recovery on a bus that holds its items in memory (see recoverAtStart):
+   * `page` read already, then the rest of `pages`, each published once at most a page's worth is
+   * held. Work stored meanwhile waited in the store (the backlog): the backlog passes publish it,
+   * from when the recovery began.
+   */
+  private async continueAtStart(page: PendingWorkPage, pages: AsyncGenerator<PendingWorkPage>, startedAt: number, recovered: Recovered): Promise<void> {
+    const { bus, logger } = this.deps;
+    try {
+      await this.consumersRunning;
+      let next: IteratorResult<PendingWorkPage> = { done: false, value: page };
+      while (!next.done) {
+        await bus.whenHeldAtMost!(this.pageSize);
+        if (this.stopped) return;
+        await this.publishPage(next.value, recovered);
+        next = await pages.next();
+      }
+      logger.info('recovered the rest of the unfinished work from the store', recovered);
+      if (this.deferredDuringBacklog === 0) {
+        this.backlog = false;
+        return;
+      }
+      this.since = startedAt - REPUBLISH_MARGIN_MS;
+    } catch (err) {
+      if (this.stopped) return;
+      logger.warn('start-up recovery failed; the outbox recovery takes over', { error: (err as Error).message });
+      this.since = undefined;
+    }
+    await this.recoverBacklog();
   }
 
   /**
@@ -198,6 +289,7 @@ export class OutboxRecovery {
    */
   private async recoverBacklog(): Promise<void> {
     this.timer = undefined;
+    if (this.stopped) return;
     if (this.deps.bus.connected === false) return this.schedulePass();
     try {
       let published = 0;
