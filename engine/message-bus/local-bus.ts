@@ -107,10 +107,7 @@ export class LocalBus implements MessageBus {
     if (q.dispatcher) throw new Error(`queue ${queue} already has a consumer`);
     q.dispatcher = new KeyedDispatcher<WorkItem>({
       concurrency: options.concurrency ?? this.concurrency,
-      run: async (item) => {
-        await handler(item);
-        this.released();
-      },
+      run: (item) => handler(item).then(this.released),
       onFailure: (item, error, failures) => {
         const retryInMs = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** Math.min(failures - 1, 20));
         // Ids and the error's text only: a handler's error never carries message content (STYLE §18).
@@ -161,7 +158,7 @@ export class LocalBus implements MessageBus {
   }
 
   /** An item's handler succeeded: it is no longer held. */
-  private released(): void {
+  private readonly released = (): void => {
     this.held -= 1;
     if (this.heldWaiters.length === 0) return;
     const still: HeldWaiter[] = [];
@@ -170,7 +167,7 @@ export class LocalBus implements MessageBus {
       else still.push(waiter);
     }
     this.heldWaiters = still;
-  }
+  };
 
   private queue(name: string): LocalQueue {
     let q = this.queues.get(name);
