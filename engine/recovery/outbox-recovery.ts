@@ -196,7 +196,7 @@ export class OutboxRecovery {
    * On a bus that holds its items in memory, each page waits until at most a page's worth is held.
    * @returns how many of each were published.
    */
-  async recoverPending(changedSince?: number): Promise<Recovered> {
+  private async recoverPending(changedSince?: number): Promise<Recovered> {
     const published: Recovered = { messages: 0, deliveries: 0 };
     for await (const page of this.pages(changedSince)) {
       await this.deps.bus.whenHeldAtMost?.(this.pageSize);
