@@ -15,9 +15,9 @@ import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
-import { publishInOrder } from './message-bus/publish-in-order.ts';
 import { isOspreyError } from './errors/error-codes.ts';
-import { pendingWorkPages, type MessageStore, type ReplayPlan } from './message-store/message-store.ts';
+import type { MessageStore, ReplayPlan } from './message-store/message-store.ts';
+import { OutboxRecovery } from './recovery/outbox-recovery.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
 import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
@@ -38,25 +38,6 @@ export interface EngineOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** How long an MLLP ACK may wait for the bus to confirm the message's work item. */
-const INGEST_PUBLISH_WAIT_MS = 2_000;
-/** How often the outbox recovery tries again while the bus is unavailable. */
-const OUTBOX_RETRY_MS = 2_000;
-/**
- * After a broker outage, work changed from this long before the connection was lost is published
- * again: what was stored around and during the outage, by this instance or one that died (a
- * publish waits ≤ INGEST_PUBLISH_WAIT_MS for its confirm; the rest is room for clocks that differ
- * between machines). Older work reached the bus before the outage; publishing the whole backlog
- * again (a long ERP outage can leave a large one) would only add duplicates, on every instance.
- * The same margin before an instance that went silent was last heard: it stops announcing itself
- * when it loses the broker, and its unpublished work is from then on.
- */
-const REPUBLISH_MARGIN_MS = 60_000;
-/** Recovery publishes awaiting their confirms at once (see message-bus/publish-in-order.ts). */
-const RECOVERY_PUBLISH_WINDOW = 500;
-/** Passes of one recovery round before it waits OUTBOX_RETRY_MS (new work keeps arriving). */
-const OUTBOX_MAX_PASSES = 20;
-
 interface FailedChannel {
   name: string;
   file: string;
@@ -75,13 +56,8 @@ export class Engine {
   private loadIssues: LintIssue[] = [];
   private api?: FastifyInstance;
   private started = false;
-  /** Set when a publish failed: stored messages wait in the store until the bus takes them again. */
-  private outboxBacklog = false;
-  /** Work not published because of the backlog (or a failed publish) since the recovery pass began. */
-  private deferredDuringBacklog = 0;
-  private outboxTimer?: NodeJS.Timeout;
-  /** The current backlog's scope: work changed since then (after a reconnect); unset: all of it. */
-  private outboxSince?: number;
+  /** Publishes stored work, and from the store what did not reach the bus (recovery/outbox-recovery.ts). */
+  private readonly outbox: OutboxRecovery;
   private readonly pendingWrites = new PendingWrites();
   private project?: LoadedProject;
 
@@ -91,6 +67,7 @@ export class Engine {
     this.store = createStore(options.config.store, this.projectRoot);
     this.bus = createBus(options.config.bus, this.logger);
     if (options.config.sandbox?.enabled) this.sandbox = new SandboxReceiver();
+    this.outbox = new OutboxRecovery({ store: this.store, bus: this.bus, logger: this.logger, isRunning: (channel) => this.channels.has(channel) });
     // In-memory hand-over between stages is safe only when every stage runs in this process.
   }
 
@@ -117,25 +94,7 @@ export class Engine {
     const { config } = this.options;
     await this.store.open();
     await this.bus.start();
-    // After a broker outage, every instance publishes what the store holds unfinished, not only
-    // the one that deferred work: an instance that stored (and ACKed) messages while the broker
-    // was away and then died would otherwise leave them until some instance starts. Duplicates of
-    // work already on the bus are skipped by the stages (docs/design/0006 §3).
-    this.bus.onReconnected?.((lostAt) =>
-      this.startOutboxRecovery('bus connected again', {
-        announce: 'bus connected again: publishing the unfinished work stored around the outage (this instance’s and any other’s)',
-        changedSince: lostAt - REPUBLISH_MARGIN_MS,
-      }),
-    );
-    // An instance that lost the broker alone (the others kept it) and then died leaves the work it
-    // stored and ACKed meanwhile in the store, with no reconnect anywhere to publish it: one
-    // survivor publishes what is unfinished from shortly before it was last heard.
-    this.bus.onMemberLost?.((lastHeardAt) =>
-      this.startOutboxRecovery('an engine instance went silent', {
-        announce: 'an engine instance went silent: publishing the unfinished work stored since shortly before it was last heard',
-        changedSince: lastHeardAt - REPUBLISH_MARGIN_MS,
-      }),
-    );
+    this.outbox.watchBus();
     // Work the bus gave up on is marked in the store, where operators see it and can replay it;
     // otherwise it would stay QUEUED (or RECEIVED) with nothing left to handle it.
     this.bus.onDeadLettered?.((queue, item, reason) => this.recordDeadLettered(queue, item, reason));
@@ -186,7 +145,7 @@ export class Engine {
     // Recovering after the sources started let a sender that reconnects at once overtake it
     // whenever recovery awaits I/O (PostgreSQL store, RabbitMQ bus, a long backlog after an ERP
     // outage). The bus holds items until the consumers start.
-    const recovered = await this.recoverPending();
+    const recovered = await this.outbox.recoverAtStart();
     if (recovered.messages + recovered.deliveries > 0) this.logger.info('recovered unfinished work from the store', recovered);
     for (const [name, instance] of this.channels) {
       try {
@@ -196,6 +155,7 @@ export class Engine {
         this.channelFailed(this.specs.get(name)!, err);
       }
     }
+    this.outbox.consumersStarted();
     this.started = true;
   }
 
@@ -229,8 +189,7 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.outboxTimer);
-    this.outboxTimer = undefined;
+    this.outbox.stop();
     this.project?.lookups.close();
     for (const channel of this.channels.values()) await channel.stop().catch(() => undefined);
     await this.bus.stop();
@@ -249,108 +208,9 @@ export class Engine {
     return plan;
   }
 
-  /**
-   * Puts work that is already in the store (a message for its pipeline, a delivery for its
-   * destination) on the bus. An ACK waits for this, so it never waits long: when the bus does not
-   * confirm in time the work is durable anyway, and it is left to the outbox recovery. While such a
-   * backlog exists nothing is published directly — a later message or delivery of a key would
-   * otherwise overtake the earlier ones that wait in the store; the recovery publishes everything
-   * pending in store order instead, and ends the backlog only after a pass during which nothing was
-   * deferred. Resolves true when the item is on the bus, false when it is left to the recovery.
-   */
-  private async publishWork(queue: string, item: WorkItem): Promise<boolean> {
-    if (this.outboxBacklog) {
-      this.deferredDuringBacklog += 1;
-      return false;
-    }
-    const publish = this.bus.publish(queue, item);
-    // A bus that cannot disconnect (the local one) answers at once: no timer on the hot path.
-    if (this.bus.connected === undefined) return publish.then(() => true);
-    let timer: NodeJS.Timeout | undefined;
-    const bounded = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('bus did not confirm in time')), INGEST_PUBLISH_WAIT_MS);
-    });
-    try {
-      await Promise.race([publish, bounded]);
-      return true;
-    } catch (err) {
-      // A publish that confirms later is a harmless duplicate: the stages skip finished work.
-      publish.catch(() => undefined);
-      this.deferredDuringBacklog += 1;
-      this.startOutboxRecovery((err as Error).message);
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /**
-   * Enters (or widens) the backlog: `changedSince` limits the recovery to work changed since then
-   * (a reconnect); without it, a publish of this instance failed and everything unfinished is due.
-   */
-  private startOutboxRecovery(reason: string, scope: { announce?: string; changedSince?: number } = {}): void {
-    if (!this.outboxBacklog) {
-      this.logger.warn(scope.announce ?? 'bus unavailable: messages are stored and acknowledged, and published from the store when it is back', { reason });
-      this.outboxSince = scope.changedSince;
-    } else if (scope.changedSince === undefined || this.outboxSince === undefined) this.outboxSince = undefined;
-    else this.outboxSince = Math.min(this.outboxSince, scope.changedSince);
-    this.outboxBacklog = true;
-    this.scheduleOutboxPass();
-  }
-
-  private scheduleOutboxPass(): void {
-    if (this.outboxTimer) return;
-    this.outboxTimer = setTimeout(() => void this.recoverOutbox(), OUTBOX_RETRY_MS);
-    this.outboxTimer.unref();
-  }
-
-  /**
-   * Publishes every message and delivery the store has as unfinished (changed since `outboxSince`
-   * when a reconnect set it), oldest first, pass after pass, until a whole pass (from before its
-   * snapshot to its last publish) saw no work deferred:
-   * only then is everything that waited in the store on the bus, in order, and the backlog ends.
-   * Duplicates of work already on the bus are skipped by the stages' state checks.
-   */
-  private async recoverOutbox(): Promise<void> {
-    this.outboxTimer = undefined;
-    if (this.bus.connected === false) return this.scheduleOutboxPass();
-    try {
-      let published = 0;
-      for (let pass = 0; pass < OUTBOX_MAX_PASSES; pass++) {
-        this.deferredDuringBacklog = 0;
-        const { messages, deliveries } = await this.recoverPending(this.outboxSince);
-        published += messages + deliveries;
-        if (this.deferredDuringBacklog === 0) {
-          this.outboxBacklog = false;
-          this.outboxSince = undefined;
-          this.logger.info('bus available again: the stored backlog is published', { published, passes: pass + 1 });
-          return;
-        }
-      }
-      this.scheduleOutboxPass(); // work kept arriving during the recovery passes
-    } catch (err) {
-      this.logger.warn('outbox recovery pass failed; trying again', { error: (err as Error).message });
-      this.scheduleOutboxPass();
-    }
-  }
-
-  /**
-   * Re-queues the running channels' unfinished work (changed since `changedSince`, when given),
-   * page by page, in the order of {@link pendingWorkPages}: oldest first, deliveries before messages.
-   * @returns how many of each were published.
-   */
-  private async recoverPending(changedSince?: number): Promise<{ messages: number; deliveries: number }> {
-    const published = { messages: 0, deliveries: 0 };
-    const publish = (queue: string, item: WorkItem) => this.bus.publish(queue, item);
-    for await (const page of pendingWorkPages(this.store, changedSince === undefined ? {} : { changedSince })) {
-      const deliveries = page.deliveries.filter((d) => this.channels.has(d.channel));
-      const messages = page.messages.filter((m) => this.channels.has(m.channel));
-      await publishInOrder(publish, deliveries.map((d) => [queueNames.delivery(d.channel, d.destination), { id: d.id, key: d.orderKey }]), RECOVERY_PUBLISH_WINDOW);
-      await publishInOrder(publish, messages.map((m) => [queueNames.pipeline(m.channel), { id: m.id, key: m.orderKey }]), RECOVERY_PUBLISH_WINDOW);
-      published.deliveries += deliveries.length;
-      published.messages += messages.length;
-    }
-    return published;
+  /** Puts stored work on the bus, or leaves it to the outbox recovery (false); never throws. */
+  private publishWork(queue: string, item: WorkItem): Promise<boolean> {
+    return this.outbox.publish(queue, item);
   }
 
   private buildChannel(

@@ -28,3 +28,8 @@ export class BusError extends OspreyError {
     this.name = 'BusError';
   }
 }
+
+/** The text of anything thrown, for a log line (an error's message: ids and broker replies, never content). */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

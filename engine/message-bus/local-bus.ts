@@ -41,6 +41,12 @@ interface LocalQueue {
   dispatcher?: KeyedDispatcher<WorkItem>;
 }
 
+/** A wait of {@link LocalBus.whenHeldAtMost}. */
+interface HeldWaiter {
+  limit: number;
+  resolve: () => void;
+}
+
 /**
  * In-process {@link MessageBus}. Items published before `consume` are buffered (ids only) and
  * dispatched once the queue has a consumer. `stop()` waits for running handlers; a handler that
@@ -55,6 +61,9 @@ export class LocalBus implements MessageBus {
   private readonly concurrency: number;
   private readonly retryDelayMs: number;
   private readonly maxRetryDelayMs: number;
+  /** Items in consumed queues whose handler has not succeeded yet (see heldItems). */
+  private held = 0;
+  private heldWaiters: HeldWaiter[] = [];
 
   constructor(private readonly options: LocalBusOptions = {}) {
     this.concurrency = options.concurrency ?? 256;
@@ -71,8 +80,25 @@ export class LocalBus implements MessageBus {
     // Copy: the caller may reuse its object, and the bus must hand out exactly what was published.
     const copy: WorkItem = item.ahead ? { id: item.id, key: item.key, ahead: true } : { id: item.id, key: item.key };
     const q = this.queue(queue);
-    if (q.dispatcher) q.dispatcher.push(copy.key, copy);
-    else q.buffered.push(copy);
+    if (q.dispatcher) {
+      this.held += 1;
+      q.dispatcher.push(copy.key, copy);
+    } else q.buffered.push(copy);
+  }
+
+  /**
+   * Items published to queues that have a consumer and not handled yet (waiting, running or
+   * waiting for a retry). Items of a queue nobody consumes (yet) are not counted: a recovery that
+   * waits for this to drop must not wait for a channel that never started.
+   */
+  get heldItems(): number {
+    return this.held;
+  }
+
+  /** Resolves once at most `limit` items are held ({@link heldItems}), or the bus stopped. */
+  whenHeldAtMost(limit: number): Promise<void> {
+    if (this.held <= limit || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.heldWaiters.push({ limit, resolve }));
   }
 
   async consume(queue: string, handler: WorkHandler, options: ConsumeOptions = {}): Promise<void> {
@@ -81,7 +107,7 @@ export class LocalBus implements MessageBus {
     if (q.dispatcher) throw new Error(`queue ${queue} already has a consumer`);
     q.dispatcher = new KeyedDispatcher<WorkItem>({
       concurrency: options.concurrency ?? this.concurrency,
-      run: (item) => handler(item),
+      run: (item) => handler(item).then(this.released),
       onFailure: (item, error, failures) => {
         const retryInMs = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** Math.min(failures - 1, 20));
         // Ids and the error's text only: a handler's error never carries message content (STYLE §18).
@@ -97,12 +123,16 @@ export class LocalBus implements MessageBus {
     });
     const buffered = q.buffered;
     q.buffered = [];
+    this.held += buffered.length;
     for (const item of buffered) q.dispatcher.push(item.key, item);
   }
 
   /** Stops dispatching (and retrying); resolves when running handlers have settled. Idempotent. */
   stop(): Promise<void> {
     this.stopped = true;
+    const waiters = this.heldWaiters;
+    this.heldWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
     this.stopping ??= Promise.all([...this.queues.values()].map((q) => q.dispatcher?.stop())).then(() => undefined);
     return this.stopping;
   }
@@ -126,6 +156,18 @@ export class LocalBus implements MessageBus {
     if (!q) return 0;
     return q.buffered.length + (q.dispatcher?.size ?? 0);
   }
+
+  /** An item's handler succeeded: it is no longer held. */
+  private readonly released = (): void => {
+    this.held -= 1;
+    if (this.heldWaiters.length === 0) return;
+    const still: HeldWaiter[] = [];
+    for (const waiter of this.heldWaiters) {
+      if (this.held <= waiter.limit) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.heldWaiters = still;
+  };
 
   private queue(name: string): LocalQueue {
     let q = this.queues.get(name);

@@ -57,6 +57,17 @@ export interface MessageBus {
    * handler runs or waits for a retry.
    */
   idle?(): Promise<void>;
+  /**
+   * Buses that hold their items in this process's memory (the local one): the items published to
+   * queues that have a consumer and not finished yet. Absent: a broker holds them.
+   */
+  readonly heldItems?: number;
+  /**
+   * With {@link heldItems}: resolves once at most `limit` items are held (at once when that is so,
+   * or when the bus stops). A recovery publishes the store's unfinished work a page at a time, each
+   * page once the ones before have drained, so that a backlog waits in the store, not in memory.
+   */
+  whenHeldAtMost?(limit: number): Promise<void>;
   /** False while a networked bus is disconnected (for /readyz); absent: always connected. */
   readonly connected?: boolean;
   /** The broker node (`host:port`) a networked bus is connected to, for `/healthz`; absent otherwise. */

@@ -9,7 +9,7 @@
  * - Each partition queue has `x-single-active-consumer` (one consumer at a time across every engine
  *   instance, so a key's order holds across instances), `x-delivery-limit` and dead-letters to
  *   `P.dlx` with routing key `q` → `P.q.dlq` (the poison-message backstop).
- * - `P.members` (fanout): instances announce themselves, to spread partitions (rabbitmq-bus.ts).
+ * - `P.members` (fanout): instances announce themselves, to spread partitions (rabbitmq/membership.ts).
  *
  * @see docs/design/0005-bus.md
  */
