@@ -137,7 +137,7 @@ export class Engine {
       store: this.store,
       channels: () => this.channelViews(),
       replay: (id) => this.replay(id),
-      ready: () => this.started && this.bus.connected !== false,
+      ready: () => this.started,
       bus: this.bus.connected === undefined ? undefined : () => ({ connected: this.bus.connected === true, node: this.bus.node }),
       sandbox: this.sandbox,
       logger: this.logger,
