@@ -16,7 +16,8 @@ import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
 import { publishInOrder } from './message-bus/publish-in-order.ts';
-import { isOspreyError } from './errors/error-codes.ts';
+import { isOspreyError, OspreyError } from './errors/error-codes.ts';
+import { isLoopback, sandboxExposureProblem } from './engine-config/http-exposure.ts';
 import { pendingWorkPages, type MessageStore, type ReplayPlan } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
@@ -108,6 +109,9 @@ export class Engine {
 
   async start(): Promise<void> {
     const { config } = this.options;
+    // Checked when the file is loaded too; here for configurations built in code.
+    const exposure = sandboxExposureProblem(config);
+    if (exposure) throw new OspreyError('OSPREY_ERR_CONFIG_INVALID', exposure);
     await this.store.open();
     await this.bus.start();
     // After a broker outage, every instance publishes what the store holds unfinished, not only
@@ -393,6 +397,7 @@ export class Engine {
         error: failure?.error,
         source: { type: spec.source.type, host: address?.host ?? spec.source.listener.host, port: address?.port ?? spec.source.listener.port },
         accept: spec.source.accept,
+        labels: spec.labels,
         destinations: spec.destinations.map((d) => d.name),
       });
     }
@@ -403,9 +408,4 @@ export class Engine {
     }
     return views;
   }
-}
-
-/** 127.0.0.0/8, ::1 and localhost: only this machine can reach an API bound there. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

@@ -72,7 +72,7 @@ export const ChannelMetadataSchema = Type.Object(
       Type.Record(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]*$' }), Type.String(), {
         additionalProperties: false,
         'x-key-expected': 'a label name: letters, digits and dashes, starting with a letter',
-        description: 'Free key/value labels for grouping in the dashboard (workflow, facility …).',
+        description: 'Free key/value labels (workflow, facility …), shown with the channel by GET /api/channels, for grouping channels in monitoring and scripts.',
         examples: [{ workflow: 'encounter' }],
       }),
     ),

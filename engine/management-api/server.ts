@@ -28,6 +28,8 @@ export interface ChannelView {
   source?: { type: string; host?: string; port?: number };
   /** Message types the source accepts (lets `osprey send` route by type). */
   accept?: string[];
+  /** The channel file's `metadata.labels`, for grouping channels in monitoring and scripts. */
+  labels?: Record<string, string>;
   destinations: string[];
 }
 
@@ -41,7 +43,7 @@ export interface ManagementApiDeps {
   bus?: () => { connected: boolean; node?: string };
   sandbox?: SandboxReceiver;
   logger: Logger;
-  /** Bearer tokens accepted on `/api/` (several while one is rotated); none: no authentication. */
+  /** Bearer tokens accepted on `/api/` and `/sandbox/received` (several while one is rotated); none: no authentication. */
   apiTokens?: readonly string[];
 }
 
@@ -110,7 +112,7 @@ function requireBearerToken(app: FastifyInstance, tokens: readonly string[], log
   const accepted = tokens.map(digest);
   app.addHook('onRequest', async (req, reply) => {
     // By the route matched, not the raw URL: the router also matches encoded paths (`/%61pi/…`).
-    if (!(req.routeOptions.url ?? req.url).startsWith('/api/')) return;
+    if (!needsToken(req.routeOptions.url ?? req.url)) return;
     const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
     const presented = match ? digest(match[1]!) : undefined;
     // Every token is compared, found or not: the time does not tell which one matched.
@@ -121,6 +123,16 @@ function requireBearerToken(app: FastifyInstance, tokens: readonly string[], log
     reply.header('www-authenticate', 'Bearer realm="osprey"');
     return sendError(reply, 401, 'OSPREY_ERR_API_UNAUTHORIZED', 'this API needs a bearer token: Authorization: Bearer <token> (http.apiToken)');
   });
+}
+
+/**
+ * Routes that need the token: the API, and what the sandbox received (delivered payloads hold PHI)
+ * with the DELETE that clears it. The sandbox's receiving routes (`POST /sandbox/<system>/…`) stay
+ * open: they stand in for an ERP that the sample channels call without credentials, and they
+ * answer nothing of what was stored.
+ */
+function needsToken(route: string): boolean {
+  return route.startsWith('/api/') || route.startsWith('/sandbox/received');
 }
 
 function registerSandbox(app: FastifyInstance, sandbox: SandboxReceiver): void {

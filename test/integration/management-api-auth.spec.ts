@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import type { FastifyInstance } from 'fastify';
 import { apiFetch } from '../../engine/cli/api-client.ts';
 import { buildManagementApi } from '../../engine/management-api/server.ts';
+import { SandboxReceiver } from '../../engine/management-api/sandbox-receiver.ts';
 import { SqliteStore } from '../../engine/message-store/sqlite-store.ts';
 import type { Logger } from '../../engine/observability/logger.ts';
 import { makeTempDir, REPO_ROOT, removeTempDirs } from '../helpers/test-engine.ts';
@@ -26,8 +27,8 @@ describe('management API authentication (http.apiToken)', () => {
     ['info', 'warn', 'error', 'debug'].map((level) => [level, (message: string, meta?: Record<string, unknown>) => logged.push({ level, message, meta })]),
   ) as unknown as Logger;
 
-  async function serve(apiTokens?: string[]): Promise<void> {
-    app = buildManagementApi({ store, channels: () => [], replay: () => Promise.resolve(undefined), ready: () => true, logger, apiTokens });
+  async function serve(apiTokens?: string[], sandbox?: SandboxReceiver): Promise<void> {
+    app = buildManagementApi({ store, channels: () => [], replay: () => Promise.resolve(undefined), ready: () => true, logger, apiTokens, sandbox });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address() as { port: number };
     base = `http://127.0.0.1:${address.port}`;
@@ -114,6 +115,24 @@ describe('management API authentication (http.apiToken)', () => {
   it('keeps the probes open, for load balancers that call them without credentials', async () => {
     await serve([CURRENT]);
     for (const path of ['/livez', '/healthz', '/readyz']) expect((await get(path)).status, path).to.equal(200);
+  });
+
+  it('keeps what the sandbox received, and its DELETE, behind the token; its receiving routes stay open', async () => {
+    const sandbox = new SandboxReceiver();
+    await serve([CURRENT], sandbox);
+    const post = (path: string) => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'k1' }, body: JSON.stringify({ patient: 'synthetic' }) });
+    expect((await post('/sandbox/erp/accruals')).status, 'a channel delivers without credentials').to.equal(200);
+    for (const [method, path] of [['GET', '/sandbox/received'], ['GET', '/sandbox/received?system=erp'], ['DELETE', '/sandbox/received'], ['GET', '/%73andbox/received']] as const) {
+      const res = await fetch(`${base}${path}`, { method });
+      expect(res.status, `${method} ${path}`).to.equal(401);
+      expect(JSON.stringify(await res.json()), 'no payload in a refusal').to.not.contain('synthetic');
+    }
+    expect(sandbox.list().counts.received, 'the refused DELETE cleared nothing').to.equal(1);
+    const seen = await get('/sandbox/received', `Bearer ${CURRENT}`);
+    expect(seen.status).to.equal(200);
+    expect(((await seen.json()) as { records: Array<{ body: unknown }> }).records.map((r) => r.body)).to.deep.equal([{ patient: 'synthetic' }]);
+    expect((await fetch(`${base}/sandbox/received`, { method: 'DELETE', headers: { authorization: `Bearer ${CURRENT}` } })).status).to.equal(204);
+    expect(sandbox.list().counts.received).to.equal(0);
   });
 
   it('asks for nothing when no token is configured (the default config listens on 127.0.0.1 only)', async () => {
