@@ -17,7 +17,7 @@ import { queueNames, type MessageBus, type WorkItem } from './message-bus/messag
 import { createBus, createStore } from './engine-components.ts';
 import { publishInOrder } from './message-bus/publish-in-order.ts';
 import { isOspreyError, OspreyError } from './errors/error-codes.ts';
-import { isLoopback, sandboxExposureProblem } from './engine-config/http-exposure.ts';
+import { channelEnvironment, isLoopback, sandboxExposureProblem } from './engine-config/http-exposure.ts';
 import { pendingWorkPages, type MessageStore, type ReplayPlan } from './message-store/message-store.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { buildManagementApi, type ChannelView } from './management-api/server.ts';
@@ -152,7 +152,9 @@ export class Engine {
       this.logger.warn('the management API serves message content without authentication on a non-loopback address; set http.apiToken', { host: config.http.host });
     }
 
-    const project = await loadProject({ config, projectRoot: this.projectRoot, env: this.options.env ?? process.env });
+    // After listen: `${OSPREY_SANDBOX_URL}` is the sandbox at the port actually in use.
+    const env = channelEnvironment(config, this.options.env ?? process.env, this.httpAddress);
+    const project = await loadProject({ config, projectRoot: this.projectRoot, env });
     const { issues } = project;
     this.loadIssues = issues;
     for (const issue of issues.filter((i) => i.severity === 'error')) {

@@ -278,7 +278,7 @@ async function checkTransform(path: string, at: FieldPath, context: ChannelLintC
   const cache = (context.transformCache ??= new Map());
   let load = cache.get(absolute);
   if (!load) {
-    load = importTransform(absolute);
+    load = importTransform(absolute, root);
     cache.set(absolute, load);
   }
   const loaded = await load;
@@ -289,16 +289,31 @@ async function checkTransform(path: string, at: FieldPath, context: ChannelLintC
   result.transforms.set(path, loaded.transform);
 }
 
-async function importTransform(absolute: string): Promise<TransformLoad> {
+async function importTransform(absolute: string, root: string): Promise<TransformLoad> {
   try {
     const mod = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
     if (mod.default === undefined) return { error: 'has no default export' };
     if (!isTransform(mod.default)) return { error: 'does not default-export a transform (an object with name and map)' };
     return { transform: mod.default };
   } catch (err) {
-    const message = (err as Error).message?.split('\n')[0] ?? String(err);
-    return { error: `cannot be loaded: ${message}` };
+    return { error: `cannot be loaded: ${describeLoadError(err, root)}` };
   }
+}
+
+/**
+ * One line for why a module could not be loaded. The TypeScript compiler's (esbuild's, through
+ * tsx) message is "Transform failed with N error(s):" and then one `file:line:col: ERROR: text`
+ * line per error: those lines are what the author needs, with the path relative to the project.
+ */
+export function describeLoadError(err: unknown, root: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const [first = '', ...rest] = message.split('\n');
+  if (!/^(Transform|Build) failed with \d+ error/.test(first)) return first;
+  const located = rest
+    .map((line) => /^(.*?):(\d+):(\d+): ERROR: (.*)$/.exec(line.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${relative(root, m[1]!).split(sep).join('/')}:${m[2]}:${m[3]}: ${m[4]}`);
+  return located.length > 0 ? located.join('; ') : message.replace(/\s*\n\s*/g, ' ');
 }
 
 async function checkLookup(name: string, at: FieldPath, context: ChannelLintContext, add: Add): Promise<void> {

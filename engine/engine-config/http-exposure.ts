@@ -2,7 +2,8 @@
 /**
  * Who can reach the management port, and what may be served there: the sandbox receiver keeps
  * the payloads the channels delivered (PHI), so it is refused beyond loopback unless the
- * configuration says so in as many words (`sandbox.allowRemote`).
+ * configuration says so in as many words (`sandbox.allowRemote`). Also the variable that lets
+ * channel files reach the sandbox wherever the management port is (`${OSPREY_SANDBOX_URL}`).
  */
 import type { EngineConfig } from '../config-schemas/engine-config.schema.ts';
 
@@ -30,4 +31,15 @@ export function sandboxExposureProblem(config: Pick<EngineConfig, 'http' | 'sand
 export function sandboxUrl(host: string, port: number): string {
   const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}/sandbox`;
+}
+
+/**
+ * The environment channel files are interpolated with: `env`, plus `OSPREY_SANDBOX_URL` (the
+ * sandbox at the management address in use) while the sandbox is enabled and `env` does not set
+ * it. `address` is where the management API listens (its actual port when configured as 0);
+ * without it, the configured one.
+ */
+export function channelEnvironment(config: Pick<EngineConfig, 'http' | 'sandbox'>, env: NodeJS.ProcessEnv, address?: { port: number }): NodeJS.ProcessEnv {
+  if (!config.sandbox?.enabled || env.OSPREY_SANDBOX_URL) return env;
+  return { ...env, OSPREY_SANDBOX_URL: sandboxUrl(config.http.host, address?.port ?? config.http.port) };
 }

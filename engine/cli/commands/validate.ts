@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { EngineConfigSchema, type EngineConfig } from '../../config-schemas/engine-config.schema.ts';
 import { applyDefaults } from '../../config-schemas/schema-validation.ts';
 import { loadChannels } from '../../channel-runtime/channel-loader.ts';
+import { channelEnvironment } from '../../engine-config/http-exposure.ts';
 import { EngineConfigError, loadEngineConfig, resolveEngineConfigFile } from '../../engine-config/load-engine-config.ts';
 import { compareIssues, formatLintIssue, type LintIssue } from '../../engine-config/lint-issue.ts';
 
@@ -55,7 +56,7 @@ export async function validateCommand(args: ValidateArgs): Promise<number> {
   const contracts = config ? await loadContractNames(cwd, config.contracts.module, issues) : undefined;
   const { channels, issues: channelIssues } = await loadChannels({
     dir: args.dir ?? fallback.channels.dir,
-    env,
+    env: channelEnvironment(fallback, env),
     projectRoot: cwd,
     lookupsDir: fallback.lookups.dir,
     ...(contracts ? { contracts } : {}),
