@@ -5,4 +5,7 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../engine/cli/main.ts');
+const { main } = await import('../engine/cli/main.ts');
+const code = await main(process.argv.slice(2));
+// `start` keeps running (undefined); the others end with their exit code, open handles or not.
+if (code !== undefined) process.exit(code);
