@@ -419,8 +419,8 @@ export const RestDestinationSchema = Type.Object(
     url: Type.String({
       pattern: '^https?://[^\\s]+$',
       'x-expected': 'an http:// or https:// URL',
-      description: 'Endpoint the payload is sent to.',
-      examples: ['${RCM_URL:-http://127.0.0.1:8080/sandbox/rcm}/billing-readiness'],
+      description: 'Endpoint the payload is sent to. `${OSPREY_SANDBOX_URL}` is the engine’s sandbox receiver (while sandbox.enabled), at the management address in use.',
+      examples: ['${RCM_URL:-${OSPREY_SANDBOX_URL}/rcm}/billing-readiness'],
     }),
     method: Type.Optional(
       StringEnum(['POST', 'PUT', 'PATCH', 'DELETE'] as const, { default: 'POST', description: 'HTTP method.', examples: ['POST'] }),
