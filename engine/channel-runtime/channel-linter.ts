@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Checks channel files and reports every problem at once, each positioned at the line and column
- * to fix, with a stable code and the form to write (STYLE.md §3 rule 7, docs/design/0002).
+ * to fix, with a stable code and the form to write (docs/conventions.md §2, docs/design/0002).
  *
  * Per file: YAML syntax; `${VAR}` interpolation; literal secrets; the schema (every field); file
  * name = `metadata.name`; unique destination names; charset and allow-list values; transforms

@@ -72,7 +72,7 @@ export function findEnvReferences(text: string): EnvReference[] {
         ref.name = name;
         if (sep !== -1) ref.defaultValue = body.slice(sep + 2);
       } else {
-        // The STYLE.md sketch used `${env:NAME:default}` / `${secret:name}`; say what to write instead.
+        // An early sketch of the format used `${env:NAME:default}` / `${secret:name}` (docs/conventions.md §7); say what to write instead.
         const prefixed = /^(env|secret):([A-Za-z_][A-Za-z0-9_-]*)(?::(.*))?$/.exec(body);
         const shellish = /^([A-Za-z_][A-Za-z0-9_]*)(-|:=|=|:\?)(.*)$/.exec(body);
         ref.malformed = `"${m[0]}" is not a variable reference`;
