@@ -171,9 +171,10 @@ describe('quickstart: the sample channels end to end', function () {
   });
 
   describe('GET /api/channels', function () {
-    it('lists both channels RUNNING with their MLLP port and counts per state that match what happened', async function () {
+    it('lists both channels RUNNING with their MLLP port, labels and counts per state that match what happened', async function () {
       const res = await osprey.get('/api/channels');
       expect(res.status).to.equal(200);
+      expect(res.body.channels.find((c: any) => c.name === 'adt-to-rcm-erp')?.labels, 'metadata.labels as written').to.deep.equal({ workflow: 'encounter', sourceSystem: 'ehr-adt' });
       for (const channel of CHANNELS) {
         const view = res.body.channels.find((c: any) => c.name === channel);
         expect(view, channel).to.exist;
