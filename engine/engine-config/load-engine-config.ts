@@ -106,7 +106,7 @@ export function parseEngineConfig(file: string, text: string, env: NodeJS.Proces
   if (exposure) {
     const pos = source.position(['sandbox', 'enabled']);
     throw new EngineConfigError(file, [
-      { severity: 'error', code: 'OSPREY_ERR_CONFIG_INVALID', file, line: pos.line, column: pos.column, field: 'sandbox.enabled', message: exposure, hint: 'sandbox:\n  enabled: true\n  allowRemote: true   (only on a network you trust)' },
+      { severity: 'error', code: 'OSPREY_ERR_CONFIG_INVALID', file, line: pos.line, column: pos.column, field: 'sandbox.enabled', message: exposure, hint: 'sandbox: { enabled: true, allowRemote: true }   (only on a network you trust)' },
     ]);
   }
   return config;
