@@ -13,7 +13,9 @@ import { buildManagementApi } from '../../engine/management-api/server.ts';
 import { SandboxReceiver } from '../../engine/management-api/sandbox-receiver.ts';
 import { SqliteStore } from '../../engine/message-store/sqlite-store.ts';
 import type { Logger } from '../../engine/observability/logger.ts';
-import { makeTempDir, REPO_ROOT, removeTempDirs } from '../helpers/test-engine.ts';
+import { Engine } from '../../engine/engine.ts';
+import { silentLogger } from '../../engine/observability/logger.ts';
+import { makeTempDir, REPO_ROOT, removeTempDirs, testEngineConfig } from '../helpers/test-engine.ts';
 
 const CURRENT = 'current-token-0123456789abcdefghij';
 const PREVIOUS = 'previous-token-0123456789abcdefghij';
@@ -133,6 +135,26 @@ describe('management API authentication (http.apiToken)', () => {
     expect(((await seen.json()) as { records: Array<{ body: unknown }> }).records.map((r) => r.body)).to.deep.equal([{ patient: 'synthetic' }]);
     expect((await fetch(`${base}/sandbox/received`, { method: 'DELETE', headers: { authorization: `Bearer ${CURRENT}` } })).status).to.equal(204);
     expect(sandbox.list().counts.received).to.equal(0);
+  });
+
+  it('an engine configured in code with the sandbox on 0.0.0.0 refuses to start before opening anything', async () => {
+    const dir = makeTempDir('sandbox-exposed');
+    const base = testEngineConfig(dir);
+    const engine = new Engine({ config: { ...base, http: { ...base.http, host: '0.0.0.0' } }, projectRoot: REPO_ROOT, logger: silentLogger() });
+    const err = await engine.start().then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    expect(err?.code).to.equal('OSPREY_ERR_CONFIG_INVALID');
+    expect(err?.message).to.contain('sandbox.allowRemote');
+    expect(engine.httpAddress, 'no port opened').to.equal(undefined);
+    const allowed = new Engine({ config: { ...base, http: { ...base.http, host: '0.0.0.0' }, sandbox: { enabled: true, allowRemote: true } }, projectRoot: REPO_ROOT, logger: silentLogger(), env: { ADT_MLLP_PORT: '0', SIU_MLLP_PORT: '0' } });
+    try {
+      await allowed.start();
+      expect(allowed.httpAddress?.host).to.equal('0.0.0.0');
+    } finally {
+      await allowed.stop();
+    }
   });
 
   it('asks for nothing when no token is configured (the default config listens on 127.0.0.1 only)', async () => {
