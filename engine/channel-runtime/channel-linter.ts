@@ -283,7 +283,8 @@ async function checkTransform(path: string, at: FieldPath, context: ChannelLintC
   }
   const loaded = await load;
   if ('error' in loaded) {
-    add('OSPREY_ERR_CHANNEL_TRANSFORM', at, `transform ${path} ${loaded.error}`, 'export default defineTransform({ name, version, input, map })');
+    // A module that does not compile or throws gets no hint: the compiler's message is the fix.
+    add('OSPREY_ERR_CHANNEL_TRANSFORM', at, `transform ${path} ${loaded.error}`, loaded.error.startsWith('cannot be loaded') ? undefined : 'export default defineTransform({ name, version, input, map })');
     return;
   }
   result.transforms.set(path, loaded.transform);
