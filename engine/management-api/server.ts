@@ -3,8 +3,9 @@
  * The management API (Fastify): health, channels with counts per state, message search, one
  * message's whole history, replay; and the sandbox ERP/RCM receiver under `/sandbox/`.
  * Every error is JSON `{ error: { code, message } }` with a stable OSPREY_ERR_* code.
- * With `apiTokens`, every `/api/` and `/sandbox/` request needs one of them as a bearer token; the
- * probes (`/livez`, `/healthz`, `/readyz`) stay open, as load balancers call them without credentials.
+ * With `apiTokens`, every `/api/` request, and what the sandbox received, needs one of them as a
+ * bearer token; the probes (`/livez`, `/healthz`, `/readyz`) stay open, as load balancers call them
+ * without credentials.
  *
  * Liveness (`/livez`, `/healthz`) is about the process: 200 while it serves, whatever its channels
  * do (restarting it would not free a taken port). Readiness (`/readyz`) is about the work: 503 while
