@@ -12,6 +12,8 @@ if (!(light && process.features.typescript)) {
   const { register } = await import('tsx/esm/api');
   register();
 }
+// `osprey messages | head`: a reader that has seen enough is not an error.
+process.stdout.on('error', (err) => process.exit(err.code === 'EPIPE' ? 0 : 1));
 const { main } = await import('../engine/cli/main.ts');
 const code = await main(process.argv.slice(2));
 // `start` keeps running (undefined); the others end with their exit code, open handles or not.
