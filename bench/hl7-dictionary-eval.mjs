@@ -2,10 +2,11 @@
 // Evaluation of hl7v2-dictionary@1.8.0 for message-structure validation (docs/design/0001-hl7-v2-model.md,
 // "Structure validation"). NOT a project dependency: run it from a scratch directory,
 //   mkdir /tmp/dict && cd /tmp/dict && npm init -y && npm install hl7v2-dictionary@1.8.0
-//   OSPREY_CORPUS=/path/to/shared/corpus/hl7v2 node /path/to/osprey/bench/hl7-dictionary-eval.mjs
+//   node /path/to/osprey/bench/hl7-dictionary-eval.mjs      (OSPREY_CORPUS=<dir> for another corpus)
 // It prints the dictionary's required segments per corpus ADT/SIU message, what is missing, and timings.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 const tImp0 = performance.now();
 const { dictionaries, findNearestHL7Version } = await import('hl7v2-dictionary');
 const tImp1 = performance.now();
@@ -34,7 +35,8 @@ function check(text) {
   for (const r of req) { const at = ids.indexOf(r, from); if (at < 0) missing.push(r); else from = at + 1; }
   return { req, missing, key: def === dict.messages[struct] ? struct : `${type}_${trig}` };
 }
-const root = process.env.OSPREY_CORPUS ?? '../shared/corpus/hl7v2';
+// Default: the corpus vendored in this repository, found from this script (it runs from a scratch dir).
+const root = process.env.OSPREY_CORPUS ?? fileURLToPath(new URL('../test/fixtures/corpus/hl7v2', import.meta.url));
 const files = [...readdirSync(join(root, 'adt')).map((f) => join(root, 'adt', f)), ...readdirSync(join(root, 'siu')).map((f) => join(root, 'siu', f))];
 const texts = files.map((f) => readFileSync(f, 'utf8'));
 for (let i = 0; i < files.length; i++) { const r = check(texts[i]); console.log(files[i].split('/').slice(-1)[0], r.key, (r.req ?? []).join(','), 'missing:', r.missing.join(',')); }

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * HL7 v2 model throughput: parse + read 5 fields (MSH-9.1, MSH-10, PID-3.1, PID-5.1, PID-7), the
- * same workload as shared/notes/hl7-libraries.md, so the figures compare with its table. Also
+ * same workload as docs/design/0010-hl7-libraries.md, so the figures compare with its table. Also
  * times the eager-split baseline of that note, validateStructure and buildAck.
  *
- *   node --import tsx bench/hl7-parse.ts            (corpus beside the repo, or OSPREY_CORPUS=…)
+ *   node --import tsx bench/hl7-parse.ts            (the corpus in test/fixtures/corpus, or OSPREY_CORPUS=…)
  *
  * Each figure is the median of 3 runs of 1.5 s after a warm-up, in messages per second, one
  * process. Results are printed as a table and as JSON (docs/design/0001-hl7-v2-model.md cites them).

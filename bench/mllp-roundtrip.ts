@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * MLLP ACK round-trips on one connection through the real listener and client (127.0.0.1), with a
- * no-op engine handler, the workload of shared/notes/hl7-libraries.md ("ACK round-trip, 20,000
+ * no-op engine handler, the workload of docs/design/0010-hl7-libraries.md ("ACK round-trips/s, 20,000
  * messages, 1 connection"): once one message at a time, once with a window of 32 in flight.
  *
  *   node --import tsx bench/mllp-roundtrip.ts

@@ -2,7 +2,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // The `osprey` command. Registers the TypeScript loader (tsx) so that the engine, channels'
 // transforms and the CLI run from source with no manual build step.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../engine/cli/main.ts');
+//
+// `messages`, `send` and the help only talk to a running engine: they load no transform and no
+// engine module, and their modules use only TypeScript that erases to JavaScript. On a Node that
+// strips types itself (22.18+, 24), they skip tsx, whose loader is most of their start-up time.
+const command = process.argv[2];
+const light = command === undefined || ['messages', 'send', 'help', '--help', '-h'].includes(command);
+if (!(light && process.features.typescript)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
+// `osprey messages | head`: a reader that has seen enough is not an error.
+process.stdout.on('error', (err) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+const { main } = await import('../engine/cli/main.ts');
+const code = await main(process.argv.slice(2));
+// `start` keeps running (undefined); the others end with their exit code, open handles or not.
+if (code !== undefined) process.exit(code);

@@ -15,7 +15,8 @@ import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { queueNames, type MessageBus, type WorkItem } from './message-bus/message-bus.ts';
 import { createBus, createStore } from './engine-components.ts';
-import { isOspreyError } from './errors/error-codes.ts';
+import { isOspreyError, OspreyError } from './errors/error-codes.ts';
+import { channelEnvironment, isLoopback, sandboxExposureProblem } from './engine-config/http-exposure.ts';
 import type { MessageStore, ReplayPlan } from './message-store/message-store.ts';
 import { OutboxRecovery } from './recovery/outbox-recovery.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -92,6 +93,9 @@ export class Engine {
 
   async start(): Promise<void> {
     const { config } = this.options;
+    // Checked when the file is loaded too; here for configurations built in code.
+    const exposure = sandboxExposureProblem(config);
+    if (exposure) throw new OspreyError('OSPREY_ERR_CONFIG_INVALID', exposure);
     await this.store.open();
     await this.bus.start();
     this.outbox.watchBus();
@@ -103,7 +107,7 @@ export class Engine {
       store: this.store,
       channels: () => this.channelViews(),
       replay: (id) => this.replay(id),
-      ready: () => this.started && this.bus.connected !== false,
+      ready: () => this.started,
       bus: this.bus.connected === undefined ? undefined : () => ({ connected: this.bus.connected === true, node: this.bus.node }),
       sandbox: this.sandbox,
       logger: this.logger,
@@ -114,7 +118,9 @@ export class Engine {
       this.logger.warn('the management API serves message content without authentication on a non-loopback address; set http.apiToken', { host: config.http.host });
     }
 
-    const project = await loadProject({ config, projectRoot: this.projectRoot, env: this.options.env ?? process.env });
+    // After listen: `${OSPREY_SANDBOX_URL}` is the sandbox at the port actually in use.
+    const env = channelEnvironment(config, this.options.env ?? process.env, this.httpAddress);
+    const project = await loadProject({ config, projectRoot: this.projectRoot, env });
     const { issues } = project;
     this.loadIssues = issues;
     this.project = project;
@@ -266,6 +272,7 @@ export class Engine {
         ...(warnings.length > 0 ? { warnings } : {}),
         source: { type: spec.source.type, host: address?.host ?? spec.source.listener.host, port: address?.port ?? spec.source.listener.port },
         accept: spec.source.accept,
+        labels: spec.labels,
         destinations: spec.destinations.map((d) => d.name),
       });
     }
@@ -276,9 +283,4 @@ export class Engine {
     }
     return views;
   }
-}
-
-/** 127.0.0.0/8, ::1 and localhost: only this machine can reach an API bound there. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Checks channel files and reports every problem at once, each positioned at the line and column
- * to fix, with a stable code and the form to write (STYLE.md §3 rule 7, docs/design/0002).
+ * to fix, with a stable code and the form to write (docs/conventions.md §2, docs/design/0002).
  *
  * Per file: YAML syntax; `${VAR}` interpolation; literal secrets; the schema (every field); file
  * name = `metadata.name`; unique destination names; charset and allow-list values; transforms
@@ -276,27 +276,43 @@ async function checkTransform(path: string, at: FieldPath, context: ChannelLintC
   const cache = (context.transformCache ??= new Map());
   let load = cache.get(absolute);
   if (!load) {
-    load = importTransform(absolute);
+    load = importTransform(absolute, root);
     cache.set(absolute, load);
   }
   const loaded = await load;
   if ('error' in loaded) {
-    add('OSPREY_ERR_CHANNEL_TRANSFORM', at, `transform ${path} ${loaded.error}`, 'export default defineTransform({ name, version, input, map })');
+    // A module that does not compile or throws gets no hint: the compiler's message is the fix.
+    add('OSPREY_ERR_CHANNEL_TRANSFORM', at, `transform ${path} ${loaded.error}`, loaded.error.startsWith('cannot be loaded') ? undefined : 'export default defineTransform({ name, version, input, map })');
     return;
   }
   result.transforms.set(path, loaded.transform);
 }
 
-async function importTransform(absolute: string): Promise<TransformLoad> {
+async function importTransform(absolute: string, root: string): Promise<TransformLoad> {
   try {
     const mod = (await import(pathToFileURL(absolute).href)) as { default?: unknown };
     if (mod.default === undefined) return { error: 'has no default export' };
     if (!isTransform(mod.default)) return { error: 'does not default-export a transform (an object with name and map)' };
     return { transform: mod.default };
   } catch (err) {
-    const message = (err as Error).message?.split('\n')[0] ?? String(err);
-    return { error: `cannot be loaded: ${message}` };
+    return { error: `cannot be loaded: ${describeLoadError(err, root)}` };
   }
+}
+
+/**
+ * One line for why a module could not be loaded. The TypeScript compiler's (esbuild's, through
+ * tsx) message is "Transform failed with N error(s):" and then one `file:line:col: ERROR: text`
+ * line per error: those lines are what the author needs, with the path relative to the project.
+ */
+export function describeLoadError(err: unknown, root: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const [first = '', ...rest] = message.split('\n');
+  if (!/^(Transform|Build) failed with \d+ error/.test(first)) return first;
+  const located = rest
+    .map((line) => /^(.*?):(\d+):(\d+): ERROR: (.*)$/.exec(line.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${relative(root, m[1]!).split(sep).join('/')}:${m[2]}:${m[3]}: ${m[4]}`);
+  return located.length > 0 ? located.join('; ') : message.replace(/\s*\n\s*/g, ' ');
 }
 
 async function checkLookup(name: string, at: FieldPath, context: ChannelLintContext, add: Add): Promise<void> {

@@ -12,3 +12,8 @@ export function apiFetch(url: string, init: RequestInit = {}, token = firstToken
 export function firstToken(tokens: string | undefined): string | undefined {
   return tokens?.split(',')[0];
 }
+
+/** The management API the CLI talks to without `--api`: `OSPREY_API_URL`, else 127.0.0.1 on `OSPREY_HTTP_PORT` (8080). */
+export function defaultApiUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return env.OSPREY_API_URL || `http://127.0.0.1:${env.OSPREY_HTTP_PORT || 8080}`;
+}

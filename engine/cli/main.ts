@@ -1,44 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * `osprey <command>`: start | validate | test | send | messages. Each command lives in
- * `commands/`; this file only dispatches and prints usage.
+ * `commands/` and is imported only when it runs: `messages` and `send` never load the engine,
+ * its store drivers or any transform, so they start in a fraction of the time `start` needs.
+ * This file only dispatches and prints help (`usage.ts`).
  */
-import { startCommand } from './commands/start.ts';
-import { validateCommand } from './commands/validate.ts';
-import { testCommand } from './commands/test.ts';
-import { sendCommand } from './commands/send.ts';
-import { messagesCommand } from './commands/messages.ts';
+import { didYouMean } from '../config-schemas/did-you-mean.ts';
+import { commandUsage, USAGE, UsageError } from './usage.ts';
 
-const USAGE = `osprey — healthcare interface engine
+type Command = (argv: string[]) => Promise<number>;
 
-Usage:
-  osprey start [--config config/default.yaml]        run the engine (channels, management API on :8080)
-  osprey validate [--dir channels] [--strict]         check every channel file; all problems at once
-  osprey test [--dir channels] [channel…]             run the channels' sample tests, diff on mismatch
-  osprey send <file|dir…> [--host 127.0.0.1] [--port N] [--tls] [--ca F] [--cert F] [--key F]
-                                                       send HL7 files over MLLP and print each ACK
-  osprey messages [--channel C] [--state S] [--control-id X] [--patient-id P] [--since T]
-                  [--limit N] [--id ID] [--json] [--replay ID] [--api URL]
-                                                       query (or replay) messages through the API
-`;
-
-const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  start: startCommand,
-  validate: (argv) => validateCommand(parseValidateArgs(argv)),
-  test: testCommand,
-  send: sendCommand,
-  messages: messagesCommand,
+const commands: Record<string, () => Promise<Command>> = {
+  start: async () => (await import('./commands/start.ts')).startCommand,
+  validate: async () => {
+    const { validateCommand, parseValidateArgs } = await import('./commands/validate.ts');
+    return (argv) => validateCommand(parseValidateArgs(argv));
+  },
+  test: async () => (await import('./commands/test.ts')).testCommand,
+  send: async () => (await import('./commands/send.ts')).sendCommand,
+  messages: async () => (await import('./commands/messages.ts')).messagesCommand,
 };
-
-function parseValidateArgs(argv: string[]): { dir?: string; config?: string; strict?: boolean } {
-  const args: { dir?: string; config?: string; strict?: boolean } = {};
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--dir') args.dir = argv[++i];
-    else if (argv[i] === '--config') args.config = argv[++i];
-    else if (argv[i] === '--strict') args.strict = true;
-  }
-  return args;
-}
 
 /** The error and its causes ("store could not be opened: connect ECONNREFUSED …"), so an operator sees why. */
 function describeWithCauses(err: unknown): string {
@@ -50,18 +31,37 @@ function describeWithCauses(err: unknown): string {
   return parts.length > 0 ? parts.join(': ') : String(err);
 }
 
-const [name, ...rest] = process.argv.slice(2);
-const command = name ? commands[name] : undefined;
-if (!command) {
-  process.stdout.write(USAGE);
-  process.exitCode = name && name !== 'help' && name !== '--help' ? 2 : 0;
-} else {
+/** Runs the CLI on `argv` (without node and the script); resolves to the exit code, or undefined while `start` runs on. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' && rest[0] !== undefined ? commandUsage(rest[0]) : undefined;
+    process.stdout.write(topic ?? USAGE);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    const guess = didYouMean(name, Object.keys(commands));
+    process.stderr.write(`osprey: unknown command "${name}"${guess ? ` — did you mean "${guess}"?` : ''}\n\n${USAGE}`);
+    return 2;
+  }
+  // Before the command parses anything: `validate --help` must not validate.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandUsage(name)!);
+    return 0;
+  }
   try {
+    const command = await load();
     const code = await command(rest);
-    // `start` keeps running; the others end with their exit code.
-    if (name !== 'start') process.exit(code);
+    return name === 'start' ? undefined : code;
   } catch (err) {
+    const parseError = typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('ERR_PARSE_ARGS');
+    // By name: a command module may see its own copy of the class (another loader's instance).
+    if (parseError || (err as Error).name === UsageError.name) {
+      process.stderr.write(`osprey ${name}: ${(err as Error).message}\nSee: osprey ${name} --help\n`);
+      return 2;
+    }
     process.stderr.write(`osprey ${name}: ${describeWithCauses(err)}\n`);
-    process.exit(1);
+    return 1;
   }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Writes the generated artefacts of the schemas (committed, drift-checked by
- * `test/unit/config-schemas/generated-artifacts.spec.ts`; STYLE.md §3 rule 6):
+ * `test/unit/config-schemas/generated-artifacts.spec.ts`; docs/conventions.md §1):
  * - `engine/config-schemas/generated/channel.schema.json` and `engine-config.schema.json`, for
  *   editors (`# yaml-language-server: $schema=…`);
  * - `docs/reference/channel-schema.md` and `docs/reference/engine-config.md`.

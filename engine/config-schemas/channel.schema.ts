@@ -73,7 +73,7 @@ export const ChannelMetadataSchema = Type.Object(
       Type.Record(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]*$' }), Type.String(), {
         additionalProperties: false,
         'x-key-expected': 'a label name: letters, digits and dashes, starting with a letter',
-        description: 'Free key/value labels for grouping in the dashboard (workflow, facility …).',
+        description: 'Free key/value labels (workflow, facility …), shown with the channel by GET /api/channels, for grouping channels in monitoring and scripts.',
         examples: [{ workflow: 'encounter' }],
       }),
     ),
@@ -363,8 +363,8 @@ export const RestDestinationSchema = Type.Object(
     url: Type.String({
       pattern: '^https?://[^\\s]+$',
       'x-expected': 'an http:// or https:// URL',
-      description: 'Endpoint the payload is sent to.',
-      examples: ['${RCM_URL:-http://127.0.0.1:8080/sandbox/rcm}/billing-readiness'],
+      description: 'Endpoint the payload is sent to. `${OSPREY_SANDBOX_URL}` is the engine’s sandbox receiver (while sandbox.enabled), at the management address in use.',
+      examples: ['${RCM_URL:-${OSPREY_SANDBOX_URL}/rcm}/billing-readiness'],
     }),
     method: Type.Optional(
       StringEnum(['POST', 'PUT', 'PATCH', 'DELETE'] as const, { default: 'POST', description: 'HTTP method.', examples: ['POST'] }),

@@ -2,7 +2,7 @@
 /**
  * "Did you mean …?" for misspelt keys and type names. A suggestion is only made when the edit
  * distance is small: a far-fetched guess sends the author down the wrong path, which is worse than
- * listing the allowed values (STYLE.md §3 rule 7).
+ * listing the allowed values (docs/conventions.md §2).
  */
 
 /**

@@ -101,8 +101,8 @@ export const EngineConfigSchema = Type.Object(
     http: Type.Optional(
       Type.Object(
         {
-          host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address of the management API and dashboard.', examples: ['${OSPREY_HTTP_HOST:-127.0.0.1}'] })),
-          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port of the management API and dashboard.', examples: ['${OSPREY_HTTP_PORT:-8080}'] })),
+          host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address of the management API (and of the sandbox receiver, when enabled).', examples: ['${OSPREY_HTTP_HOST:-127.0.0.1}'] })),
+          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port of the management API (and of the sandbox receiver, when enabled); 0 picks a free one.', examples: ['${OSPREY_HTTP_PORT:-8080}'] })),
           apiToken: Type.Optional(
             Type.String({
               pattern: '^[!-+\\--~]{24,}(,[!-+\\--~]{24,})*$',
@@ -112,7 +112,7 @@ export const EngineConfigSchema = Type.Object(
             }),
           ),
         },
-        { ...closed, default: {}, description: 'Management API and dashboard.' },
+        { ...closed, default: {}, description: 'Management API.' },
       ),
     ),
     channels: Type.Optional(
@@ -148,7 +148,24 @@ export const EngineConfigSchema = Type.Object(
     ),
     sandbox: Type.Optional(
       Type.Object(
-        { enabled: Type.Optional(Type.Boolean({ default: false, description: 'Serve the sandbox ERP/RCM receiver under /sandbox (development only).', examples: [true] })) },
+        {
+          enabled: Type.Optional(
+            Type.Boolean({
+              default: false,
+              description:
+                'Serve the sandbox ERP/RCM receiver under /sandbox on the management port (development only). Channels reach it as ${OSPREY_SANDBOX_URL}. What it received (GET /sandbox/received) and its DELETE need the API token when http.apiToken is set.',
+              examples: [true],
+            }),
+          ),
+          allowRemote: Type.Optional(
+            Type.Boolean({
+              default: false,
+              description:
+                'Serve the sandbox although http.host is not a loopback address (127.0.0.0/8, ::1, localhost). Without it the engine refuses to start with such a host: the sandbox keeps delivered payloads, which hold PHI.',
+              examples: [false],
+            }),
+          ),
+        },
         { ...closed, default: {}, description: 'The sandbox receiver the sample channels deliver to.' },
       ),
     ),

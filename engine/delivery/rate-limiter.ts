@@ -2,7 +2,7 @@
 /**
  * Token-bucket rate limits for destinations. Limits are named resources of the engine config
  * (`rateLimits: { erp-api: { perSecond: 20, burst: 40 } }`) that channels reference by name, so
- * every channel hitting the same ERP draws from ONE bucket (STYLE.md §3 rule 14).
+ * every channel hitting the same ERP draws from ONE bucket (docs/conventions.md §6).
  *
  * A limit is the environment's, not one engine instance's: with several instances (production
  * mode) each takes an equal share ({@link RateLimiterRegistry.share}), recomputed as instances come

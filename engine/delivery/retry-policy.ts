@@ -3,7 +3,7 @@
  * The retry policy of a destination: which outcomes are retried, how long to wait, when to give up.
  * Pure (no clock, no I/O): the caller passes the elapsed time and, in tests, the random source.
  *
- * Vocabulary (STYLE.md §3 rules 11, 12): `maxAttempts`, `backoff {type, initial, max, jitter}`,
+ * Vocabulary (docs/conventions.md §4, §5): `maxAttempts`, `backoff {type, initial, max, jitter}`,
  * `maxElapsed`, `retryOn`, `treatAsSuccess`; any HTTP status not listed is permanent. Failures are
  * classified where they happen (the adapter puts an `OSPREY_ERR_*` code on the result) and the
  * decision reads that code's class; HTTP statuses are re-read through this destination's lists.

@@ -9,8 +9,9 @@
  * and column where it is written.
  *
  * Grammar: `${NAME}` (NAME is `[A-Za-z_][A-Za-z0-9_]*`); `${NAME:-default}` uses the default when
- * NAME is unset or empty, as in the shell; `$${` writes a literal `${`. Anything else that starts
- * with `${` is an error, so a typo never ends up as a literal URL or password.
+ * NAME is unset or empty, as in the shell; the default may itself hold `${OTHER}` references (one
+ * level: `${RCM_URL:-${OSPREY_SANDBOX_URL}/rcm}`); `$${` writes a literal `${`. Anything else that
+ * starts with `${` is an error, so a typo never ends up as a literal URL or password.
  *
  * Typing: a plain (unquoted) scalar is typed after interpolation as YAML would type it, so
  * `port: ${PORT:-6661}` is the integer 6661; a quoted scalar stays a string.
@@ -34,6 +35,8 @@ export interface EnvReference {
   malformed?: string;
   /** The form to write instead of a malformed reference. */
   suggestion?: string;
+  /** For a reference in another's default: that variable's name (`RCM_URL` in `${RCM_URL:-${X}}`). */
+  within?: string;
 }
 
 export interface InterpolatedString {
@@ -44,8 +47,11 @@ export interface InterpolatedString {
   malformed: EnvReference[];
 }
 
+/** Provided by the engine while its sandbox is enabled (engine-config/http-exposure.ts). */
+const SANDBOX_URL = 'OSPREY_SANDBOX_URL';
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const TOKEN = /\$\$\{|\$\{([^}]*)(\}|$)/g;
+// A body is anything up to the closing `}`, where a nested `${…}` (in a default) is skipped whole.
+const TOKEN = /\$\$\{|\$\{((?:[^}$]|\$\{[^}]*\}|\$(?!\{))*)(\}|$)/g;
 
 /** Finds the `${…}` references of a string (the `$${` escape is not one). */
 export function findEnvReferences(text: string): EnvReference[] {
@@ -66,7 +72,7 @@ export function findEnvReferences(text: string): EnvReference[] {
         ref.name = name;
         if (sep !== -1) ref.defaultValue = body.slice(sep + 2);
       } else {
-        // The STYLE.md sketch used `${env:NAME:default}` / `${secret:name}`; say what to write instead.
+        // An early sketch of the format used `${env:NAME:default}` / `${secret:name}` (docs/conventions.md §7); say what to write instead.
         const prefixed = /^(env|secret):([A-Za-z_][A-Za-z0-9_-]*)(?::(.*))?$/.exec(body);
         const shellish = /^([A-Za-z_][A-Za-z0-9_]*)(-|:=|=|:\?)(.*)$/.exec(body);
         ref.malformed = `"${m[0]}" is not a variable reference`;
@@ -102,7 +108,14 @@ export function interpolateString(text: string, env: NodeJS.ProcessEnv): Interpo
     }
     const set = env[ref.name];
     if (set !== undefined && set !== '') value += set;
-    else if (ref.defaultValue !== undefined) value += ref.defaultValue;
+    else if (ref.defaultValue !== undefined) {
+      // A default is interpolated only when used: `${RCM_URL:-${OSPREY_SANDBOX_URL}/rcm}` needs
+      // OSPREY_SANDBOX_URL only while RCM_URL is unset.
+      const inner = interpolateString(ref.defaultValue, env);
+      value += inner.value;
+      missing.push(...inner.missing.map((m) => ({ ...m, within: ref.name })));
+      malformed.push(...inner.malformed);
+    }
     // Set but empty, with no default: the author chose empty; only an unset variable is an error.
     else if (set === undefined) missing.push(ref);
   }
@@ -148,7 +161,9 @@ export function interpolateDocument(
           code,
           options.channel,
           `environment variable ${ref.name} is not set (used in ${formatFieldPath(path)}) and has no default`,
-          `export ${ref.name}=… before starting, or give a default: \${${ref.name}:-<value>}`,
+          ref.name === SANDBOX_URL && ref.within
+            ? `export ${ref.within}=<the receiving system's URL>, or enable the sandbox (sandbox.enabled: true), for which the engine sets ${SANDBOX_URL}`
+            : `export ${ref.name}=… before starting, or give a default: \${${ref.name}:-<value>}`,
         ),
       );
     }

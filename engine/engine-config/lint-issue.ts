@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * One problem found in a channel file or in the engine configuration, positioned for the author:
- * `file:line:col  CODE  message  → write: <form>` (STYLE.md §3 rule 7). Problems are collected,
+ * `file:line:col  CODE  message  → write: <form>` (docs/conventions.md §2). Problems are collected,
  * never thrown one at a time, so an author fixes a file in one pass.
  */
 import { relative } from 'node:path';

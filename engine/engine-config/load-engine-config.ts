@@ -14,6 +14,7 @@ import type { Document } from 'yaml';
 import { EngineConfigSchema, type EngineConfig } from '../config-schemas/engine-config.schema.ts';
 import { applyDefaults, checkAgainstSchema } from '../config-schemas/schema-validation.ts';
 import { OspreyError } from '../errors/error-codes.ts';
+import { sandboxExposureProblem } from './http-exposure.ts';
 import { interpolateDocument } from './interpolate.ts';
 import { compareIssues, formatLintIssue, type LintIssue } from './lint-issue.ts';
 import { formatFieldPath, parseYamlSource, walkScalars } from './yaml-source.ts';
@@ -100,5 +101,13 @@ export function parseEngineConfig(file: string, text: string, env: NodeJS.Proces
     issues.push({ severity: 'error', code: 'OSPREY_ERR_CONFIG_INVALID', file, line: pos.line, column: pos.column, field: p.field, message: p.message, ...(p.hint ? { hint: p.hint } : {}) });
   }
   if (issues.length > 0) throw new EngineConfigError(file, issues.sort(compareIssues));
-  return applyDefaults<EngineConfig>(EngineConfigSchema, value);
+  const config = applyDefaults<EngineConfig>(EngineConfigSchema, value);
+  const exposure = sandboxExposureProblem(config);
+  if (exposure) {
+    const pos = source.position(['sandbox', 'enabled']);
+    throw new EngineConfigError(file, [
+      { severity: 'error', code: 'OSPREY_ERR_CONFIG_INVALID', file, line: pos.line, column: pos.column, field: 'sandbox.enabled', message: exposure, hint: 'sandbox: { enabled: true, allowRemote: true }   (only on a network you trust)' },
+    ]);
+  }
+  return config;
 }

@@ -3,8 +3,14 @@
  * The management API (Fastify): health, channels with counts per state, message search, one
  * message's whole history, replay; and the sandbox ERP/RCM receiver under `/sandbox/`.
  * Every error is JSON `{ error: { code, message } }` with a stable OSPREY_ERR_* code.
- * With `apiTokens`, every `/api/` request needs one of them as a bearer token; the probes
- * (`/livez`, `/healthz`, `/readyz`) stay open, as load balancers call them without credentials.
+ * With `apiTokens`, every `/api/` request, and what the sandbox received, needs one of them as a
+ * bearer token; the probes (`/livez`, `/healthz`, `/readyz`) stay open, as load balancers call them
+ * without credentials.
+ *
+ * Liveness (`/livez`, `/healthz`) is about the process: 200 while it serves, whatever its channels
+ * do (restarting it would not free a taken port). Readiness (`/readyz`) is about the work: 503 while
+ * the engine starts, while a networked bus is disconnected, and while any configured channel is not
+ * RUNNING, naming each channel with its status and error.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -25,6 +31,8 @@ export interface ChannelView {
   source?: { type: string; host?: string; port?: number };
   /** Message types the source accepts (lets `osprey send` route by type). */
   accept?: string[];
+  /** The channel file's `metadata.labels`, for grouping channels in monitoring and scripts. */
+  labels?: Record<string, string>;
   destinations: string[];
 }
 
@@ -32,12 +40,13 @@ export interface ManagementApiDeps {
   store: MessageStore;
   channels: () => ChannelView[];
   replay: (id: string) => Promise<ReplayPlan | undefined>;
+  /** The engine has started (channels built, recovery done); channels are judged separately. */
   ready: () => boolean;
   /** A networked bus's connection, shown by the health routes; absent on the embedded bus. */
   bus?: () => { connected: boolean; node?: string };
   sandbox?: SandboxReceiver;
   logger: Logger;
-  /** Bearer tokens accepted on `/api/` (several while one is rotated); none: no authentication. */
+  /** Bearer tokens accepted on `/api/` and `/sandbox/received` (several while one is rotated); none: no authentication. */
   apiTokens?: readonly string[];
 }
 
@@ -54,15 +63,11 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
   if (deps.apiTokens && deps.apiTokens.length > 0) requireBearerToken(app, deps.apiTokens, deps.logger);
 
   app.get('/livez', async () => ({ status: 'ok' }));
-  const health = async (_req: unknown, reply: FastifyReply) => {
-    const ready = deps.ready();
-    const channels = deps.channels().map((c) => ({ name: c.name, status: c.status, ...(c.warnings ? { warnings: c.warnings } : {}) }));
-    const bus = deps.bus?.();
-    const status = ready ? 'ok' : bus && !bus.connected ? 'bus disconnected' : 'starting';
-    return reply.code(ready ? 200 : 503).send({ status, channels, ...(bus ? { bus } : {}) });
-  };
-  app.get('/healthz', health);
-  app.get('/readyz', health);
+  app.get('/healthz', async () => healthReport(deps));
+  app.get('/readyz', async (_req, reply) => {
+    const report = healthReport(deps);
+    return reply.code(report.ready ? 200 : 503).send(report);
+  });
 
   app.get('/api/channels', async () => {
     const counts = await deps.store.countByChannel();
@@ -110,7 +115,7 @@ function requireBearerToken(app: FastifyInstance, tokens: readonly string[], log
   const accepted = tokens.map(digest);
   app.addHook('onRequest', async (req, reply) => {
     // By the route matched, not the raw URL: the router also matches encoded paths (`/%61pi/…`).
-    if (!(req.routeOptions.url ?? req.url).startsWith('/api/')) return;
+    if (!needsToken(req.routeOptions.url ?? req.url)) return;
     const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
     const presented = match ? digest(match[1]!) : undefined;
     // Every token is compared, found or not: the time does not tell which one matched.
@@ -121,6 +126,16 @@ function requireBearerToken(app: FastifyInstance, tokens: readonly string[], log
     reply.header('www-authenticate', 'Bearer realm="osprey"');
     return sendError(reply, 401, 'OSPREY_ERR_API_UNAUTHORIZED', 'this API needs a bearer token: Authorization: Bearer <token> (http.apiToken)');
   });
+}
+
+/**
+ * Routes that need the token: the API, and what the sandbox received (delivered payloads hold PHI)
+ * with the DELETE that clears it. The sandbox's receiving routes (`POST /sandbox/<system>/…`) stay
+ * open: they stand in for an ERP that the sample channels call without credentials, and they
+ * answer nothing of what was stored.
+ */
+function needsToken(route: string): boolean {
+  return route.startsWith('/api/') || route.startsWith('/sandbox/received');
 }
 
 function registerSandbox(app: FastifyInstance, sandbox: SandboxReceiver): void {
@@ -139,6 +154,37 @@ function registerSandbox(app: FastifyInstance, sandbox: SandboxReceiver): void {
     const record = sandbox.accept(system, path, typeof key === 'string' ? key : undefined, req.body);
     return { status: 'accepted', duplicate: record.duplicate, idempotencyKey: record.idempotencyKey };
   });
+}
+
+/** One channel as the health routes show it: its status, and why when it is not running. */
+export interface ChannelHealth {
+  name: string;
+  status: string;
+  error?: string;
+  /** Problems that do not stop the channel (a lookup file refused: its last good table is in use). */
+  warnings?: string[];
+}
+
+/** What `/healthz` and `/readyz` answer; `/readyz` answers 503 unless `ready`. */
+export interface HealthReport {
+  /** `ok`, or the first reason the instance is not ready. */
+  status: 'ok' | 'starting' | 'bus disconnected' | 'channels not running';
+  ready: boolean;
+  channels: ChannelHealth[];
+  /** The channels that are not RUNNING, by name (empty when every one runs). */
+  notRunning: string[];
+  bus?: { connected: boolean; node?: string };
+}
+
+/** The instance's readiness and every channel's status (read on each probe: nothing is cached). */
+export function healthReport(deps: Pick<ManagementApiDeps, 'ready' | 'channels' | 'bus'>): HealthReport {
+  const started = deps.ready();
+  const bus = deps.bus?.();
+  const channels = deps.channels().map((c): ChannelHealth => ({ name: c.name, status: c.status, ...(c.error ? { error: c.error } : {}), ...(c.warnings ? { warnings: c.warnings } : {}) }));
+  // A channel still STARTING counts as not running: the engine is not ready until it is.
+  const notRunning = channels.filter((c) => c.status !== 'RUNNING').map((c) => c.name);
+  const status = !started ? 'starting' : bus && !bus.connected ? 'bus disconnected' : notRunning.length > 0 ? 'channels not running' : 'ok';
+  return { status, ready: status === 'ok', channels, notRunning, ...(bus ? { bus } : {}) };
 }
 
 function parseMessageQuery(q: Record<string, string | undefined>): { query: MessageQuery } | { error: string } {

@@ -347,8 +347,18 @@ describe('bad input', function () {
       expect(taken.status).to.equal('FAILED');
       expect(taken.error).to.match(/EADDRINUSE|in use/i);
 
+      // Liveness is about the process: it serves, so /healthz stays 200 (with the same detail).
       const health = await osprey.get('/healthz');
       expect(health.status).to.equal(200);
+      expect(health.body.ready).to.equal(false);
+      // Readiness is about the work: a configured channel that does not run makes the instance unready.
+      const ready = await osprey.get('/readyz');
+      expect(ready.status, JSON.stringify(ready.body)).to.equal(503);
+      expect(ready.body.status).to.equal('channels not running');
+      expect(ready.body.notRunning).to.include.members(['broken', 'port-taken']).and.not.include(CHANNEL);
+      const takenHealth = ready.body.channels.find((c: { name: string }) => c.name === 'port-taken');
+      expect(takenHealth.status).to.equal('FAILED');
+      expect(takenHealth.error).to.match(/EADDRINUSE|in use/i);
       await goodMessageIsServed();
     });
   });

@@ -171,9 +171,10 @@ describe('quickstart: the sample channels end to end', function () {
   });
 
   describe('GET /api/channels', function () {
-    it('lists both channels RUNNING with their MLLP port and counts per state that match what happened', async function () {
+    it('lists both channels RUNNING with their MLLP port, labels and counts per state that match what happened', async function () {
       const res = await osprey.get('/api/channels');
       expect(res.status).to.equal(200);
+      expect(res.body.channels.find((c: any) => c.name === 'adt-to-rcm-erp')?.labels, 'metadata.labels as written').to.deep.equal({ workflow: 'encounter', sourceSystem: 'ehr-adt' });
       for (const channel of CHANNELS) {
         const view = res.body.channels.find((c: any) => c.name === channel);
         expect(view, channel).to.exist;
@@ -341,10 +342,11 @@ describe('quickstart as the README tells it: `osprey send` to the built-in sandb
   let osprey: TestEngine;
 
   before(async function () {
-    // The sample channels' default URLs name the management port; give them this engine's.
+    // A management port other than 8080 and no destination URLs: the sample channels' defaults
+    // (`${OSPREY_SANDBOX_URL}/…`) must reach this engine's own sandbox, not whatever has 8080.
     const port = await freePort();
-    const base = `http://127.0.0.1:${port}/sandbox`;
-    osprey = await TestEngine.start({ httpPort: port, env: { RCM_URL: `${base}/rcm`, ERP_URL: `${base}/erp`, WORKFORCE_URL: `${base}/workforce` } });
+    expect(port).to.not.equal(8080);
+    osprey = await TestEngine.start({ httpPort: port });
   });
 
   after(async function () {
@@ -353,22 +355,23 @@ describe('quickstart as the README tells it: `osprey send` to the built-in sandb
   });
 
   it('routes every sample to the channel that accepts its type, prints each ACK, and the sandbox receives every expected payload once', async function () {
-    const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
+    const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
         [join(REPO_ROOT, 'bin', 'osprey.js'), 'send', 'samples/hl7v2/adt', 'samples/hl7v2/siu', '--api', osprey.baseUrl],
         { cwd: REPO_ROOT, timeout: 60_000 },
-        (err, out) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: String(out) }),
+        (err, out, errOut) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: String(out), stderr: String(errOut) }),
       );
     });
-    expect(code, stdout).to.equal(0);
+    expect(code, stdout + stderr).to.equal(0);
+    expect(stderr, 'each type has one channel: no warning').to.equal('');
     const lines = stdout.trim().split('\n');
     const cases = CHANNELS.flatMap((c) => sampleCases(c));
     expect(lines, stdout).to.have.lengthOf(cases.length);
     for (const c of cases) {
       const line = lines.find((l) => l.startsWith(c.input));
       expect(line, c.input).to.exist;
-      expect(line).to.match(new RegExp(`:${osprey.port(c.channel)}\\s+CA$`));
+      expect(line).to.match(new RegExp(`→ ${c.channel} :${osprey.port(c.channel)}\\s+CA$`));
     }
 
     // The sandbox keeps one record per request; a batched request carries its items in the body.

@@ -47,7 +47,7 @@ export class EngineProcess {
     );
   }
 
-  /** Spawns the engine and resolves once `/healthz` answers 200 (every channel started, recovery done). */
+  /** Spawns the engine and resolves once `/readyz` answers 200 (every channel running, recovery done). */
   static async start(options: EngineProcessOptions, readyTimeoutMs = 30_000): Promise<EngineProcess> {
     const fd = openSync(options.logFile, 'a');
     const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'osprey.js'), 'start', '--config', options.configFile], {
@@ -61,7 +61,7 @@ export class EngineProcess {
       await waitFor(
         async () => {
           if (p.#exited) throw new Error('the engine process exited');
-          const res = await fetch(`${p.baseUrl}/healthz`);
+          const res = await fetch(`${p.baseUrl}/readyz`);
           return res.status === 200;
         },
         { timeoutMs: readyTimeoutMs, intervalMs: 50, what: 'the engine process to be ready' },

@@ -69,7 +69,8 @@ export function destinationTargets(channel: string): DestinationTarget[] {
     spec: { destinations: Array<{ name: string; url: string; batch?: unknown }> };
   };
   return doc.spec.destinations.map((d) => {
-    const m = /^\$\{([A-Z_]+)(?::-[^}]*)?\}(.*)$/.exec(d.url);
+    // The default may hold one reference itself (`${RCM_URL:-${OSPREY_SANDBOX_URL}/rcm}/billing-readiness`).
+    const m = /^\$\{([A-Z_]+)(?::-(?:[^}$]|\$\{[^}]*\})*)?\}(.*)$/.exec(d.url);
     if (!m) throw new Error(`${channel}/${d.name}: url ${d.url} is not \${VAR}/suffix`);
     return { channel, destination: d.name, envVar: m[1] as string, suffix: m[2] as string, batched: d.batch !== undefined };
   });

@@ -10,9 +10,12 @@ import { expect } from 'chai';
 import type { FastifyInstance } from 'fastify';
 import { apiFetch } from '../../engine/cli/api-client.ts';
 import { buildManagementApi } from '../../engine/management-api/server.ts';
+import { SandboxReceiver } from '../../engine/management-api/sandbox-receiver.ts';
 import { SqliteStore } from '../../engine/message-store/sqlite-store.ts';
 import type { Logger } from '../../engine/observability/logger.ts';
-import { makeTempDir, REPO_ROOT, removeTempDirs } from '../helpers/test-engine.ts';
+import { Engine } from '../../engine/engine.ts';
+import { silentLogger } from '../../engine/observability/logger.ts';
+import { makeTempDir, REPO_ROOT, removeTempDirs, testEngineConfig } from '../helpers/test-engine.ts';
 
 const CURRENT = 'current-token-0123456789abcdefghij';
 const PREVIOUS = 'previous-token-0123456789abcdefghij';
@@ -26,8 +29,8 @@ describe('management API authentication (http.apiToken)', () => {
     ['info', 'warn', 'error', 'debug'].map((level) => [level, (message: string, meta?: Record<string, unknown>) => logged.push({ level, message, meta })]),
   ) as unknown as Logger;
 
-  async function serve(apiTokens?: string[]): Promise<void> {
-    app = buildManagementApi({ store, channels: () => [], replay: () => Promise.resolve(undefined), ready: () => true, logger, apiTokens });
+  async function serve(apiTokens?: string[], sandbox?: SandboxReceiver): Promise<void> {
+    app = buildManagementApi({ store, channels: () => [], replay: () => Promise.resolve(undefined), ready: () => true, logger, apiTokens, sandbox });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address() as { port: number };
     base = `http://127.0.0.1:${address.port}`;
@@ -114,6 +117,44 @@ describe('management API authentication (http.apiToken)', () => {
   it('keeps the probes open, for load balancers that call them without credentials', async () => {
     await serve([CURRENT]);
     for (const path of ['/livez', '/healthz', '/readyz']) expect((await get(path)).status, path).to.equal(200);
+  });
+
+  it('keeps what the sandbox received, and its DELETE, behind the token; its receiving routes stay open', async () => {
+    const sandbox = new SandboxReceiver();
+    await serve([CURRENT], sandbox);
+    const post = (path: string) => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'k1' }, body: JSON.stringify({ patient: 'synthetic' }) });
+    expect((await post('/sandbox/erp/accruals')).status, 'a channel delivers without credentials').to.equal(200);
+    for (const [method, path] of [['GET', '/sandbox/received'], ['GET', '/sandbox/received?system=erp'], ['DELETE', '/sandbox/received'], ['GET', '/%73andbox/received']] as const) {
+      const res = await fetch(`${base}${path}`, { method });
+      expect(res.status, `${method} ${path}`).to.equal(401);
+      expect(JSON.stringify(await res.json()), 'no payload in a refusal').to.not.contain('synthetic');
+    }
+    expect(sandbox.list().counts.received, 'the refused DELETE cleared nothing').to.equal(1);
+    const seen = await get('/sandbox/received', `Bearer ${CURRENT}`);
+    expect(seen.status).to.equal(200);
+    expect(((await seen.json()) as { records: Array<{ body: unknown }> }).records.map((r) => r.body)).to.deep.equal([{ patient: 'synthetic' }]);
+    expect((await fetch(`${base}/sandbox/received`, { method: 'DELETE', headers: { authorization: `Bearer ${CURRENT}` } })).status).to.equal(204);
+    expect(sandbox.list().counts.received).to.equal(0);
+  });
+
+  it('an engine configured in code with the sandbox on 0.0.0.0 refuses to start before opening anything', async () => {
+    const dir = makeTempDir('sandbox-exposed');
+    const base = testEngineConfig(dir);
+    const engine = new Engine({ config: { ...base, http: { ...base.http, host: '0.0.0.0' } }, projectRoot: REPO_ROOT, logger: silentLogger() });
+    const err = await engine.start().then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    expect(err?.code).to.equal('OSPREY_ERR_CONFIG_INVALID');
+    expect(err?.message).to.contain('sandbox.allowRemote');
+    expect(engine.httpAddress, 'no port opened').to.equal(undefined);
+    const allowed = new Engine({ config: { ...base, http: { ...base.http, host: '0.0.0.0' }, sandbox: { enabled: true, allowRemote: true } }, projectRoot: REPO_ROOT, logger: silentLogger(), env: { ADT_MLLP_PORT: '0', SIU_MLLP_PORT: '0' } });
+    try {
+      await allowed.start();
+      expect(allowed.httpAddress?.host).to.equal('0.0.0.0');
+    } finally {
+      await allowed.stop();
+    }
   });
 
   it('asks for nothing when no token is configured (the default config listens on 127.0.0.1 only)', async () => {

@@ -5,7 +5,7 @@
  *
  * An exception is raised with `ctx.exception(category, detail, tags)`: the message stops in
  * BUSINESS_EXCEPTION, an operator sees it by category, facility and department, fixes the lookup
- * and replays. Categories are stable identifiers: dashboards and alerts key on them.
+ * and replays. Categories are stable identifiers: monitoring and alerts key on them.
  */
 import type { ExceptionTags, Hl7Reader, LookupValue, TransformContext } from '../../engine/transform-sdk/index.ts';
 import type { Department, Provider } from '../canonical-events/common.ts';

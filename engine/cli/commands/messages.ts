@@ -1,18 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
 import { parseArgs } from 'node:util';
-import { apiFetch } from '../api-client.ts';
+import { apiFetch, defaultApiUrl } from '../api-client.ts';
+import { UsageError } from '../usage.ts';
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const DURATION_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * A `--since` / `--until` value as the API takes it (ISO 8601): a duration ago (`10m`, `2h`,
+ * `7d`: the units of channel files), or a time as written (`2026-03-06`, `2026-03-06T14:00:00Z`).
+ * @throws UsageError for anything else.
+ */
+export function parseTimeArg(option: string, text: string, now = Date.now()): string {
+  const d = DURATION.exec(text.trim());
+  if (d) return new Date(now - Number(d[1]) * DURATION_MS[d[2] as keyof typeof DURATION_MS]).toISOString();
+  // Date.parse alone would take "10" (the year 2010) or "March 6": only ISO 8601 dates and times.
+  const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim()) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms)) throw new UsageError(`--${option} ${JSON.stringify(text)} is neither a duration (30s, 10m, 2h, 7d) nor an ISO 8601 time (2026-03-06T14:00:00Z)`);
+  return new Date(ms).toISOString();
+}
 
 /** `osprey messages`: searches messages, shows one, or replays one, through the management API. */
 export async function messagesCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      api: { type: 'string', default: process.env.OSPREY_API_URL ?? `http://127.0.0.1:${process.env.OSPREY_HTTP_PORT ?? 8080}` },
+      api: { type: 'string', default: defaultApiUrl() },
       channel: { type: 'string' },
       state: { type: 'string' },
       'control-id': { type: 'string' },
       'patient-id': { type: 'string' },
       since: { type: 'string' },
+      until: { type: 'string' },
       limit: { type: 'string' },
       id: { type: 'string' },
       replay: { type: 'string' },
@@ -36,7 +55,8 @@ export async function messagesCommand(argv: string[]): Promise<number> {
     state: values.state,
     controlId: values['control-id'],
     patientId: values['patient-id'],
-    since: values.since,
+    since: values.since === undefined ? undefined : parseTimeArg('since', values.since),
+    until: values.until === undefined ? undefined : parseTimeArg('until', values.until),
     limit: values.limit,
   };
   for (const [k, v] of Object.entries(map)) if (v) query.set(k, v);

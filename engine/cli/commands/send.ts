@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MllpClient } from '../../../adapters/outbound/mllp-sender/mllp-client.ts';
 import { Hl7Message, splitBatch } from '../../message-formats/hl7v2/index.ts';
-import { apiFetch } from '../api-client.ts';
+import { apiFetch, defaultApiUrl } from '../api-client.ts';
 
-interface ChannelRoute {
+/** A channel as `GET /api/channels` shows it: what `send` routes by. */
+export interface ChannelRoute {
+  name: string;
   accept?: string[];
   status: string;
   source?: { port?: number };
@@ -15,7 +17,8 @@ interface ChannelRoute {
 /**
  * `osprey send <file|dir…>`: an MLLP client that sends each message of each file (batch and
  * multi-message files are split) and prints its ACK. Without --port, each message goes to the
- * running engine's channel that accepts its type (asked from the management API).
+ * running engine's channel that accepts its type (asked from the management API): each line names
+ * the channel, and a warning on stderr says when several running channels accept the type.
  */
 export async function sendCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -29,7 +32,7 @@ export async function sendCommand(argv: string[]): Promise<number> {
       cert: { type: 'string' },
       key: { type: 'string' },
       insecure: { type: 'boolean', default: false },
-      api: { type: 'string', default: process.env.OSPREY_API_URL ?? `http://127.0.0.1:${process.env.OSPREY_HTTP_PORT ?? 8080}` },
+      api: { type: 'string', default: defaultApiUrl() },
       timeout: { type: 'string', default: '10000' },
     },
   });
@@ -47,12 +50,21 @@ export async function sendCommand(argv: string[]): Promise<number> {
     : undefined;
 
   let failures = 0;
+  const warned = new Set<string>();
   try {
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
       for (const message of splitBatch(text).messages) {
         const type = messageTypeOf(message);
-        const port = values.port ? Number(values.port) : routeFor(routes ?? [], type);
+        const route = routes ? routeFor(routes, type) : undefined;
+        if (route && route.others.length > 0 && !warned.has(type)) {
+          warned.add(type);
+          process.stderr.write(
+            `warning: ${type} is accepted by ${route.others.length + 1} running channels (${[route.channel, ...route.others].join(', ')}); ` +
+              `sending to ${route.channel} — use --port to choose\n`,
+          );
+        }
+        const port = values.port ? Number(values.port) : route?.port;
         if (!port) {
           process.stdout.write(`${file}: ${type || 'unknown type'} → no running channel accepts it (use --port)\n`);
           failures++;
@@ -68,7 +80,8 @@ export async function sendCommand(argv: string[]): Promise<number> {
         const code = /(?:^|\r)MSA\|([^|\r]*)/.exec(ack)?.[1] ?? '??';
         const err = /(?:^|\r)ERR\|([^\r]*)/.exec(ack)?.[1];
         if (code !== 'AA' && code !== 'CA') failures++;
-        process.stdout.write(`${file}  ${type}  :${port}  ${code}${err ? `  ERR|${err}` : ''}\n`);
+        const target = route ? `${route.channel} :${port}` : `:${port}`;
+        process.stdout.write(`${file}  ${type}  → ${target}  ${code}${err ? `  ERR|${err}` : ''}\n`);
         if (process.env.OSPREY_SEND_VERBOSE) process.stdout.write(`${ack.replace(/\r/g, '\n')}\n`);
       }
     }
@@ -103,6 +116,12 @@ async function fetchRoutes(api: string): Promise<ChannelRoute[]> {
   }
 }
 
-function routeFor(routes: ChannelRoute[], type: string): number | undefined {
-  return routes.find((r) => r.status === 'RUNNING' && r.accept?.includes(type))?.source?.port;
+/**
+ * The running channel a message type goes to: the first (in the API's order) that accepts it and
+ * has a port, with the names of the others that accept it too (a warning: the sender may mean one of them).
+ */
+export function routeFor(routes: readonly ChannelRoute[], type: string): { channel: string; port: number; others: string[] } | undefined {
+  const matching = routes.filter((r) => r.status === 'RUNNING' && r.accept?.includes(type) && r.source?.port !== undefined);
+  const [first, ...others] = matching;
+  return first ? { channel: first.name, port: first.source!.port!, others: others.map((r) => r.name) } : undefined;
 }

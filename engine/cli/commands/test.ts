@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { channelEnvironment } from '../../engine-config/http-exposure.ts';
 import { loadEngineConfig } from '../../engine-config/load-engine-config.ts';
 import { loadProject } from '../../channel-runtime/load-project.ts';
 import { readChannelTests, runChannelTest } from '../../channel-runtime/channel-tests.ts';
@@ -19,7 +20,7 @@ export async function testCommand(argv: string[]): Promise<number> {
   const projectRoot = process.cwd();
   const config = loadEngineConfig({ file: values.config, env: process.env });
   const dir = resolve(projectRoot, values.dir ?? config.channels.dir);
-  const project = await loadProject({ config, projectRoot, env: process.env, channelsDir: dir });
+  const project = await loadProject({ config, projectRoot, env: channelEnvironment(config, process.env), channelsDir: dir });
   const { issues } = project;
   for (const issue of issues.filter((i) => i.severity === 'error')) {
     process.stdout.write(`✗ ${relative(projectRoot, issue.file)}:${issue.line}  ${issue.code}  ${issue.message}\n`);

@@ -8,9 +8,11 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { EngineConfigSchema, type EngineConfig } from '../../config-schemas/engine-config.schema.ts';
 import { applyDefaults } from '../../config-schemas/schema-validation.ts';
 import { loadChannels } from '../../channel-runtime/channel-loader.ts';
+import { channelEnvironment } from '../../engine-config/http-exposure.ts';
 import { EngineConfigError, loadEngineConfig, resolveEngineConfigFile } from '../../engine-config/load-engine-config.ts';
 import { compareIssues, formatLintIssue, type LintIssue } from '../../engine-config/lint-issue.ts';
 
@@ -27,6 +29,12 @@ export interface ValidateArgs {
   cwd?: string;
   /** Where lines go. @defaultValue process.stdout */
   write?: (text: string) => void;
+}
+
+/** The command line of `osprey validate`; an unknown option throws (ERR_PARSE_ARGS_UNKNOWN_OPTION). */
+export function parseValidateArgs(argv: string[]): ValidateArgs {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, config: { type: 'string' }, strict: { type: 'boolean' } } });
+  return { ...(values.dir !== undefined ? { dir: values.dir } : {}), ...(values.config !== undefined ? { config: values.config } : {}), ...(values.strict ? { strict: true } : {}) };
 }
 
 /** Runs the validation; resolves to the process exit code (0 clean, 1 problems). */
@@ -55,7 +63,7 @@ export async function validateCommand(args: ValidateArgs): Promise<number> {
   const contracts = config ? await loadContractNames(cwd, config.contracts.module, issues) : undefined;
   const { channels, issues: channelIssues } = await loadChannels({
     dir: args.dir ?? fallback.channels.dir,
-    env,
+    env: channelEnvironment(fallback, env),
     projectRoot: cwd,
     lookupsDir: fallback.lookups.dir,
     ...(contracts ? { contracts } : {}),

@@ -2,7 +2,7 @@
 /**
  * HL7 v2 acknowledgements. No library ACK was fully correct on the corpus: MSH-10 collisions
  * (26/1000 and 1/1000 unique), headers not swapped or only their first component kept, MSH-11
- * forced to P, MSH-12 hard-coded (shared/notes/hl7-libraries.md). This builder copies what must be
+ * forced to P, MSH-12 hard-coded (docs/design/0010-hl7-libraries.md). This builder copies what must be
  * copied as sent, and never reuses a control id.
  */
 import { randomBytes } from 'node:crypto';

@@ -4,7 +4,7 @@
  * back-to-back messages (often separated by blank lines). The splitter is segment-aware: a message
  * starts only where a *segment* starts with `MSH` followed by its field separator, never where the
  * text "MSH" appears inside data (node-hl7-client split the corpus FHS/BTS file into 4 messages
- * instead of 2 on an OBX-5 of "MSH": shared/notes/hl7-libraries.md).
+ * instead of 2 on an OBX-5 of "MSH": docs/design/0010-hl7-libraries.md).
  */
 import type { ErrorCode } from '../../errors/error-codes.ts';
 

@@ -2,9 +2,9 @@
 /**
  * Osprey's own lossless HL7 v2 message model (docs/design/0001-hl7-v2-model.md).
  *
- * Why not a library: on the shared corpus `hl7v2` rewrote 91 of 98 messages on serialisation
- * (time-zone sign lost, `0001` → `1`), medplum decodes no escapes and throws on a missing
- * repetition, node-hl7-client trims a trailing space (shared/notes/hl7-libraries.md). This model
+ * Why not a library: on the HL7 corpus (test/fixtures/corpus) `hl7v2` rewrote 91 of 98 messages
+ * on serialisation (time-zone sign lost, `0001` → `1`), medplum decodes no escapes and throws on a
+ * missing repetition, node-hl7-client trims a trailing space (docs/design/0010-hl7-libraries.md). This model
  * keeps the text, splits segments once and lazily, splits fields only when a path is read, and
  * decodes escapes only on read. Nothing is ever re-serialised, so nothing can be rewritten.
  */

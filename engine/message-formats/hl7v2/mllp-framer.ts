@@ -4,10 +4,10 @@
  * It lives here, not in the listener, because both the listener and the MLLP client use it and
  * adapters may not import each other (adapters/README.md); the listener re-exports it.
  *
- * Every library server failed at least two of four framing tests on the shared corpus: a message
+ * Every library server failed at least two of four framing tests on the HL7 corpus: a message
  * lost when FS and CR arrive in different reads, the second of two frames in one read lost, a
  * truncated frame merged into the next one, a process crash on a non-HL7 frame
- * (shared/notes/hl7-libraries.md). This framer works on Buffers and keeps explicit state:
+ * (docs/design/0010-hl7-libraries.md). This framer works on Buffers and keeps explicit state:
  *
  * - Frames split across reads are reassembled; several frames in one read are all returned.
  * - Bytes outside a frame are discarded and reported (`garbage`).

@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { buildArtifacts, REPO_ROOT } from '../../../engine/config-schemas/build-json-schema.ts';
 
 describe('config-schemas/generated artefacts', () => {
-  // STYLE.md §3 rule 6: generated files are committed and must match their source.
+  // docs/conventions.md §1: generated files are committed and must match their source.
   for (const { path, content } of buildArtifacts()) {
     it(`${path} matches the schema (run "npm run schema:build" if not)`, () => {
       let committed: string;

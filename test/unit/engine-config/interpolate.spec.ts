@@ -18,6 +18,17 @@ describe('engine-config/interpolate', () => {
       expect(interpolateString('${URL:-fallback}', { URL: 'set' }).value).to.equal('set');
     });
 
+    it('interpolates references in a default, only when the default is used', () => {
+      const text = '${RCM_URL:-${OSPREY_SANDBOX_URL}/rcm}/billing';
+      expect(interpolateString(text, { OSPREY_SANDBOX_URL: 'http://127.0.0.1:18080/sandbox' }).value).to.equal('http://127.0.0.1:18080/sandbox/rcm/billing');
+      const set = interpolateString(text, { RCM_URL: 'https://rcm.example.org' });
+      expect(set.value).to.equal('https://rcm.example.org/billing');
+      expect(set.missing, 'the inner variable is not needed').to.deep.equal([]);
+      const unset = interpolateString(text, {});
+      expect(unset.missing.map((m) => m.name)).to.deep.equal(['OSPREY_SANDBOX_URL']);
+      expect(findEnvReferences(text).map((r) => [r.name, r.defaultValue])).to.deep.equal([['RCM_URL', '${OSPREY_SANDBOX_URL}/rcm']]);
+    });
+
     it('reports an unset variable without a default, and keeps an empty one', () => {
       const r = interpolateString('a${MISSING}b', {});
       expect(r.missing.map((m) => m.name)).to.deep.equal(['MISSING']);

@@ -46,6 +46,9 @@ describe('engine-config/load-engine-config', () => {
       expect(config.store).to.deep.equal({ type: 'postgres', url: env.OSPREY_DATABASE_URL, schema: 'osprey', poolSize: 20 });
       expect(config.bus).to.deep.equal({ type: 'rabbitmq', url: env.OSPREY_RABBITMQ_URL, prefix: 'osprey', partitions: 16, prefetch: 50, deliveryLimit: 20 });
       expect(config.sandbox.enabled).to.equal(false);
+      const tryOut = { ...env, OSPREY_SANDBOX: 'true' };
+      expect(configError(() => loadEngineConfig({ file: 'config/production.yaml', env: tryOut, cwd: repoRoot })).message, 'its sandbox on 0.0.0.0').to.contain('sandbox.allowRemote');
+      expect(loadEngineConfig({ file: 'config/production.yaml', env: { ...tryOut, OSPREY_HTTP_HOST: '127.0.0.1' }, cwd: repoRoot }).sandbox.enabled).to.equal(true);
     });
 
     it('config/production.yaml without its variables names each one, and never echoes values', () => {
@@ -153,6 +156,18 @@ describe('engine-config/load-engine-config', () => {
       const err = configError(() => parseEngineConfig('engine.yaml', 'http:\n  port: [8080\n', {}));
       expect(err.issues[0]).to.deep.include({ code: 'OSPREY_ERR_CONFIG_INVALID' });
       expect(err.issues[0]?.message).to.match(/^YAML syntax/);
+    });
+
+    it('refuses the sandbox beyond loopback unless sandbox.allowRemote says so', () => {
+      const text = 'http: { host: "${HOST}" }\nsandbox:\n  enabled: true\n';
+      for (const host of ['0.0.0.0', '::', '10.1.2.3']) {
+        const err = configError(() => parseEngineConfig('engine.yaml', text, { HOST: host }));
+        expect(err.issues.map((i) => `${i.line}:${i.column} ${i.field} ${i.code}`), host).to.deep.equal(['3:12 sandbox.enabled OSPREY_ERR_CONFIG_INVALID']);
+        expect(err.message).to.contain(`http.host is ${host}`).and.contain('sandbox.allowRemote');
+      }
+      for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(parseEngineConfig('engine.yaml', text, { HOST: host }).sandbox.enabled, host).to.equal(true);
+      expect(parseEngineConfig('engine.yaml', `${text}  allowRemote: true\n`, { HOST: '0.0.0.0' }).sandbox).to.deep.equal({ enabled: true, allowRemote: true });
+      expect(parseEngineConfig('engine.yaml', 'http: { host: 0.0.0.0 }\n', {}).sandbox.enabled, 'no sandbox: any host').to.equal(false);
     });
 
     it('does not echo a value that came from the environment', () => {

@@ -34,6 +34,14 @@ describe('cli/commands/validate', () => {
     ]);
   });
 
+  it("shows a transform's syntax error as the compiler reports it, with file:line:col", async () => {
+    project.write('transforms/adt-to-event.ts', "export default {\n  name: 'x',\n  map(m: unknown) { return m +; },\n};\n");
+    project.write('channels/adt-to-rcm.channel.yaml', validChannel());
+    expect(await run()).to.equal(1);
+    const line = lines.find((l) => l.includes('OSPREY_ERR_CHANNEL_TRANSFORM'));
+    expect(line, lines.join('\n')).to.match(/transform transforms\/adt-to-event\.ts cannot be loaded: transforms\/adt-to-event\.ts:3:30: Unexpected ";"$/);
+  });
+
   it('passes warnings unless --strict', async () => {
     project.write('channels/adt-to-rcm.channel.yaml', validChannel().replace('  owner: integration-team\n', ''));
     expect(await run()).to.equal(0);
