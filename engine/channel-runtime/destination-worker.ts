@@ -56,6 +56,8 @@ export class WorkReleased extends Error {
 interface Member {
   delivery: StoredDelivery;
   released?: AbortSignal;
+  /** True while a request holding this member is under way: it cannot leave then. */
+  sending: boolean;
   readonly done: Promise<void>;
   /** Settles `done`; later calls do nothing. */
   settle(error?: unknown): void;
@@ -66,7 +68,7 @@ function member(delivery: StoredDelivery, released: AbortSignal | undefined): Me
   const done = new Promise<void>((resolve, reject) => {
     settle = (error) => (error === undefined ? resolve() : reject(error));
   });
-  return released ? { delivery, released, done, settle } : { delivery, done, settle };
+  return released ? { delivery, released, sending: false, done, settle } : { delivery, sending: false, done, settle };
 }
 
 /** One request as sent: its result, and for a batch its key and each member's element of the body. */
@@ -75,9 +77,24 @@ interface Sent {
   batch?: { key: string; elements: string[] };
 }
 
+/** One try's outcome, as stored. */
+interface Tried {
+  /** Undefined when the destination accepted it. */
+  decision: ReturnType<typeof decideRetry> | undefined;
+  result: OutboundResult;
+  nextAttemptAt: number | undefined;
+  batch: boolean;
+  batchAttemptId: string | undefined;
+}
+
 export class DestinationWorker {
   private readonly batcher?: Batcher<Member, void>;
   private readonly abort = new AbortController();
+  /**
+   * Batch members by the bus signal that releases them (one per partition subscription): one
+   * listener per signal, not one per member, which would pile up on a busy partition.
+   */
+  private readonly releasable = new WeakMap<AbortSignal, Set<Member>>();
 
   constructor(
     private readonly settings: DestinationSettings,
@@ -108,17 +125,48 @@ export class DestinationWorker {
     // all: a write that failed or was a resend, or a delivery a replay replaced.
     if (!delivery || delivery.state !== 'QUEUED') return;
 
+    if (released?.aborted) throw new WorkReleased();
     const m = member(delivery, released);
     // A batched destination retries whole batches (see sendBatch), so the batch keeps one key.
-    const run = this.batcher
-      ? this.batcher.add(m)
-      : this.deliverWithRetries([m], async ([one]) => ({ result: await this.sender.send(one!.delivery.payload, one!.delivery.id) }));
+    let run: Promise<void>;
+    if (this.batcher) {
+      this.watchRelease(m);
+      run = this.batcher.add(m);
+    } else {
+      run = this.deliverWithRetries([m], async ([one]) => ({ result: await this.sender.send(one!.delivery.payload, one!.delivery.id) }));
+    }
     run.then(
       () => m.settle(),
       (err: unknown) => m.settle(err ?? new Error('delivery failed')),
     );
     return m.done;
   };
+
+  /**
+   * Lets a batch member go as soon as the bus releases its item, wherever it waits — in a batch
+   * being gathered, in a batch queued behind the one being retried, or in that one's retry wait
+   * — but never during a request holding it (see deliverWithRetries, which lets it go after).
+   * Otherwise a partition hand-over would wait for every batch ahead of it to be done.
+   */
+  private watchRelease(m: Member): void {
+    const signal = m.released;
+    if (!signal) return;
+    let members = this.releasable.get(signal);
+    if (!members) {
+      const set = (members = new Set());
+      this.releasable.set(signal, set);
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const x of set) if (!x.sending) x.settle(new WorkReleased());
+        },
+        { once: true },
+      );
+    }
+    members.add(m);
+    const forget = (): void => void members.delete(m);
+    m.done.then(forget, forget);
+  }
 
   /**
    * The delivery an item points at, as stored, once its write is over (see pending-writes.ts); the
@@ -195,47 +243,23 @@ export class DestinationWorker {
       // Released while the rate limit held the request back: they leave before it does.
       if (!prune()) return;
       const startedAt = Date.now();
-      const { result, batch } = await send(live);
-      const decision = result.outcome === 'success' ? undefined : decideRetry(this.settings.retry, attempt, result, { firstAttemptAt: windowStart });
-      const error =
-        decision?.action === 'dead-letter'
-          ? { code: decision.code, detail: `${result.error?.detail ?? `HTTP ${result.status}`} (attempt ${attempt})` }
-          : result.error;
-      const outcome: AttemptRecord['outcome'] = !decision ? 'SENT' : decision.action === 'retry' ? 'RETRY' : 'DEAD_LETTERED';
-      const next = decision?.action === 'retry' ? Date.now() + decision.delayMs : undefined;
-      const { body: _body, ...requestHead } = result.sentRequest;
-      const records: AttemptRecord[] = live.map((m, i) => ({
-        deliveryId: m.delivery.id,
-        startedAt,
-        durationMs: result.durationMs,
-        // A batch member keeps its own element of the body, and the status of the answer: the
-        // batch's answer, which may name every patient of the batch, is kept once, with the batch.
-        request: batch ? { ...requestHead, body: batch.elements[i]! } : result.sentRequest,
-        response: result.status === undefined ? undefined : batch ? { status: result.status } : { status: result.status, body: result.responseBody ?? '' },
-        error,
-        outcome,
-        nextAttemptAt: next,
-      }));
-      const batchRecord: BatchAttemptRecord | undefined = batch && {
-        id: randomUUID(),
-        key: batch.key,
-        size: live.length,
-        startedAt,
-        durationMs: result.durationMs,
-        request: requestHead,
-        response: result.status === undefined ? undefined : { status: result.status, body: result.responseBody ?? '' },
-        error,
-        outcome,
-        nextAttemptAt: next,
-      };
-      await this.store.recordAttempts(records, batchRecord);
+      // Held from the request until its attempts are stored: whoever gets a member next must find them.
+      for (const m of live) m.sending = true;
+      const sending = live;
+      let decided: Tried;
+      try {
+        decided = await this.tryOnce(live, send, attempt, startedAt, windowStart);
+      } finally {
+        for (const m of sending) m.sending = false;
+      }
+      const { decision, result } = decided;
       if (!decision) return;
       const meta = {
         channel: this.settings.channel,
         destination: this.settings.name,
-        messageId: batch ? undefined : live[0]!.delivery.messageId,
-        batchSize: batch ? live.length : undefined,
-        batchAttemptId: batchRecord?.id,
+        messageId: decided.batch ? undefined : live[0]!.delivery.messageId,
+        batchSize: decided.batch ? live.length : undefined,
+        batchAttemptId: decided.batchAttemptId,
         attempt,
         code: result.error?.code,
         status: result.status,
@@ -245,8 +269,47 @@ export class DestinationWorker {
         return;
       }
       this.logger.info('delivery will be retried', { ...meta, delayMs: decision.delayMs });
-      if (!(await waitUntil(next!))) return;
+      if (!(await waitUntil(decided.nextAttemptAt!))) return;
     }
+  }
+
+  /** One try: sends, decides (retry or not), and stores the attempts. */
+  private async tryOnce(live: Member[], send: (live: Member[]) => Promise<Sent>, attempt: number, startedAt: number, windowStart: number): Promise<Tried> {
+    const { result, batch } = await send(live);
+    const decision = result.outcome === 'success' ? undefined : decideRetry(this.settings.retry, attempt, result, { firstAttemptAt: windowStart });
+    const error =
+      decision?.action === 'dead-letter'
+        ? { code: decision.code, detail: `${result.error?.detail ?? `HTTP ${result.status}`} (attempt ${attempt})` }
+        : result.error;
+    const outcome: AttemptRecord['outcome'] = !decision ? 'SENT' : decision.action === 'retry' ? 'RETRY' : 'DEAD_LETTERED';
+    const nextAttemptAt = decision?.action === 'retry' ? Date.now() + decision.delayMs : undefined;
+    const { body: _body, ...requestHead } = result.sentRequest;
+    const records: AttemptRecord[] = live.map((m, i) => ({
+      deliveryId: m.delivery.id,
+      startedAt,
+      durationMs: result.durationMs,
+      // A batch member keeps its own element of the body, and the status of the answer: the
+      // batch's answer, which may name every patient of the batch, is kept once, with the batch.
+      request: batch ? { ...requestHead, body: batch.elements[i]! } : result.sentRequest,
+      response: result.status === undefined ? undefined : batch ? { status: result.status } : { status: result.status, body: result.responseBody ?? '' },
+      error,
+      outcome,
+      nextAttemptAt,
+    }));
+    const batchRecord: BatchAttemptRecord | undefined = batch && {
+      id: randomUUID(),
+      key: batch.key,
+      size: live.length,
+      startedAt,
+      durationMs: result.durationMs,
+      request: requestHead,
+      response: result.status === undefined ? undefined : { status: result.status, body: result.responseBody ?? '' },
+      error,
+      outcome,
+      nextAttemptAt,
+    };
+    await this.store.recordAttempts(records, batchRecord);
+    return { decision, result, nextAttemptAt, batch: batch !== undefined, batchAttemptId: batchRecord?.id };
   }
 
   /** The earliest stored first attempt of `items` (a batch shares its attempts). */

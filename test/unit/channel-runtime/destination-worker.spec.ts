@@ -386,6 +386,22 @@ describe('destination worker: batched deliveries', () => {
     expect(sender.sent.map((s) => s.members)).to.deep.equal([[a!.id, b!.id], [c!.id, c2!.id]]);
   });
 
+  it('lets a member queued behind a batch in its retry wait go at once when released (a hand-over does not wait for the batches ahead)', async () => {
+    const sender = new BatchSender();
+    sender.status = 503;
+    const worker = workerWith(sender, 1);
+    const [a, b] = await deliveries(2);
+    const rb = new AbortController();
+    const handledA = worker.handle({ id: a!.id, key: a!.orderKey }).then(() => 'resolved', (err: Error) => err.name);
+    await waitFor(async () => (await store.loadDelivery(a!.id))?.attempts === 1, { what: "the first batch's attempt stored" });
+    const handledB = worker.handle({ id: b!.id, key: b!.orderKey }, rb.signal).then(() => 'resolved', (err: Error) => err.name);
+    rb.abort();
+    expect(await handledB).to.equal('WorkReleased');
+    expect(sender.sent.map((x) => x.members), 'B never went out').to.deep.equal([[a!.id]]);
+    await worker.stop();
+    expect(await handledA).to.equal('EngineStopping');
+  });
+
   it('retries the members left after a release as a batch of their own', async () => {
     const sender = new BatchSender();
     const retry = resolveRetryPolicy({ maxAttempts: 10, backoff: { initialMs: 300, maxMs: 300, jitter: 0 } });
