@@ -92,6 +92,20 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
     return presentMessage(message);
   });
 
+  // A whole batch attempt (its id is in each item's history): every patient of the batch, so the
+  // audit record names every message in it.
+  app.get('/api/batches/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const batch = await deps.store.getBatchAttempt(id);
+    if (!batch) return sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no batch attempt ${id}`);
+    deps.logger.info('batch content viewed', { batchAttemptId: id, messageIds: batch.items.map((i) => i.messageId), audit: true, remote: req.ip });
+    return {
+      ...batch,
+      startedAt: iso(batch.startedAt),
+      nextAttemptAt: batch.nextAttemptAt !== undefined ? iso(batch.nextAttemptAt) : undefined,
+    };
+  });
+
   app.post('/api/messages/:id/replay', async (req, reply) => {
     const { id } = req.params as { id: string };
     const existing = await deps.store.getMessage(id);

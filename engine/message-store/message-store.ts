@@ -179,6 +179,17 @@ export interface BatchAttemptRecord {
   nextAttemptAt?: number;
 }
 
+/**
+ * A whole batch attempt, for an operator: the request with its body reassembled from the items'
+ * elements (in batch order), the answer, and whose messages it carried. Reading it shows every
+ * patient of the batch, so its audit record names every message.
+ */
+export interface BatchAttemptDetail extends BatchAttemptRecord {
+  request: { method: string; url: string; headers: Record<string, string>; body: string };
+  /** The items, in batch order. An item whose delivery a replay removed is missing (and its element with it). */
+  items: Array<{ messageId: string; deliveryId: string }>;
+}
+
 /** What a message's history shows of the batch request an attempt went out in: metadata only. */
 export interface BatchAttemptSummary {
   /** The batch attempt's id ({@link BatchAttemptRecord.id}). */
@@ -374,6 +385,8 @@ export interface MessageStore {
    * with their count, so that a delivery retried for days cannot make one read unbounded.
    */
   getMessage(id: string, attempts?: AttemptsPage): Promise<MessageDetail | undefined>;
+  /** One attempt of a batched request, whole (see {@link BatchAttemptDetail}); undefined for an unknown id. */
+  getBatchAttempt(id: string): Promise<BatchAttemptDetail | undefined>;
   findMessages(query: MessageQuery): Promise<MessageSummary[]>;
   /** Counts per channel and state. */
   countByChannel(): Promise<Record<string, Partial<Record<MessageState, number>>>>;

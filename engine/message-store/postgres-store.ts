@@ -28,6 +28,7 @@ import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
   AttemptsPage,
+  BatchAttemptDetail,
   BatchAttemptRecord,
   MessageDetail,
   MessageQuery,
@@ -50,6 +51,8 @@ import {
   attemptLogReads,
   attemptPageParams,
   attemptsPageOf,
+  batchAttemptFromRows,
+  batchAttemptReads,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
@@ -146,6 +149,7 @@ const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 
 const PENDING = pendingReads((n) => `$${n}`);
 const ATTEMPT_LOG = attemptLogReads((n) => `$${n}`);
+const BATCH_ATTEMPT = batchAttemptReads((n) => `$${n}`);
 
 /**
  * A read that failed because the server could not be reached (refused, lost, shutting down, out of
@@ -315,6 +319,13 @@ export class PostgresStore implements MessageStore {
       for (const d of deliveries) pages.set(String(d.id), (await c.query(ATTEMPT_LOG.page, attemptPageParams(String(d.id), page))).rows as Row[]);
       const counts = await c.query(ATTEMPT_LOG.counts, [id]);
       return detailFromRows(m, events.rows as Row[], deliveries, pages, counts.rows as Row[], page.limit);
+    });
+  }
+
+  async getBatchAttempt(id: string): Promise<BatchAttemptDetail | undefined> {
+    return this.#readOnly(async (c) => {
+      const b = (await c.query(BATCH_ATTEMPT.batch, [id])).rows[0] as Row | undefined;
+      return b ? batchAttemptFromRows(b, (await c.query(BATCH_ATTEMPT.items, [id])).rows as Row[]) : undefined;
     });
   }
 

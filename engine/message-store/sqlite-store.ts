@@ -33,6 +33,7 @@ import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
   AttemptsPage,
+  BatchAttemptDetail,
   BatchAttemptRecord,
   MessageDetail,
   MessageQuery,
@@ -55,6 +56,8 @@ import {
   attemptLogReads,
   attemptPageParams,
   attemptsPageOf,
+  batchAttemptFromRows,
+  batchAttemptReads,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
@@ -242,6 +245,7 @@ class WorkerWriter implements WriterLink {
 
 const PENDING = pendingReads(() => '?');
 const ATTEMPT_LOG = attemptLogReads(() => '?');
+const BATCH_ATTEMPT = batchAttemptReads(() => '?');
 
 function prepareReads(db: Db) {
   const p = (sql: string): Stmt => db.prepare(sql);
@@ -258,6 +262,8 @@ function prepareReads(db: Db) {
     deliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
     attemptPage: p(ATTEMPT_LOG.page),
     attemptCounts: p(ATTEMPT_LOG.counts),
+    batchAttempt: p(BATCH_ATTEMPT.batch),
+    batchItems: p(BATCH_ATTEMPT.items),
     countByChannel: p('SELECT channel, state, count(*) AS n FROM messages GROUP BY channel, state'),
   };
 }
@@ -396,6 +402,14 @@ export class SqliteStore implements MessageStore {
       const deliveries = r.deliveries.all(id) as Row[];
       const pages = new Map(deliveries.map((d) => [String(d.id), r.attemptPage.all(...attemptPageParams(String(d.id), page)) as Row[]]));
       return detailFromRows(m, r.events.all(id) as Row[], deliveries, pages, r.attemptCounts.all(id) as Row[], page.limit);
+    })();
+  }
+
+  async getBatchAttempt(id: string): Promise<BatchAttemptDetail | undefined> {
+    const r = this.#reads();
+    return this.#reader!.transaction(() => {
+      const b = r.batchAttempt.get(id) as Row | undefined;
+      return b ? batchAttemptFromRows(b, r.batchItems.all(id) as Row[]) : undefined;
     })();
   }
 

@@ -13,6 +13,7 @@ import {
   type AttemptLogEntry,
   type AttemptRecord,
   type AttemptsPage,
+  type BatchAttemptDetail,
   type BatchAttemptSummary,
   type BusinessKeys,
   type DeliveryState,
@@ -102,6 +103,40 @@ export function attemptLogReads(p: (n: number) => string): { page: string; count
             WHERE a.delivery_id = ${p(1)} AND a.id < ${p(2)} ORDER BY a.id DESC LIMIT ${p(3)}`,
     counts: `SELECT delivery_id, count(*) AS n FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = ${p(1)}) GROUP BY delivery_id`,
   };
+}
+
+/**
+ * The reads of a whole batch attempt (`p(n)` writes the n-th placeholder; both take its id): the
+ * batch's row, and its items in batch order (the partial index on attempts.batch_attempt_id).
+ */
+export function batchAttemptReads(p: (n: number) => string): { batch: string; items: string } {
+  return {
+    batch: `SELECT id, batch_key, size, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at
+              FROM batch_attempts WHERE id = ${p(1)}`,
+    items: `SELECT a.delivery_id, d.message_id, a.request FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.batch_attempt_id = ${p(1)} ORDER BY a.id`,
+  };
+}
+
+/** A batch attempt's row and its items' rows ({@link batchAttemptReads}) as the contract's type. */
+export function batchAttemptFromRows(b: Row, items: Row[]): BatchAttemptDetail {
+  const head = fromJson(strOrNull(b.request)) as { method: string; url: string; headers: Record<string, string> };
+  // The body as sent is JSON.stringify of the array of the items' elements: the same text again.
+  const elements = items.map((r) => (fromJson(strOrNull(r.request)) as { body: string }).body);
+  const detail: BatchAttemptDetail = {
+    id: str(b.id),
+    key: str(b.batch_key),
+    size: num(b.size),
+    startedAt: num(b.started_at),
+    durationMs: num(b.duration_ms),
+    request: { ...head, body: `[${elements.join(',')}]` },
+    outcome: str(b.outcome) as AttemptRecord['outcome'],
+    items: items.map((r) => ({ messageId: str(r.message_id), deliveryId: str(r.delivery_id) })),
+  };
+  if (b.response_status !== null && b.response_status !== undefined) detail.response = { status: num(b.response_status), body: str(b.response_body ?? '') };
+  if (b.error_code !== null && b.error_code !== undefined) detail.error = { code: str(b.error_code) as ErrorCode, detail: str(b.error_detail ?? '') };
+  put(detail, 'nextAttemptAt', numOrNull(b.next_attempt_at));
+  return detail;
 }
 
 /** The page asked for, bounded: how many attempts per delivery, and below which seq. */

@@ -19,12 +19,20 @@ describe('management API: a message history', () => {
   let app: FastifyInstance;
   let base: string;
   const audit: Array<Record<string, unknown>> = [];
+  const batchAudit: Array<Record<string, unknown>> = [];
   const logger = Object.fromEntries(
-    ['info', 'warn', 'error', 'debug'].map((level) => [level, (message: string, meta?: Record<string, unknown>) => message === 'message content viewed' && audit.push(meta ?? {})]),
+    ['info', 'warn', 'error', 'debug'].map((level) => [
+      level,
+      (message: string, meta?: Record<string, unknown>) => {
+        if (message === 'message content viewed') audit.push(meta ?? {});
+        if (message === 'batch content viewed') batchAudit.push(meta ?? {});
+      },
+    ]),
   ) as unknown as Logger;
 
   beforeEach(async () => {
     audit.length = 0;
+    batchAudit.length = 0;
     store = new SqliteStore({ path: join(makeTempDir('api-history'), 'store.db') });
     await store.open();
     app = buildManagementApi({ store, channels: () => [], replay: () => Promise.resolve(undefined), ready: () => true, logger });
@@ -137,5 +145,19 @@ describe('management API: a message history', () => {
     expect(log.batch).to.deep.equal({ id: 'batch-attempt-1', key: 'batch-abc', size: 2, outcome: 'SENT', status: 200, startedAt: new Date(startedAt).toISOString(), durationMs: 30 });
     expect(JSON.stringify(body)).not.to.include('MRN-B');
     expect(JSON.stringify(body)).not.to.include(b.id);
+
+    // The whole batch, for an operator: the body as sent and the answer; the audit names every message.
+    const whole = await get('/api/batches/batch-attempt-1');
+    expect(whole.status).to.equal(200);
+    expect(whole.body.request.body).to.equal(`[${element(a)},${element(b)}]`);
+    expect(whole.body.response).to.deep.equal({ status: 200, body: '[{"mrn":"MRN-A"},{"mrn":"MRN-B"}]' });
+    expect(whole.body.items).to.deep.equal([
+      { messageId: 'ma', deliveryId: a.id },
+      { messageId: 'mb', deliveryId: b.id },
+    ]);
+    expect(batchAudit).to.have.length(1);
+    expect(batchAudit[0]).to.deep.include({ batchAttemptId: 'batch-attempt-1', messageIds: ['ma', 'mb'], audit: true });
+    expect((await get('/api/batches/none')).status).to.equal(404);
+    expect(batchAudit, 'nothing viewed, nothing audited').to.have.length(1);
   });
 });

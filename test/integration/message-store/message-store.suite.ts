@@ -766,6 +766,25 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       expect(a.deliveries[0]!.attemptLog.map((x) => x.batch!.id), 'one batch attempt, shared').to.deep.equal(b.deliveries[0]!.attemptLog.map((x) => x.batch!.id));
     });
 
+    it('reads a whole batch attempt back: the body as sent, the answer, its items in order', async () => {
+      const { store } = await fresh();
+      const items = await batchOfThree(store);
+      const batch = batchAttempt(3, 'RETRY', { nextAttemptAt: Date.now() + MINUTE, error: { code: 'OSPREY_ERR_DELIVERY_HTTP_TRANSIENT', detail: 'HTTP 503' } });
+      await store.recordAttempts(
+        items.map((it) =>
+          attempt(it.delivery.id, 'RETRY', { request: { method: 'POST', url: batch.request.url, headers: {}, body: it.element }, response: { status: 503 } }),
+        ),
+        batch,
+      );
+      const read = (await store.getBatchAttempt(batch.id))!;
+      expect(read.request.body).to.equal(`[${items.map((it) => it.element).join(',')}]`);
+      expect(JSON.parse(read.request.body)).to.have.length(3);
+      expect(read.request.headers).to.deep.equal({ 'content-type': 'application/json', 'x-api-key': '[redacted]' });
+      expect(read).to.deep.include({ id: batch.id, key: 'batch-0123', size: 3, outcome: 'RETRY', response: batch.response, error: batch.error, nextAttemptAt: batch.nextAttemptAt });
+      expect(read.items).to.deep.equal(items.map((it) => ({ messageId: it.id, deliveryId: it.delivery.id })));
+      expect(await store.getBatchAttempt('no-such-batch')).to.equal(undefined);
+    });
+
     it('writes nothing of a batch whose items name an unknown delivery', async () => {
       const { store } = await fresh();
       const items = await batchOfThree(store);

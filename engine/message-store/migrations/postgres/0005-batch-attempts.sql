@@ -22,3 +22,5 @@ CREATE TABLE batch_attempts (
 );
 
 ALTER TABLE attempts ADD COLUMN batch_attempt_id text;  -- batch_attempts.id, for an item of a batch
+-- A whole batch is read by its attempt id (an operator's route); single requests stay out of it.
+CREATE INDEX attempts_batch_attempt_id ON attempts (batch_attempt_id) WHERE batch_attempt_id IS NOT NULL;
