@@ -106,11 +106,17 @@ interface LogLine {
   queue?: string;
 }
 
+/** The instance's JSON log lines so far (a line still being written is left for the next read). */
 function logLines(instance: Instance): LogLine[] {
-  return (instance.process?.log() ?? '')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as LogLine);
+  const out: LogLine[] = [];
+  for (const line of (instance.process?.log() ?? '').split('\n')) {
+    try {
+      if (line.startsWith('{')) out.push(JSON.parse(line) as LogLine);
+    } catch {
+      // incomplete
+    }
+  }
+  return out;
 }
 
 describe('production mode: a batched destination (the sample SIU channel’s ERP labour batch) under faults', function () {
