@@ -3,7 +3,8 @@
  * One destination of one channel: takes its deliveries from the bus, one key at a time in order,
  * and sends each with the destination's rate limit, batching and retry policy. A delivery that is
  * waiting for a retry keeps its key busy, so later events of the same patient or appointment wait
- * behind it while other keys flow (docs/design/0004-delivery.md). Every attempt is stored.
+ * behind it while other keys flow (docs/design/0004-delivery.md). Every attempt is stored; a batch
+ * request once, each item's attempt keeping its own element of it (0004 § Batching).
  */
 import { randomUUID } from 'node:crypto';
 import type { OutboundResult } from '../adapter-sdk/index.ts';
