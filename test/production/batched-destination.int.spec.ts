@@ -220,6 +220,7 @@ describe('production mode: a batched destination (the sample SIU channel’s ERP
 
     // 4. A comes back. B must hand A's partitions back before its pending retry is due.
     const handOversBefore = logLines(b).filter((l) => l.message === 'bus partition handed over').length;
+    const aStarting = Date.now();
     await start(a);
     const aReady = Date.now();
     const [pending] = await sql<{ due: number }>(
@@ -237,7 +238,8 @@ describe('production mode: a batched destination (the sample SIU channel’s ERP
     );
     const handedAt = Date.parse(labourHandOver.timestamp);
     console.log(
-      `      [production batch] A ready again; B handed ${labourHandOver.queue!.slice(prefix.length + 1)} back ${((handedAt - aReady) / 1000).toFixed(1)} s later, ` +
+      `      [production batch] A restarted (ready in ${((aReady - aStarting) / 1000).toFixed(1)} s); B handed ${labourHandOver.queue!.slice(prefix.length + 1)} back ` +
+        `${((handedAt - aStarting) / 1000).toFixed(1)} s after A's start, ` +
         `${((due - handedAt) / 1000).toFixed(1)} s before its batch's next retry was due`,
     );
     expect(due - handedAt, 'the hand-over comes well before the pending retry (it does not wait for the batch)').to.be.greaterThan(3000);
