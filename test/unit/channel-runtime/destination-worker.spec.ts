@@ -257,12 +257,12 @@ describe('destination worker: batched deliveries', () => {
    * key (an answer that names every patient of the batch), or waits for `gate` first.
    */
   class BatchSender implements DeliverySender {
-    readonly sent: Array<{ key: string; members: string[] }> = [];
+    readonly sent: Array<{ key: string; members: string[]; bodyLength: number }> = [];
     gate: Promise<void> | undefined;
     status = 200;
     async send(body: unknown, idempotencyKey: string): Promise<OutboundResult> {
       const members = (body as Array<{ idempotencyKey: string }>).map((e) => e.idempotencyKey);
-      this.sent.push({ key: idempotencyKey, members });
+      this.sent.push({ key: idempotencyKey, members, bodyLength: JSON.stringify(body).length });
       await this.gate;
       const ok = this.status < 300;
       return {
@@ -318,6 +318,7 @@ describe('destination worker: batched deliveries', () => {
 
   it('stores a batch attempt once: the bytes grow with the batch size, not with its square', async () => {
     const bytes: Record<number, number> = {};
+    let last!: BatchSender['sent'][number];
     for (const size of [10, 100]) {
       const before = attemptBytes();
       const sender = new BatchSender();
@@ -326,9 +327,23 @@ describe('destination worker: batched deliveries', () => {
       await Promise.all(batch.map((d) => worker.handle({ id: d.id, key: d.orderKey })));
       await worker.stop();
       expect(sender.sent).to.have.length(1);
+      last = sender.sent[0]!;
       bytes[size] = attemptBytes() - before;
     }
     if (process.env.OSPREY_TEST_VERBOSE) console.log('attempt-log bytes per batch attempt', bytes);
+    // The body once: the items' elements add up to the 100-item body as sent (less its brackets and commas).
+    const db = new Database(path, { readonly: true });
+    try {
+      const rows = db
+        .prepare(`SELECT batch_attempt_id AS id, sum(length(json_extract(request, '$.body'))) AS bytes, count(*) AS n FROM attempts GROUP BY batch_attempt_id ORDER BY n`)
+        .all() as Array<{ id: string; bytes: number; n: number }>;
+      expect(rows.map((r) => r.n)).to.deep.equal([10, 100]);
+      expect(rows[1]!.bytes + 2 + 99).to.equal(last.bodyLength);
+      const batchRow = db.prepare('SELECT length(request) AS bytes FROM batch_attempts WHERE id = ?').get(rows[1]!.id) as { bytes: number };
+      expect(batchRow.bytes, 'the batch row holds no body').to.be.below(300);
+    } finally {
+      db.close();
+    }
     // Linear: ×10 items, ~×10 bytes (the old log, the whole batch per item, grew ~×100).
     expect(bytes[100]! / bytes[10]!).to.be.within(8, 12);
     // One 100-item attempt holds each ~240-byte element once, plus a bounded overhead per item.
