@@ -15,7 +15,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { ErrorCode } from '../errors/error-codes.ts';
-import { MessageState, type MessageDetail, type MessageQuery, type MessageStore, type ReplayPlan } from '../message-store/message-store.ts';
+import {
+  MAX_ATTEMPTS,
+  MessageState,
+  type AttemptsPage,
+  type MessageDetail,
+  type MessageQuery,
+  type MessageStore,
+  type ReplayPlan,
+} from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { decodeHl7 } from '../message-formats/hl7v2/index.ts';
 import type { SandboxReceiver } from './sandbox-receiver.ts';
@@ -83,10 +91,26 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
 
   app.get('/api/messages/:id', async (req, reply) => {
     const { id } = req.params as { id: string };
-    const message = await deps.store.getMessage(id);
+    const page = parseAttemptsPage(req.query as Record<string, string | undefined>);
+    if ('error' in page) return sendError(reply, 400, 'OSPREY_ERR_API_BAD_REQUEST', page.error);
+    const message = await deps.store.getMessage(id, page.attempts);
     if (!message) return sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no message ${id}`);
     deps.logger.info('message content viewed', { messageId: id, audit: true, remote: req.ip });
     return presentMessage(message);
+  });
+
+  // A whole batch attempt (its id is in each item's history): every patient of the batch, so the
+  // audit record names every message in it.
+  app.get('/api/batches/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const batch = await deps.store.getBatchAttempt(id);
+    if (!batch) return sendError(reply, 404, 'OSPREY_ERR_API_NOT_FOUND', `no batch attempt ${id}`);
+    deps.logger.info('batch content viewed', { batchAttemptId: id, messageIds: batch.items.map((i) => i.messageId), audit: true, remote: req.ip });
+    return {
+      ...batch,
+      startedAt: iso(batch.startedAt),
+      nextAttemptAt: batch.nextAttemptAt !== undefined ? iso(batch.nextAttemptAt) : undefined,
+    };
   });
 
   app.post('/api/messages/:id/replay', async (req, reply) => {
@@ -218,6 +242,22 @@ function parseMessageQuery(q: Record<string, string | undefined>): { query: Mess
   return { query };
 }
 
+/** `?attempts=N&attemptsBefore=SEQ` of `GET /api/messages/:id`: which page of each delivery's attempt log. */
+function parseAttemptsPage(q: Record<string, string | undefined>): { attempts: AttemptsPage } | { error: string } {
+  const attempts: AttemptsPage = {};
+  if (q.attempts) {
+    const limit = Number(q.attempts);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ATTEMPTS) return { error: `attempts must be an integer from 1 to ${MAX_ATTEMPTS}` };
+    attempts.limit = limit;
+  }
+  if (q.attemptsBefore) {
+    const before = Number(q.attemptsBefore);
+    if (!Number.isInteger(before)) return { error: "attemptsBefore must be an attempt's seq (a delivery's attemptsBefore)" };
+    attempts.before = before;
+  }
+  return { attempts };
+}
+
 function presentMessage(message: MessageDetail) {
   const { raw, ...rest } = message;
   return {
@@ -230,7 +270,12 @@ function presentMessage(message: MessageDetail) {
     deliveries: message.deliveries.map((d) => ({
       ...d,
       nextAttemptAt: d.nextAttemptAt !== undefined ? iso(d.nextAttemptAt) : undefined,
-      attemptLog: d.attemptLog.map((a) => ({ ...a, startedAt: iso(a.startedAt), nextAttemptAt: a.nextAttemptAt !== undefined ? iso(a.nextAttemptAt) : undefined })),
+      attemptLog: d.attemptLog.map((a) => ({
+        ...a,
+        startedAt: iso(a.startedAt),
+        nextAttemptAt: a.nextAttemptAt !== undefined ? iso(a.nextAttemptAt) : undefined,
+        batch: a.batch ? { ...a.batch, startedAt: iso(a.batch.startedAt) } : undefined,
+      })),
     })),
   };
 }

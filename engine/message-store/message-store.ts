@@ -142,13 +142,86 @@ export interface AttemptRecord {
   deliveryId: string;
   startedAt: number;
   durationMs: number;
+  /** As sent; for an item of a batched request, `body` is the item's own element of the batch body. */
   request: { method: string; url: string; headers: Record<string, string>; body: string };
-  response?: { status: number; body: string };
+  /**
+   * The receiver's answer. An item of a batched request has the status only: the batch's answer
+   * may name other patients, so it is kept once, with the batch ({@link BatchAttemptRecord}).
+   */
+  response?: { status: number; body?: string };
   error?: StoredError;
   /** SENT ends the delivery; RETRY keeps it QUEUED until nextAttemptAt; DEAD_LETTERED ends it. */
   outcome: 'SENT' | 'RETRY' | 'DEAD_LETTERED';
   nextAttemptAt?: number;
 }
+
+/**
+ * One request of a batched destination, stored once whatever its size: each item's attempt
+ * ({@link AttemptRecord}, its own element of the body) points at it. A batch of 100 items thus
+ * stores its body once per attempt, not 100 times, and a message's history never shows another
+ * message's payload. @see docs/design/0004-delivery.md#batching
+ */
+export interface BatchAttemptRecord {
+  /** Unique per attempt of a batch (a UUID): what each item's attempt points at. */
+  id: string;
+  /** The batch request's Idempotency-Key (the same on every retry of the same members). */
+  key: string;
+  /** Items in the request. */
+  size: number;
+  startedAt: number;
+  durationMs: number;
+  /** The request without its body: the body is the items' elements, kept with each item's attempt. */
+  request: { method: string; url: string; headers: Record<string, string> };
+  /** The receiver's answer to the whole batch (may name every patient of the batch). */
+  response?: { status: number; body: string };
+  error?: StoredError;
+  outcome: AttemptRecord['outcome'];
+  nextAttemptAt?: number;
+}
+
+/**
+ * A whole batch attempt, for an operator: the request with its body reassembled from the items'
+ * elements (in batch order), the answer, and whose messages it carried. Reading it shows every
+ * patient of the batch, so its audit record names every message.
+ */
+export interface BatchAttemptDetail extends BatchAttemptRecord {
+  request: { method: string; url: string; headers: Record<string, string>; body: string };
+  /** The items, in batch order. An item whose delivery a replay removed is missing (and its element with it). */
+  items: Array<{ messageId: string; deliveryId: string }>;
+}
+
+/** What a message's history shows of the batch request an attempt went out in: metadata only. */
+export interface BatchAttemptSummary {
+  /** The batch attempt's id ({@link BatchAttemptRecord.id}). */
+  id: string;
+  /** The batch request's Idempotency-Key: the same on every retry of the same members. */
+  key: string;
+  size: number;
+  outcome: AttemptRecord['outcome'];
+  /** The HTTP status of the batch's answer, when there was one. */
+  status?: number;
+  startedAt: number;
+  durationMs: number;
+}
+
+/** One entry of a delivery's attempt log; `batch` is set on an item of a batched request. */
+export type AttemptLogEntry = Omit<AttemptRecord, 'deliveryId'> & {
+  /** Keyset cursor: pass as `attemptsBefore` to read the attempts older than this one. */
+  seq: number;
+  batch?: BatchAttemptSummary;
+};
+
+/** How much of each delivery's attempt log {@link MessageStore.getMessage} loads. */
+export interface AttemptsPage {
+  /** The newest N attempts of each delivery. Default {@link DEFAULT_ATTEMPTS}, at most {@link MAX_ATTEMPTS}. */
+  limit?: number;
+  /** Keyset paging: only attempts whose `seq` is below this. */
+  before?: number;
+}
+
+/** Attempts per delivery {@link MessageStore.getMessage} loads by default, and at most. */
+export const DEFAULT_ATTEMPTS = 20;
+export const MAX_ATTEMPTS = 500;
 
 /** A QUEUED delivery to put back on its destination's queue. */
 export interface PendingDelivery {
@@ -208,7 +281,16 @@ export interface MessageDetail extends MessageSummary {
   exception?: { category: string; detail: string; tags: Record<string, string | undefined> };
   filterReason?: string;
   events: MessageEvent[];
-  deliveries: Array<StoredDelivery & { attemptLog: Array<Omit<AttemptRecord, 'deliveryId'>> }>;
+  deliveries: Array<
+    StoredDelivery & {
+      /** The newest attempts asked for (see {@link AttemptsPage}), oldest first. */
+      attemptLog: AttemptLogEntry[];
+      /** Attempts stored for this delivery in all (the log may hold fewer). */
+      attemptCount: number;
+      /** Set when older attempts than the log's remain: the `before` of the next page. */
+      attemptsBefore?: number;
+    }
+  >;
 }
 
 export interface MessageQuery {
@@ -265,8 +347,10 @@ export interface MessageStore {
    * is final already is logged without changing its state. Credentials in request headers
    * (Authorization, Cookie, X-Api-Key …) are stored as `[redacted]`. Rejects with
    * OSPREY_ERR_STORE_NOT_FOUND, writing nothing of the call, when a delivery id is unknown.
+   * `batch`: the attempts are the items of one batched request, stored once in the same
+   * transaction; each item's attempt points at it.
    */
-  recordAttempts(attempts: AttemptRecord[]): Promise<void>;
+  recordAttempts(attempts: AttemptRecord[], batch?: BatchAttemptRecord): Promise<void>;
   /**
    * Dead-letters a QUEUED delivery without an attempt, with `error` as its last error: the bus gave
    * up on its work item (its delivery limit), so nothing would send it any more. The message settles
@@ -296,7 +380,13 @@ export interface MessageStore {
    */
   replay(id: string): Promise<ReplayPlan | undefined>;
 
-  getMessage(id: string): Promise<MessageDetail | undefined>;
+  /**
+   * A message with its whole history, but only the newest attempts of each delivery (`attempts`),
+   * with their count, so that a delivery retried for days cannot make one read unbounded.
+   */
+  getMessage(id: string, attempts?: AttemptsPage): Promise<MessageDetail | undefined>;
+  /** One attempt of a batched request, whole (see {@link BatchAttemptDetail}); undefined for an unknown id. */
+  getBatchAttempt(id: string): Promise<BatchAttemptDetail | undefined>;
   findMessages(query: MessageQuery): Promise<MessageSummary[]>;
   /** Counts per channel and state. */
   countByChannel(): Promise<Record<string, Partial<Record<MessageState, number>>>>;

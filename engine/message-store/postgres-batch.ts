@@ -354,14 +354,38 @@ export function writeStatements(w: Writes): Statement[] {
       ],
     });
   }
+  if (w.insertBatchAttempts.length > 0) {
+    const b = w.insertBatchAttempts;
+    out.push({
+      name: 'osprey_insert_batch_attempts',
+      text: `INSERT INTO batch_attempts (id, batch_key, size, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)
+             SELECT id, batch_key, size, started_at, duration_ms, request::json, response_status, response_body, error_code, error_detail, outcome, next_attempt_at
+               FROM unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::float8[], $6::text[], $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[])
+                    AS t(id, batch_key, size, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)`,
+      values: [
+        b.map((r) => r.id),
+        b.map((r) => r.batchKey),
+        b.map((r) => r.size),
+        b.map((r) => r.startedAt),
+        b.map((r) => r.durationMs),
+        b.map((r) => r.requestJson),
+        b.map((r) => r.responseStatus),
+        b.map((r) => text(r.responseBody)),
+        b.map((r) => r.errorCode),
+        b.map((r) => text(r.errorDetail)),
+        b.map((r) => r.outcome),
+        b.map((r) => r.nextAttemptAt),
+      ],
+    });
+  }
   if (w.insertAttempts.length > 0) {
     const a = w.insertAttempts;
     out.push({
       name: 'osprey_insert_attempts',
-      text: `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)
-             SELECT delivery_id, n, started_at, duration_ms, request::json, response_status, response_body, error_code, error_detail, outcome, next_attempt_at
-               FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::float8[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[])
-                    WITH ORDINALITY AS t(delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at, ord)
+      text: `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at, batch_attempt_id)
+             SELECT delivery_id, n, started_at, duration_ms, request::json, response_status, response_body, error_code, error_detail, outcome, next_attempt_at, batch_attempt_id
+               FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::float8[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[])
+                    WITH ORDINALITY AS t(delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at, batch_attempt_id, ord)
               ORDER BY ord`,
       values: [
         a.map((r) => r.deliveryId),
@@ -375,6 +399,7 @@ export function writeStatements(w: Writes): Statement[] {
         a.map((r) => text(r.errorDetail)),
         a.map((r) => r.outcome),
         a.map((r) => r.nextAttemptAt),
+        a.map((r) => r.batchAttemptId),
       ],
     });
   }

@@ -27,6 +27,9 @@ import { CoalescedReads } from './coalesced-reads.ts';
 import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
+  AttemptsPage,
+  BatchAttemptDetail,
+  BatchAttemptRecord,
   MessageDetail,
   MessageQuery,
   MessageState,
@@ -43,9 +46,13 @@ import type {
   StoredError,
 } from './message-store.ts';
 import {
-  ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
+  attemptLogReads,
+  attemptPageParams,
+  attemptsPageOf,
+  batchAttemptFromRows,
+  batchAttemptReads,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
@@ -141,6 +148,8 @@ const SAVEPOINT: Statement = { text: 'SAVEPOINT item' };
 const RELEASE: Statement = { text: 'RELEASE SAVEPOINT item' };
 
 const PENDING = pendingReads((n) => `$${n}`);
+const ATTEMPT_LOG = attemptLogReads((n) => `$${n}`);
+const BATCH_ATTEMPT = batchAttemptReads((n) => `$${n}`);
 
 /**
  * A read that failed because the server could not be reached (refused, lost, shutting down, out of
@@ -253,9 +262,9 @@ export class PostgresStore implements MessageStore {
     return this.#submit({ kind: 'process', id, outcome }) as Promise<StoredDelivery[]>;
   }
 
-  async recordAttempts(attempts: AttemptRecord[]): Promise<void> {
-    if (Array.isArray(attempts) && attempts.length === 0) return;
-    await this.#submit({ kind: 'attempts', attempts });
+  async recordAttempts(attempts: AttemptRecord[], batch?: BatchAttemptRecord): Promise<void> {
+    if (Array.isArray(attempts) && attempts.length === 0 && batch === undefined) return;
+    await this.#submit(batch === undefined ? { kind: 'attempts', attempts } : { kind: 'attempts', attempts, batch });
   }
 
   async abandonDelivery(deliveryId: string, error: StoredError): Promise<void> {
@@ -299,17 +308,24 @@ export class PostgresStore implements MessageStore {
     return (await this.#query(PENDING.messages, pendingMessagesParams(page))).rows.map(pendingMessageFrom);
   }
 
-  async getMessage(id: string): Promise<MessageDetail | undefined> {
+  async getMessage(id: string, attempts?: AttemptsPage): Promise<MessageDetail | undefined> {
+    const page = attemptsPageOf(attempts);
     return this.#readOnly(async (c) => {
       const m = (await c.query(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = $1`, [id])).rows[0] as Row | undefined;
       if (!m) return undefined;
       const events = await c.query('SELECT at, event, destination, detail FROM events WHERE message_id = $1 ORDER BY id', [id]);
-      const deliveries = await c.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = $1 ORDER BY destination, output_index`, [id]);
-      const attempts = await c.query(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = $1) ORDER BY id`,
-        [id],
-      );
-      return detailFromRows(m, events.rows as Row[], deliveries.rows as Row[], attempts.rows as Row[]);
+      const deliveries = (await c.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = $1 ORDER BY destination, output_index`, [id])).rows as Row[];
+      const pages = new Map<string, Row[]>();
+      for (const d of deliveries) pages.set(String(d.id), (await c.query(ATTEMPT_LOG.page, attemptPageParams(String(d.id), page))).rows as Row[]);
+      const counts = await c.query(ATTEMPT_LOG.counts, [id]);
+      return detailFromRows(m, events.rows as Row[], deliveries, pages, counts.rows as Row[], page.limit);
+    });
+  }
+
+  async getBatchAttempt(id: string): Promise<BatchAttemptDetail | undefined> {
+    return this.#readOnly(async (c) => {
+      const b = (await c.query(BATCH_ATTEMPT.batch, [id])).rows[0] as Row | undefined;
+      return b ? batchAttemptFromRows(b, (await c.query(BATCH_ATTEMPT.items, [id])).rows as Row[]) : undefined;
     });
   }
 

@@ -32,6 +32,9 @@ import { OspreyError } from '../errors/error-codes.ts';
 import { ReceiveFirstCommitter, type ItemResult } from './group-commit.ts';
 import type {
   AttemptRecord,
+  AttemptsPage,
+  BatchAttemptDetail,
+  BatchAttemptRecord,
   MessageDetail,
   MessageQuery,
   MessageState,
@@ -48,9 +51,13 @@ import type {
   StoredError,
 } from './message-store.ts';
 import {
-  ATTEMPT_COLUMNS,
   DELIVERY_COLUMNS,
   DETAIL_COLUMNS,
+  attemptLogReads,
+  attemptPageParams,
+  attemptsPageOf,
+  batchAttemptFromRows,
+  batchAttemptReads,
   buildFindMessages,
   deliveryRowFrom,
   detailFromRows,
@@ -237,6 +244,8 @@ class WorkerWriter implements WriterLink {
 }
 
 const PENDING = pendingReads(() => '?');
+const ATTEMPT_LOG = attemptLogReads(() => '?');
+const BATCH_ATTEMPT = batchAttemptReads(() => '?');
 
 function prepareReads(db: Db) {
   const p = (sql: string): Stmt => db.prepare(sql);
@@ -251,7 +260,10 @@ function prepareReads(db: Db) {
     detail: p(`SELECT ${DETAIL_COLUMNS} FROM messages WHERE id = ?`),
     events: p('SELECT at, event, destination, detail FROM events WHERE message_id = ? ORDER BY id'),
     deliveries: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY destination, output_index`),
-    attempts: p(`SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = ?) ORDER BY id`),
+    attemptPage: p(ATTEMPT_LOG.page),
+    attemptCounts: p(ATTEMPT_LOG.counts),
+    batchAttempt: p(BATCH_ATTEMPT.batch),
+    batchItems: p(BATCH_ATTEMPT.items),
     countByChannel: p('SELECT channel, state, count(*) AS n FROM messages GROUP BY channel, state'),
   };
 }
@@ -335,9 +347,9 @@ export class SqliteStore implements MessageStore {
     return this.#submit({ kind: 'process', id, outcome }) as Promise<StoredDelivery[]>;
   }
 
-  async recordAttempts(attempts: AttemptRecord[]): Promise<void> {
-    if (Array.isArray(attempts) && attempts.length === 0) return;
-    await this.#submit({ kind: 'attempts', attempts });
+  async recordAttempts(attempts: AttemptRecord[], batch?: BatchAttemptRecord): Promise<void> {
+    if (Array.isArray(attempts) && attempts.length === 0 && batch === undefined) return;
+    await this.#submit(batch === undefined ? { kind: 'attempts', attempts } : { kind: 'attempts', attempts, batch });
   }
 
   async abandonDelivery(deliveryId: string, error: StoredError): Promise<void> {
@@ -381,12 +393,23 @@ export class SqliteStore implements MessageStore {
     return (this.#reads().pendingMessages.all(...pendingMessagesParams(page)) as Row[]).map(pendingMessageFrom);
   }
 
-  async getMessage(id: string): Promise<MessageDetail | undefined> {
+  async getMessage(id: string, attempts?: AttemptsPage): Promise<MessageDetail | undefined> {
     const r = this.#reads();
+    const page = attemptsPageOf(attempts);
     return this.#reader!.transaction(() => {
       const m = r.detail.get(id) as Row | undefined;
       if (!m) return undefined;
-      return detailFromRows(m, r.events.all(id) as Row[], r.deliveries.all(id) as Row[], r.attempts.all(id) as Row[]);
+      const deliveries = r.deliveries.all(id) as Row[];
+      const pages = new Map(deliveries.map((d) => [String(d.id), r.attemptPage.all(...attemptPageParams(String(d.id), page)) as Row[]]));
+      return detailFromRows(m, r.events.all(id) as Row[], deliveries, pages, r.attemptCounts.all(id) as Row[], page.limit);
+    })();
+  }
+
+  async getBatchAttempt(id: string): Promise<BatchAttemptDetail | undefined> {
+    const r = this.#reads();
+    return this.#reader!.transaction(() => {
+      const b = r.batchAttempt.get(id) as Row | undefined;
+      return b ? batchAttemptFromRows(b, r.batchItems.all(id) as Row[]) : undefined;
     })();
   }
 

@@ -115,9 +115,13 @@ function prepareWrites(db: Db) {
       `UPDATE deliveries SET state = @state, attempts = @attempts, next_attempt_at = @nextAttemptAt, last_error_code = @lastErrorCode,
        last_error_detail = @lastErrorDetail, updated_at = @updatedAt WHERE id = @id`,
     ),
+    insertBatchAttempt: p(
+      `INSERT INTO batch_attempts (id, batch_key, size, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)
+       VALUES (@id, @batchKey, @size, @startedAt, @durationMs, @requestJson, @responseStatus, @responseBody, @errorCode, @errorDetail, @outcome, @nextAttemptAt)`,
+    ),
     insertAttempt: p(
-      `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at)
-       VALUES (@deliveryId, @n, @startedAt, @durationMs, @requestJson, @responseStatus, @responseBody, @errorCode, @errorDetail, @outcome, @nextAttemptAt)`,
+      `INSERT INTO attempts (delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at, batch_attempt_id)
+       VALUES (@deliveryId, @n, @startedAt, @durationMs, @requestJson, @responseStatus, @responseBody, @errorCode, @errorDetail, @outcome, @nextAttemptAt, @batchAttemptId)`,
     ),
     insertEvent: p('INSERT INTO events (message_id, at, event, destination, detail) VALUES (@messageId, @at, @event, @destination, @detail)'),
   };
@@ -240,6 +244,7 @@ export class SqliteWriter {
         updatedAt: d.updatedAt,
       });
     }
+    for (const b of w.insertBatchAttempts) s.insertBatchAttempt.run(b);
     for (const a of w.insertAttempts) s.insertAttempt.run(a);
     for (const e of w.insertEvents) s.insertEvent.run(e);
   }

@@ -7,18 +7,24 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import type { ErrorCode } from '../errors/error-codes.ts';
-import type {
-  AttemptRecord,
-  BusinessKeys,
-  DeliveryState,
-  MessageDetail,
-  MessageEvent,
-  MessageQuery,
-  MessageState,
-  MessageSummary,
-  PendingDelivery,
-  PendingMessage,
-  PendingPage,
+import {
+  DEFAULT_ATTEMPTS,
+  MAX_ATTEMPTS,
+  type AttemptLogEntry,
+  type AttemptRecord,
+  type AttemptsPage,
+  type BatchAttemptDetail,
+  type BatchAttemptSummary,
+  type BusinessKeys,
+  type DeliveryState,
+  type MessageDetail,
+  type MessageEvent,
+  type MessageQuery,
+  type MessageState,
+  type MessageSummary,
+  type PendingDelivery,
+  type PendingMessage,
+  type PendingPage,
 } from './message-store.ts';
 import { deliveryFromRow, fromJson, type DeliveryRow } from './unit-of-work.ts';
 
@@ -81,8 +87,69 @@ export function pendingMessagesParams(page: PendingPage<PendingMessage>): unknow
   return [Math.trunc(page.changedSince ?? 0), page.after?.seq ?? -1, page.limit];
 }
 
-export const ATTEMPT_COLUMNS =
-  'delivery_id, n, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at';
+/**
+ * The reads of a message's attempt log for both stores (`p(n)` writes the n-th placeholder):
+ * `page` the newest attempts of one delivery below a seq (delivery id, before, limit), the batch
+ * each went out in joined for its metadata only (never its answer's body: it may name other
+ * patients); `counts` every delivery's number of attempts (message id). Both walk the index on
+ * attempts (delivery_id, id).
+ */
+export function attemptLogReads(p: (n: number) => string): { page: string; counts: string } {
+  return {
+    page: `SELECT a.id AS seq, a.n, a.started_at, a.duration_ms, a.request, a.response_status, a.response_body, a.error_code, a.error_detail, a.outcome, a.next_attempt_at,
+                  b.id AS batch_id, b.batch_key, b.size AS batch_size, b.outcome AS batch_outcome, b.response_status AS batch_status,
+                  b.started_at AS batch_started_at, b.duration_ms AS batch_duration_ms
+             FROM attempts a LEFT JOIN batch_attempts b ON b.id = a.batch_attempt_id
+            WHERE a.delivery_id = ${p(1)} AND a.id < ${p(2)} ORDER BY a.id DESC LIMIT ${p(3)}`,
+    counts: `SELECT delivery_id, count(*) AS n FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE message_id = ${p(1)}) GROUP BY delivery_id`,
+  };
+}
+
+/**
+ * The reads of a whole batch attempt (`p(n)` writes the n-th placeholder; both take its id): the
+ * batch's row, and its items in batch order (the partial index on attempts.batch_attempt_id).
+ */
+export function batchAttemptReads(p: (n: number) => string): { batch: string; items: string } {
+  return {
+    batch: `SELECT id, batch_key, size, started_at, duration_ms, request, response_status, response_body, error_code, error_detail, outcome, next_attempt_at
+              FROM batch_attempts WHERE id = ${p(1)}`,
+    items: `SELECT a.delivery_id, d.message_id, a.request FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.batch_attempt_id = ${p(1)} ORDER BY a.id`,
+  };
+}
+
+/** A batch attempt's row and its items' rows ({@link batchAttemptReads}) as the contract's type. */
+export function batchAttemptFromRows(b: Row, items: Row[]): BatchAttemptDetail {
+  const head = fromJson(strOrNull(b.request)) as { method: string; url: string; headers: Record<string, string> };
+  // The body as sent is JSON.stringify of the array of the items' elements: the same text again.
+  const elements = items.map((r) => (fromJson(strOrNull(r.request)) as { body: string }).body);
+  const detail: BatchAttemptDetail = {
+    id: str(b.id),
+    key: str(b.batch_key),
+    size: num(b.size),
+    startedAt: num(b.started_at),
+    durationMs: num(b.duration_ms),
+    request: { ...head, body: `[${elements.join(',')}]` },
+    outcome: str(b.outcome) as AttemptRecord['outcome'],
+    items: items.map((r) => ({ messageId: str(r.message_id), deliveryId: str(r.delivery_id) })),
+  };
+  if (b.response_status !== null && b.response_status !== undefined) detail.response = { status: num(b.response_status), body: str(b.response_body ?? '') };
+  if (b.error_code !== null && b.error_code !== undefined) detail.error = { code: str(b.error_code) as ErrorCode, detail: str(b.error_detail ?? '') };
+  put(detail, 'nextAttemptAt', numOrNull(b.next_attempt_at));
+  return detail;
+}
+
+/** The page asked for, bounded: how many attempts per delivery, and below which seq. */
+export function attemptsPageOf(page: AttemptsPage = {}): { limit: number; before: number } {
+  const requested = page.limit === undefined || !Number.isFinite(page.limit) ? DEFAULT_ATTEMPTS : Math.trunc(page.limit);
+  const before = page.before === undefined || !Number.isFinite(page.before) ? Number.MAX_SAFE_INTEGER : Math.trunc(page.before);
+  return { limit: Math.min(MAX_ATTEMPTS, Math.max(1, requested)), before };
+}
+
+/** The parameters of {@link attemptLogReads}' page read: one row more than the page, to know if older ones remain. */
+export function attemptPageParams(deliveryId: string, page: { limit: number; before: number }): unknown[] {
+  return [deliveryId, page.before, page.limit + 1];
+}
 
 /** Default and maximum page size of `findMessages`. */
 export const DEFAULT_LIMIT = 50;
@@ -157,16 +224,33 @@ export function deliveryRowFrom(r: Row): DeliveryRow {
   };
 }
 
-export function attemptFromRow(r: Row): Omit<AttemptRecord, 'deliveryId'> {
-  const a: Omit<AttemptRecord, 'deliveryId'> = {
+/** A row of {@link attemptLogReads}' page read. */
+export function attemptFromRow(r: Row): AttemptLogEntry {
+  const a: AttemptLogEntry = {
+    seq: num(r.seq),
     startedAt: num(r.started_at),
     durationMs: num(r.duration_ms),
     request: fromJson(strOrNull(r.request)) as AttemptRecord['request'],
     outcome: str(r.outcome) as AttemptRecord['outcome'],
   };
-  if (r.response_status !== null && r.response_status !== undefined) a.response = { status: num(r.response_status), body: str(r.response_body ?? '') };
+  if (r.response_status !== null && r.response_status !== undefined) {
+    const body = strOrNull(r.response_body);
+    a.response = body === null ? { status: num(r.response_status) } : { status: num(r.response_status), body };
+  }
   if (r.error_code !== null && r.error_code !== undefined) a.error = { code: str(r.error_code) as ErrorCode, detail: str(r.error_detail ?? '') };
   put(a, 'nextAttemptAt', numOrNull(r.next_attempt_at));
+  if (r.batch_id !== null && r.batch_id !== undefined) {
+    const batch: BatchAttemptSummary = {
+      id: str(r.batch_id),
+      key: str(r.batch_key),
+      size: num(r.batch_size),
+      outcome: str(r.batch_outcome) as AttemptRecord['outcome'],
+      startedAt: num(r.batch_started_at),
+      durationMs: num(r.batch_duration_ms),
+    };
+    put(batch, 'status', numOrNull(r.batch_status));
+    a.batch = batch;
+  }
   return a;
 }
 
@@ -179,9 +263,11 @@ export function eventFromRow(r: Row): MessageEvent {
 
 /**
  * Assembles `getMessage`'s answer from the message row (DETAIL_COLUMNS), its events (in order),
- * its deliveries and their attempts (in order, with `delivery_id`).
+ * its deliveries, each delivery's page of attempts (newest first, one more than `limit` when
+ * older ones remain: {@link attemptPageParams}) and the counts of {@link attemptLogReads}.
  */
-export function detailFromRows(m: Row, events: Row[], deliveries: Row[], attempts: Row[]): MessageDetail {
+export function detailFromRows(m: Row, events: Row[], deliveries: Row[], pages: ReadonlyMap<string, Row[]>, counts: Row[], limit: number): MessageDetail {
+  const count = new Map(counts.map((r) => [str(r.delivery_id), num(r.n)]));
   const detail: MessageDetail = {
     ...summaryFromRow(m),
     raw: m.raw as Buffer,
@@ -189,7 +275,11 @@ export function detailFromRows(m: Row, events: Row[], deliveries: Row[], attempt
     events: events.map(eventFromRow),
     deliveries: deliveries.map((r) => {
       const d = deliveryFromRow(deliveryRowFrom(r));
-      return { ...d, attemptLog: attempts.filter((a) => a.delivery_id === d.id).map(attemptFromRow) };
+      const rows = pages.get(d.id) ?? [];
+      const attemptLog = rows.slice(0, limit).map(attemptFromRow).reverse();
+      const entry: MessageDetail['deliveries'][number] = { ...d, attemptLog, attemptCount: count.get(d.id) ?? 0 };
+      if (rows.length > limit) entry.attemptsBefore = attemptLog[0]!.seq;
+      return entry;
     }),
   };
   put(detail, 'source', strOrNull(m.source));

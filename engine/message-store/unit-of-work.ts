@@ -29,6 +29,7 @@ import {
   DeliveryState,
   MessageState,
   type AttemptRecord,
+  type BatchAttemptRecord,
   type NewMessage,
   type PendingMessage,
   type ProcessingOutcome,
@@ -42,7 +43,7 @@ import {
 export type StoreOp =
   | { kind: 'receive'; message: NewMessage }
   | { kind: 'process'; id: string; outcome: ProcessingOutcome }
-  | { kind: 'attempts'; attempts: AttemptRecord[] }
+  | { kind: 'attempts'; attempts: AttemptRecord[]; batch?: BatchAttemptRecord }
   | { kind: 'abandon'; deliveryId: string; error: StoredError }
   | { kind: 'replay'; id: string };
 
@@ -65,6 +66,22 @@ export type PreparedOutcome =
 /** An attempt with its request serialised (credentials redacted). */
 export type PreparedAttempt = Omit<AttemptRecord, 'request'> & { requestJson: string };
 
+/** A batch attempt as it is written: its request serialised (credentials redacted), epochs whole. */
+export interface BatchAttemptInsert {
+  id: string;
+  batchKey: string;
+  size: number;
+  startedAt: number;
+  durationMs: number;
+  requestJson: string;
+  responseStatus: number | null;
+  responseBody: string | null;
+  errorCode: string | null;
+  errorDetail: string | null;
+  outcome: AttemptRecord['outcome'];
+  nextAttemptAt: number | null;
+}
+
 /** A message to receive with its pipeline outcome, if any, prepared. */
 export type PreparedNewMessage = Omit<NewMessage, 'outcome'> & { outcome?: PreparedOutcome };
 
@@ -72,7 +89,7 @@ export type PreparedNewMessage = Omit<NewMessage, 'outcome'> & { outcome?: Prepa
 export type PreparedOp =
   | { kind: 'receive'; message: PreparedNewMessage }
   | { kind: 'process'; id: string; outcome: PreparedOutcome }
-  | { kind: 'attempts'; attempts: PreparedAttempt[] }
+  | { kind: 'attempts'; attempts: PreparedAttempt[]; batch?: BatchAttemptInsert }
   | { kind: 'abandon'; deliveryId: string; error: StoredError }
   | { kind: 'replay'; id: string };
 
@@ -200,6 +217,8 @@ export interface AttemptInsert {
   errorDetail: string | null;
   outcome: AttemptRecord['outcome'];
   nextAttemptAt: number | null;
+  /** The batch attempt the item went out in ({@link BatchAttemptInsert}); null for a single request. */
+  batchAttemptId: string | null;
 }
 
 export interface EventInsert {
@@ -218,6 +237,7 @@ export interface Writes {
   deleteDeliveries: Set<string>;
   insertDeliveries: Map<string, DeliveryRow>;
   updateDeliveries: Map<string, DeliveryRow>;
+  insertBatchAttempts: BatchAttemptInsert[];
   insertAttempts: AttemptInsert[];
   insertEvents: EventInsert[];
 }
@@ -304,18 +324,37 @@ export function prepareOp(op: StoreOp): PreparedOp {
     case 'process':
       if (typeof op.id !== 'string') throw invalid('recordProcessing needs a message id');
       return { kind: 'process', id: op.id, outcome: prepareOutcome(op.outcome) };
-    case 'attempts':
+    case 'attempts': {
       if (!Array.isArray(op.attempts)) throw invalid('attempts must be an array');
-      return {
-        kind: 'attempts',
-        attempts: op.attempts.map((a) => {
-          if (typeof a?.deliveryId !== 'string') throw invalid('an attempt needs a deliveryId');
-          if (a.outcome !== 'SENT' && a.outcome !== 'RETRY' && a.outcome !== 'DEAD_LETTERED') throw invalid(`unknown attempt outcome ${String(a.outcome)}`);
-          if (!Number.isFinite(a.startedAt) || !Number.isFinite(a.durationMs)) throw invalid('startedAt and durationMs must be numbers');
-          const { request, ...rest } = a;
-          return { ...rest, requestJson: toJson({ ...request, headers: redactHeaders(request?.headers ?? {}) }) };
-        }),
+      const attempts = op.attempts.map((a) => {
+        if (typeof a?.deliveryId !== 'string') throw invalid('an attempt needs a deliveryId');
+        checkAttempt(a);
+        const { request, ...rest } = a;
+        return { ...rest, requestJson: toJson({ ...request, headers: redactHeaders(request?.headers ?? {}) }) };
+      });
+      if (op.batch === undefined) return { kind: 'attempts', attempts };
+      const b = op.batch;
+      if (typeof b?.id !== 'string' || b.id === '' || typeof b.key !== 'string') throw invalid('a batch attempt needs an id and a key');
+      if (!Number.isInteger(b.size) || b.size < 1) throw invalid('a batch attempt needs its size');
+      if (attempts.length === 0) throw invalid('a batch attempt needs its items');
+      checkAttempt(b);
+      const { method, url, headers } = b.request ?? {};
+      const batch: BatchAttemptInsert = {
+        id: b.id,
+        batchKey: b.key,
+        size: b.size,
+        startedAt: Math.trunc(b.startedAt),
+        durationMs: b.durationMs,
+        requestJson: toJson({ method, url, headers: redactHeaders(headers ?? {}) }),
+        responseStatus: b.response?.status ?? null,
+        responseBody: b.response?.body ?? null,
+        errorCode: b.error?.code ?? null,
+        errorDetail: b.error?.detail ?? null,
+        outcome: b.outcome,
+        nextAttemptAt: epochOrNull(b.nextAttemptAt),
       };
+      return { kind: 'attempts', attempts, batch };
+    }
     case 'abandon':
       if (typeof op.deliveryId !== 'string') throw invalid('abandon needs a delivery id');
       if (typeof op.error?.code !== 'string') throw invalid('abandon needs an error code');
@@ -357,6 +396,11 @@ function prepareOutcome(outcome: ProcessingOutcome): PreparedOutcome {
     default:
       throw invalid(`unknown processing outcome ${String((outcome as { state?: unknown } | undefined)?.state)}`);
   }
+}
+
+function checkAttempt(a: Pick<AttemptRecord, 'outcome' | 'startedAt' | 'durationMs'>): void {
+  if (a.outcome !== 'SENT' && a.outcome !== 'RETRY' && a.outcome !== 'DEAD_LETTERED') throw invalid(`unknown attempt outcome ${String(a.outcome)}`);
+  if (!Number.isFinite(a.startedAt) || !Number.isFinite(a.durationMs)) throw invalid('startedAt and durationMs must be numbers');
 }
 
 /** Epoch values are stored as integers (bigint on PostgreSQL). */
@@ -407,6 +451,7 @@ export class UnitOfWork {
     deleteDeliveries: new Set(),
     insertDeliveries: new Map(),
     updateDeliveries: new Map(),
+    insertBatchAttempts: [],
     insertAttempts: [],
     insertEvents: [],
   };
@@ -434,7 +479,7 @@ export class UnitOfWork {
       case 'process':
         return this.process(op.id, op.outcome);
       case 'attempts':
-        this.attempts(op.attempts);
+        this.attempts(op.attempts, op.batch);
         return undefined;
       case 'abandon':
         this.abandon(op.deliveryId, op.error);
@@ -580,13 +625,14 @@ export class UnitOfWork {
     return newDeliveries.map(deliveryFromRow);
   }
 
-  attempts(list: PreparedAttempt[]): void {
+  attempts(list: PreparedAttempt[], batch?: BatchAttemptInsert): void {
     const rows: DeliveryRow[] = [];
     for (const a of list) {
       const d = this.#deliveries.get(a.deliveryId);
       if (!d) throw notFound('delivery', a.deliveryId);
       rows.push(d);
     }
+    if (batch) this.writes.insertBatchAttempts.push(batch);
 
     const touched = new Set<string>();
     list.forEach((a, i) => {
@@ -604,6 +650,7 @@ export class UnitOfWork {
         errorDetail: a.error?.detail ?? null,
         outcome: a.outcome,
         nextAttemptAt: epochOrNull(a.nextAttemptAt),
+        batchAttemptId: batch?.id ?? null,
       });
       const status = a.response ? ` ${a.response.status}` : '';
       const code = a.error ? ` ${a.error.code}` : '';

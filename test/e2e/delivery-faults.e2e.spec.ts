@@ -288,11 +288,21 @@ describe('delivery faults', function () {
       expect(requests[1]!.body, 'and its members').to.deep.equal(requests[0]!.body);
       const itemKeys = (requests[1]!.body as Array<{ idempotencyKey: string; payload: { controlId: string } }>).map((i) => i.idempotencyKey);
       const deliveryIds: string[] = [];
+      const batchAttempts = new Set<string>();
       for (const id of messageIds) {
         const m = await osprey.message(id);
-        expect(m.deliveries[0].attemptLog.map((a: any) => a.outcome)).to.deep.equal(['RETRY', 'SENT']);
+        const log = m.deliveries[0].attemptLog;
+        expect(log.map((a: any) => a.outcome)).to.deep.equal(['RETRY', 'SENT']);
+        // Its own element of the batch, the answer's status, the batch's metadata: nothing of the others.
+        for (const a of log) {
+          expect(JSON.parse(a.request.body).idempotencyKey).to.equal(m.deliveries[0].id);
+          expect(a.response).to.deep.equal({ status: a.outcome === 'SENT' ? 200 : 500 });
+          expect(a.batch).to.deep.include({ key: requests[0]!.idempotencyKey, size: 3, outcome: a.outcome });
+          batchAttempts.add(a.batch.id);
+        }
         deliveryIds.push(m.deliveries[0].id);
       }
+      expect(batchAttempts.size, 'one record per batch attempt, shared by its items').to.equal(2);
       expect(itemKeys).to.have.members(deliveryIds);
       expect(standIn.payloadsAt(BATCHED_PATH).map((p: any) => p.controlId)).to.have.members(ids);
     });

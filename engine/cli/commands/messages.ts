@@ -34,6 +34,9 @@ export async function messagesCommand(argv: string[]): Promise<number> {
       until: { type: 'string' },
       limit: { type: 'string' },
       id: { type: 'string' },
+      // With --id: the newest N attempts of each delivery, and older ones before a delivery's attemptsBefore.
+      attempts: { type: 'string' },
+      'attempts-before': { type: 'string' },
       replay: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
@@ -45,7 +48,10 @@ export async function messagesCommand(argv: string[]): Promise<number> {
     return res.ok ? 0 : 1;
   }
   if (values.id) {
-    const res = await apiFetch(`${api}/api/messages/${encodeURIComponent(values.id)}`);
+    const page = new URLSearchParams();
+    if (values.attempts) page.set('attempts', values.attempts);
+    if (values['attempts-before']) page.set('attemptsBefore', values['attempts-before']);
+    const res = await apiFetch(`${api}/api/messages/${encodeURIComponent(values.id)}${page.size > 0 ? `?${page}` : ''}`);
     process.stdout.write(`${JSON.stringify(await res.json(), null, 2)}\n`);
     return res.ok ? 0 : 1;
   }

@@ -7,8 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { isOspreyError } from '../../../engine/errors/error-codes.ts';
 import {
+  DEFAULT_ATTEMPTS,
+  MAX_ATTEMPTS,
   pendingWorkPages,
   type AttemptRecord,
+  type BatchAttemptRecord,
   type BusinessKeys,
   type MessageStore,
   type NewMessage,
@@ -697,6 +700,140 @@ export function messageStoreSuite(harness: () => StoreHarness): void {
       await store.recordAttempts([attempt(deliveries[0]!.id, 'SENT')]);
       await store.recordAttempts([attempt(deliveries[0]!.id, 'DEAD_LETTERED')]);
       expect(await store.loadDelivery(deliveries[0]!.id)).to.deep.include({ state: 'SENT', attempts: 2 });
+    });
+  });
+
+  describe('batched requests', () => {
+    /** Three messages of three patients, each with one delivery, sent as one batch request. */
+    async function batchOfThree(store: MessageStore) {
+      const items: Array<{ id: string; delivery: StoredDelivery; element: string }> = [];
+      for (const mrn of ['MRN-A', 'MRN-B', 'MRN-C']) {
+        const m = newMessage({ keys: { patientId: mrn } });
+        await store.receive(m);
+        const [delivery] = await store.recordProcessing(m.id, queued(['erp']));
+        items.push({ id: m.id, delivery: delivery!, element: JSON.stringify({ idempotencyKey: delivery!.id, payload: { mrn } }) });
+      }
+      return items;
+    }
+
+    function batchAttempt(size: number, outcome: AttemptRecord['outcome'], over: Partial<BatchAttemptRecord> = {}): BatchAttemptRecord {
+      return {
+        id: randomUUID(),
+        key: 'batch-0123',
+        size,
+        startedAt: Date.now(),
+        durationMs: 40,
+        request: { method: 'POST', url: 'https://erp.example.org/v2/batch', headers: { 'content-type': 'application/json', 'x-api-key': 'k3y' } },
+        response: outcome === 'SENT' ? { status: 200, body: '[{"mrn":"MRN-A"},{"mrn":"MRN-B"},{"mrn":"MRN-C"}]' } : { status: 503, body: 'MRN-A MRN-B MRN-C busy' },
+        outcome,
+        ...over,
+      };
+    }
+
+    it("stores the batch once; each message's history shows its own element and the batch's metadata, never another's payload nor the batch's answer", async () => {
+      const { store } = await fresh();
+      const items = await batchOfThree(store);
+      for (const outcome of ['RETRY', 'SENT'] as const) {
+        const batch = batchAttempt(3, outcome, outcome === 'RETRY' ? { nextAttemptAt: Date.now() + MINUTE } : {});
+        await store.recordAttempts(
+          items.map((it) =>
+            attempt(it.delivery.id, outcome, {
+              request: { method: 'POST', url: 'https://erp.example.org/v2/batch', headers: { 'x-api-key': 'k3y' }, body: it.element },
+              response: { status: outcome === 'SENT' ? 200 : 503 },
+            }),
+          ),
+          batch,
+        );
+      }
+      for (const [i, it] of items.entries()) {
+        const detail = (await store.getMessage(it.id))!;
+        expect(detail.state).to.equal('SENT');
+        const [d] = detail.deliveries;
+        expect(d!.attemptCount).to.equal(2);
+        expect(d!.attemptLog.map((a) => a.outcome)).to.deep.equal(['RETRY', 'SENT']);
+        for (const a of d!.attemptLog) {
+          expect(a.request.body).to.equal(it.element);
+          expect(a.request.headers['x-api-key']).to.equal('[redacted]');
+          expect(a.response).to.deep.equal({ status: a.outcome === 'SENT' ? 200 : 503 });
+          expect(a.batch).to.deep.include({ key: 'batch-0123', size: 3, outcome: a.outcome, status: a.outcome === 'SENT' ? 200 : 503, durationMs: 40 });
+          expect(a.batch!.startedAt).to.be.a('number');
+        }
+        const text = JSON.stringify(detail);
+        for (const [j, other] of items.entries()) if (j !== i) expect(text, 'no other patient').not.to.include(other.delivery.id);
+        expect(text).not.to.include(['MRN-A', 'MRN-B', 'MRN-C'].filter((_, j) => j !== i)[0]);
+      }
+      const [a, b] = [(await store.getMessage(items[0]!.id))!, (await store.getMessage(items[1]!.id))!];
+      expect(a.deliveries[0]!.attemptLog.map((x) => x.batch!.id), 'one batch attempt, shared').to.deep.equal(b.deliveries[0]!.attemptLog.map((x) => x.batch!.id));
+    });
+
+    it('reads a whole batch attempt back: the body as sent, the answer, its items in order', async () => {
+      const { store } = await fresh();
+      const items = await batchOfThree(store);
+      const batch = batchAttempt(3, 'RETRY', { nextAttemptAt: Date.now() + MINUTE, error: { code: 'OSPREY_ERR_DELIVERY_HTTP_TRANSIENT', detail: 'HTTP 503' } });
+      await store.recordAttempts(
+        items.map((it) =>
+          attempt(it.delivery.id, 'RETRY', { request: { method: 'POST', url: batch.request.url, headers: {}, body: it.element }, response: { status: 503 } }),
+        ),
+        batch,
+      );
+      const read = (await store.getBatchAttempt(batch.id))!;
+      expect(read.request.body).to.equal(`[${items.map((it) => it.element).join(',')}]`);
+      expect(JSON.parse(read.request.body)).to.have.length(3);
+      expect(read.request.headers).to.deep.equal({ 'content-type': 'application/json', 'x-api-key': '[redacted]' });
+      expect(read).to.deep.include({ id: batch.id, key: 'batch-0123', size: 3, outcome: 'RETRY', response: batch.response, error: batch.error, nextAttemptAt: batch.nextAttemptAt });
+      expect(read.items).to.deep.equal(items.map((it) => ({ messageId: it.id, deliveryId: it.delivery.id })));
+      expect(await store.getBatchAttempt('no-such-batch')).to.equal(undefined);
+    });
+
+    it('writes nothing of a batch whose items name an unknown delivery', async () => {
+      const { store } = await fresh();
+      const items = await batchOfThree(store);
+      const batch = batchAttempt(2, 'SENT');
+      const err = await rejectionOf(store.recordAttempts([attempt(items[0]!.delivery.id, 'SENT'), attempt('no-such-delivery', 'SENT')], batch));
+      expect(isOspreyError(err) && err.code).to.equal('OSPREY_ERR_STORE_NOT_FOUND');
+      await store.recordAttempts([attempt(items[0]!.delivery.id, 'SENT')], batch);
+      expect((await store.getMessage(items[0]!.id))!.deliveries[0]!.attemptLog.map((x) => x.batch?.id), 'its id is free: nothing was written').to.deep.equal([batch.id]);
+    });
+  });
+
+  describe('getMessage: the attempt log is bounded', () => {
+    it('loads the newest attempts of each delivery with their count, and pages to older ones', async () => {
+      const { store } = await fresh();
+      const m = newMessage();
+      await store.receive(m);
+      const [erp, rcm] = await store.recordProcessing(m.id, queued(['erp', 'rcm']));
+      for (let i = 1; i <= 7; i++) await store.recordAttempts([attempt(erp!.id, 'RETRY', { response: { status: 503, body: `try ${i}` } })]);
+      await store.recordAttempts([attempt(rcm!.id, 'SENT')]);
+
+      const first = (await store.getMessage(m.id, { limit: 3 }))!;
+      const [e1, r1] = first.deliveries;
+      expect(e1!.attemptCount).to.equal(7);
+      expect(e1!.attemptLog.map((a) => a.response!.body), 'the newest three, oldest first').to.deep.equal(['try 5', 'try 6', 'try 7']);
+      expect(e1!.attemptsBefore).to.equal(e1!.attemptLog[0]!.seq);
+      expect(r1).to.deep.include({ attemptCount: 1 });
+      expect(r1!.attemptsBefore, 'nothing older').to.equal(undefined);
+
+      const second = (await store.getMessage(m.id, { limit: 3, before: e1!.attemptsBefore! }))!;
+      expect(second.deliveries[0]!.attemptLog.map((a) => a.response!.body)).to.deep.equal(['try 2', 'try 3', 'try 4']);
+      const third = (await store.getMessage(m.id, { limit: 3, before: second.deliveries[0]!.attemptsBefore! }))!;
+      expect(third.deliveries[0]!.attemptLog.map((a) => a.response!.body)).to.deep.equal(['try 1']);
+      expect(third.deliveries[0]!.attemptsBefore).to.equal(undefined);
+      expect(third.deliveries[1]!.attemptLog, 'the cursor applies to every delivery').to.have.length(0);
+    });
+
+    it(`loads ${DEFAULT_ATTEMPTS} attempts by default and at most ${MAX_ATTEMPTS}`, async () => {
+      const { store } = await fresh();
+      const m = newMessage();
+      await store.receive(m);
+      const [erp] = await store.recordProcessing(m.id, queued(['erp']));
+      const many = Array.from({ length: MAX_ATTEMPTS + 5 }, () => attempt(erp!.id, 'RETRY'));
+      await store.recordAttempts(many);
+      const byDefault = (await store.getMessage(m.id))!.deliveries[0]!;
+      expect(byDefault.attemptLog).to.have.length(DEFAULT_ATTEMPTS);
+      expect(byDefault.attemptCount).to.equal(MAX_ATTEMPTS + 5);
+      const most = (await store.getMessage(m.id, { limit: 1e9 }))!.deliveries[0]!;
+      expect(most.attemptLog).to.have.length(MAX_ATTEMPTS);
+      expect(most.attemptsBefore).to.be.a('number');
     });
   });
 

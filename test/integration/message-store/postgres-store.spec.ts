@@ -320,6 +320,7 @@ describe('PostgresStore', function () {
           { version: 2, name: '0002-no-foreign-key-checks' },
           { version: 3, name: '0003-duplicate-guard' },
           { version: 4, name: '0004-history-keys' },
+          { version: 5, name: '0005-batch-attempts' },
         ]);
       } finally {
         await client.end();

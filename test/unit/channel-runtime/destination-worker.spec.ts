@@ -3,9 +3,12 @@
  * How a destination worker finds the delivery an item points at (docs/design/0008): a write of
  * this process still under way is waited for, a just-stored delivery is handed over, a write that
  * stored nothing drops its ahead items, and an ahead item written by another instance waits a
- * moment for its row. Against a real SQLite store (a temp file) and a recording sender.
+ * moment for its row. A batched destination stores each batch attempt once, shows each message
+ * only its own element, and lets members the bus releases go. Against a real SQLite store (a
+ * temp file) and a recording sender.
  */
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import type { OutboundResult } from '../../../engine/adapter-sdk/index.ts';
 import { DestinationWorker, type DeliverySender } from '../../../engine/channel-runtime/destination-worker.ts';
@@ -15,6 +18,7 @@ import type { NewMessage, StoredDelivery } from '../../../engine/message-store/m
 import { SqliteStore } from '../../../engine/message-store/sqlite-store.ts';
 import { silentLogger } from '../../../engine/observability/logger.ts';
 import { makeTempDir, removeTempDirs } from '../../helpers/test-engine.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 class RecordingSender implements DeliverySender {
   readonly sent: string[] = [];
@@ -233,5 +237,203 @@ describe('pending writes', () => {
     for (const id of ['a', 'b', 'c']) writes.begin([id])(undefined);
     expect(await writes.settled('a')).to.equal(undefined);
     expect(await writes.settled('c')).to.deep.equal({ stored: false });
+  });
+});
+
+describe('destination worker: batched deliveries', () => {
+  let store: SqliteStore;
+  let path: string;
+  let n = 0;
+  after(() => removeTempDirs());
+  beforeEach(async () => {
+    path = join(makeTempDir('batch'), 'store.db');
+    store = new SqliteStore({ path });
+    await store.open();
+  });
+  afterEach(() => store.close());
+
+  /**
+   * Answers each batch with `status` (200 first, then what `next` says), echoing every member's
+   * key (an answer that names every patient of the batch), or waits for `gate` first.
+   */
+  class BatchSender implements DeliverySender {
+    readonly sent: Array<{ key: string; members: string[]; bodyLength: number }> = [];
+    gate: Promise<void> | undefined;
+    status = 200;
+    async send(body: unknown, idempotencyKey: string): Promise<OutboundResult> {
+      const members = (body as Array<{ idempotencyKey: string }>).map((e) => e.idempotencyKey);
+      this.sent.push({ key: idempotencyKey, members, bodyLength: JSON.stringify(body).length });
+      await this.gate;
+      const ok = this.status < 300;
+      return {
+        outcome: ok ? 'success' : 'transient',
+        status: this.status,
+        responseBody: JSON.stringify(members.map((k) => ({ k, ok }))),
+        durationMs: 3,
+        ...(ok ? {} : { error: { code: 'OSPREY_ERR_DELIVERY_HTTP_TRANSIENT' as const, detail: `HTTP ${this.status}` } }),
+        sentRequest: { method: 'POST', url: 'http://127.0.0.1/batch', headers: { 'idempotency-key': idempotencyKey, authorization: 'Bearer t0k3n' }, body: JSON.stringify(body) },
+      };
+    }
+    close(): void {}
+  }
+
+  function workerWith(sender: DeliverySender, maxItems: number): DestinationWorker {
+    const retry = resolveRetryPolicy({ maxAttempts: 10, backoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    return new DestinationWorker({ channel: 'siu', name: 'erp', retry, batch: { maxItems, maxWaitMs: 60_000 } }, sender, store, silentLogger());
+  }
+
+  /** `count` messages of distinct patients, each with one ERP delivery of ~`size` bytes. */
+  async function deliveries(count: number, size = 200): Promise<StoredDelivery[]> {
+    const out: StoredDelivery[] = [];
+    for (let i = 0; i < count; i++) {
+      const id = `b${++n}`;
+      const { deliveries: stored } = await store.receive({
+        id,
+        channel: 'siu',
+        receivedAt: Date.now(),
+        raw: Buffer.from(`MSH|^~\\&|SCHED|HOSP|||20240101||SIU^S12|${id}|P|2.5\r`),
+        encoding: 'UTF-8',
+        keys: { controlId: id, sender: 'SCHED|HOSP', patientId: `MRN-${id}` },
+        orderKey: `A-${id}`,
+        state: 'RECEIVED',
+        dedupeWindowMs: 0,
+        outcome: { state: 'QUEUED', canonical: {}, deliveries: [{ destination: 'erp', outputIndex: 0, payload: { mrn: `MRN-${id}`, note: 'x'.repeat(size) } }] },
+      });
+      out.push(stored![0]!);
+    }
+    return out;
+  }
+
+  /** Bytes the attempt log holds (requests and answers, items and batches), read from the file. */
+  function attemptBytes(): number {
+    const db = new Database(path, { readonly: true });
+    try {
+      const sum = (table: string) =>
+        (db.prepare(`SELECT coalesce(sum(length(request) + coalesce(length(response_body), 0)), 0) AS b FROM ${table}`).get() as { b: number }).b;
+      return sum('attempts') + sum('batch_attempts');
+    } finally {
+      db.close();
+    }
+  }
+
+  it('stores a batch attempt once: the bytes grow with the batch size, not with its square', async () => {
+    const bytes: Record<number, number> = {};
+    let last!: BatchSender['sent'][number];
+    for (const size of [10, 100]) {
+      const before = attemptBytes();
+      const sender = new BatchSender();
+      const worker = workerWith(sender, size);
+      const batch = await deliveries(size);
+      await Promise.all(batch.map((d) => worker.handle({ id: d.id, key: d.orderKey })));
+      await worker.stop();
+      expect(sender.sent).to.have.length(1);
+      last = sender.sent[0]!;
+      bytes[size] = attemptBytes() - before;
+    }
+    if (process.env.OSPREY_TEST_VERBOSE) console.log('attempt-log bytes per batch attempt', bytes);
+    // The body once: the items' elements add up to the 100-item body as sent (less its brackets and commas).
+    const db = new Database(path, { readonly: true });
+    try {
+      const rows = db
+        .prepare(`SELECT batch_attempt_id AS id, sum(length(json_extract(request, '$.body'))) AS bytes, count(*) AS n FROM attempts GROUP BY batch_attempt_id ORDER BY n`)
+        .all() as Array<{ id: string; bytes: number; n: number }>;
+      expect(rows.map((r) => r.n)).to.deep.equal([10, 100]);
+      expect(rows[1]!.bytes + 2 + 99).to.equal(last.bodyLength);
+      const batchRow = db.prepare('SELECT length(request) AS bytes FROM batch_attempts WHERE id = ?').get(rows[1]!.id) as { bytes: number };
+      expect(batchRow.bytes, 'the batch row holds no body').to.be.below(300);
+    } finally {
+      db.close();
+    }
+    // Linear: ×10 items, ~×10 bytes (the old log, the whole batch per item, grew ~×100).
+    expect(bytes[100]! / bytes[10]!).to.be.within(8, 12);
+    // One 100-item attempt holds each ~240-byte element once, plus a bounded overhead per item.
+    expect(bytes[100]).to.be.below(100 * 600);
+  });
+
+  it("shows in each message's history its own element and the batch's metadata, never the others' payloads or the batch's answer", async () => {
+    const sender = new BatchSender();
+    const worker = workerWith(sender, 3);
+    const batch = await deliveries(3, 10);
+    await Promise.all(batch.map((d) => worker.handle({ id: d.id, key: d.orderKey })));
+    await worker.stop();
+    for (const d of batch) {
+      const detail = (await store.getMessage(d.messageId))!;
+      const [a] = detail.deliveries[0]!.attemptLog;
+      expect(JSON.parse(a!.request.body)).to.deep.equal({ idempotencyKey: d.id, payload: d.payload });
+      expect(a!.request.headers.authorization).to.equal('[redacted]');
+      expect(a!.response).to.deep.equal({ status: 200 });
+      expect(a!.batch).to.deep.include({ key: sender.sent[0]!.key, size: 3, outcome: 'SENT', status: 200 });
+      const text = JSON.stringify(detail);
+      for (const other of batch) if (other !== d) expect(text).not.to.include(other.messageId);
+    }
+  });
+
+  it('lets a member the bus releases go at its next wait, never during a request; the others wait on; all released ends the batch', async () => {
+    const sender = new BatchSender();
+    const worker = workerWith(sender, 2);
+    const [a, b] = await deliveries(2);
+    const [ra, rb] = [new AbortController(), new AbortController()];
+    let openGate!: () => void;
+    sender.gate = new Promise((resolve) => (openGate = resolve));
+    sender.status = 503;
+    const outcome = (p: Promise<void>) => p.then(() => 'resolved', (err: Error) => err.name);
+    const handledA = outcome(worker.handle({ id: a!.id, key: a!.orderKey }, ra.signal));
+    const handledB = outcome(worker.handle({ id: b!.id, key: b!.orderKey }, rb.signal));
+    await waitFor(() => sender.sent.length === 1, { what: 'the batch request' });
+
+    ra.abort();
+    const early = await Promise.race([handledA, new Promise((r) => setImmediate(() => setImmediate(() => r('pending'))))]);
+    expect(early, 'A stays while the request holding it is under way').to.equal('pending');
+    openGate();
+    expect(await handledA).to.equal('WorkReleased');
+    expect(await store.loadDelivery(a!.id)).to.deep.include({ state: 'QUEUED', attempts: 1 });
+    expect(await store.loadDelivery(b!.id)).to.deep.include({ state: 'QUEUED', attempts: 1 });
+
+    rb.abort();
+    expect(await handledB).to.equal('WorkReleased');
+    // The batch is over: the next one goes out at once.
+    sender.status = 200;
+    const [c] = await deliveries(1);
+    const handledC = worker.handle({ id: c!.id, key: c!.orderKey });
+    const [c2] = await deliveries(1);
+    await Promise.all([handledC, worker.handle({ id: c2!.id, key: c2!.orderKey })]);
+    await worker.stop();
+    expect(sender.sent.map((s) => s.members)).to.deep.equal([[a!.id, b!.id], [c!.id, c2!.id]]);
+  });
+
+  it('lets a member queued behind a batch in its retry wait go at once when released (a hand-over does not wait for the batches ahead)', async () => {
+    const sender = new BatchSender();
+    sender.status = 503;
+    const worker = workerWith(sender, 1);
+    const [a, b] = await deliveries(2);
+    const rb = new AbortController();
+    const handledA = worker.handle({ id: a!.id, key: a!.orderKey }).then(() => 'resolved', (err: Error) => err.name);
+    await waitFor(async () => (await store.loadDelivery(a!.id))?.attempts === 1, { what: "the first batch's attempt stored" });
+    const handledB = worker.handle({ id: b!.id, key: b!.orderKey }, rb.signal).then(() => 'resolved', (err: Error) => err.name);
+    rb.abort();
+    expect(await handledB).to.equal('WorkReleased');
+    expect(sender.sent.map((x) => x.members), 'B never went out').to.deep.equal([[a!.id]]);
+    await worker.stop();
+    expect(await handledA).to.equal('EngineStopping');
+  });
+
+  it('retries the members left after a release as a batch of their own', async () => {
+    const sender = new BatchSender();
+    const retry = resolveRetryPolicy({ maxAttempts: 10, backoff: { initialMs: 300, maxMs: 300, jitter: 0 } });
+    const worker = new DestinationWorker({ channel: 'siu', name: 'erp', retry, batch: { maxItems: 2, maxWaitMs: 60_000 } }, sender, store, silentLogger());
+    const [a, b] = await deliveries(2);
+    const ra = new AbortController();
+    sender.status = 503;
+    const handledA = worker.handle({ id: a!.id, key: a!.orderKey }, ra.signal).then(() => 'resolved', (err: Error) => err.name);
+    const handledB = worker.handle({ id: b!.id, key: b!.orderKey });
+    await waitFor(async () => (await store.loadDelivery(a!.id))?.attempts === 1, { what: 'the first attempt stored' });
+    sender.status = 200;
+    ra.abort();
+    expect(await handledA).to.equal('WorkReleased');
+    await handledB;
+    await worker.stop();
+    expect(sender.sent.map((s) => s.members)).to.deep.equal([[a!.id, b!.id], [b!.id]]);
+    expect(await store.loadDelivery(a!.id)).to.deep.include({ state: 'QUEUED', attempts: 1 });
+    expect(await store.loadDelivery(b!.id)).to.deep.include({ state: 'SENT', attempts: 2 });
   });
 });
