@@ -65,7 +65,7 @@ Options:
 `,
   messages: `Usage: osprey messages [--channel C] [--state S] [--control-id X] [--patient-id P]
                        [--since T] [--until T] [--limit N] [--json] [--api URL]
-       osprey messages --id ID [--api URL]
+       osprey messages --id ID [--attempts N] [--attempts-before SEQ] [--api URL]
        osprey messages --replay ID [--api URL]
 
 Searches messages through the management API (newest first), shows one message's whole
@@ -80,6 +80,8 @@ Options:
   --until T         received before T (same forms)
   --limit N         at most N messages (1–1000)
   --json            JSON instead of a table
+  --attempts N      with --id: the newest N attempts of each delivery (default 20, at most 500)
+  --attempts-before SEQ  with --id: the attempts older than SEQ (a delivery's attemptsBefore)
   --api URL         management API (default: $OSPREY_API_URL, else http://127.0.0.1:$OSPREY_HTTP_PORT,
                     else http://127.0.0.1:8080)
   -h, --help        this help
