@@ -17,6 +17,7 @@ import type { ChannelRuntime } from '../../../engine/channel-runtime/channel-run
 import { loadProject, type LoadedProject } from '../../../engine/channel-runtime/load-project.ts';
 import type { LookupTables } from '../../../engine/channel-runtime/lookup-tables.ts';
 import { runPipeline, type PipelineResources } from '../../../engine/channel-runtime/pipeline.ts';
+import { channelEnvironment } from '../../../engine/engine-config/http-exposure.ts';
 import { loadEngineConfig } from '../../../engine/engine-config/load-engine-config.ts';
 import { decodeHl7, Hl7Message } from '../../../engine/message-formats/hl7v2/index.ts';
 import type { ProcessingOutcome } from '../../../engine/message-store/message-store.ts';
@@ -27,10 +28,11 @@ export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const RECEIVED_AT = new Date(CHANNEL_TEST_RECEIVED_AT).toISOString();
 
 /** The project as the engine loads it (config/default.yaml, channels/, config/lookups/, contracts). */
+const config = loadEngineConfig({ file: join(ROOT, 'config', 'default.yaml'), env: process.env });
 export const project: LoadedProject = await loadProject({
-  config: loadEngineConfig({ file: join(ROOT, 'config', 'default.yaml'), env: process.env }),
+  config,
   projectRoot: ROOT,
-  env: process.env,
+  env: channelEnvironment(config, process.env),
 });
 const refused = project.issues.filter((i) => i.severity === 'error');
 if (refused.length > 0) throw new Error(`the engine refuses the sample project: ${refused.map((i) => `${i.file}:${i.line} ${i.code} ${i.message}`).join('; ')}`);
