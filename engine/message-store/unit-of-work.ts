@@ -66,11 +66,8 @@ export type PreparedOutcome =
 /** An attempt with its request serialised (credentials redacted). */
 export type PreparedAttempt = Omit<AttemptRecord, 'request'> & { requestJson: string };
 
-/** A batch attempt as it is written: its request serialised (credentials redacted), epochs whole. */
-export interface BatchAttemptInsert {
-  id: string;
-  batchKey: string;
-  size: number;
+/** The columns one request's outcome is written with, for an item's attempt and a batch's alike. */
+export interface AttemptColumns {
   startedAt: number;
   durationMs: number;
   requestJson: string;
@@ -80,6 +77,13 @@ export interface BatchAttemptInsert {
   errorDetail: string | null;
   outcome: AttemptRecord['outcome'];
   nextAttemptAt: number | null;
+}
+
+/** A batch attempt as it is written: its request serialised (credentials redacted), epochs whole. */
+export interface BatchAttemptInsert extends AttemptColumns {
+  id: string;
+  batchKey: string;
+  size: number;
 }
 
 /** A message to receive with its pipeline outcome, if any, prepared. */
@@ -205,18 +209,9 @@ export interface MessageUpdate {
   fields?: MessageResultFields;
 }
 
-export interface AttemptInsert {
+export interface AttemptInsert extends AttemptColumns {
   deliveryId: string;
   n: number;
-  startedAt: number;
-  durationMs: number;
-  requestJson: string;
-  responseStatus: number | null;
-  responseBody: string | null;
-  errorCode: string | null;
-  errorDetail: string | null;
-  outcome: AttemptRecord['outcome'];
-  nextAttemptAt: number | null;
   /** The batch attempt the item went out in ({@link BatchAttemptInsert}); null for a single request. */
   batchAttemptId: string | null;
 }
