@@ -45,35 +45,52 @@ export interface Cluster {
   instances: Instance[];
 }
 
-function configYaml(prefix: string, schema: string, channelsDir: string, rateLimit?: { perSecond: number; burst: number }, deliveryLimit?: number): string {
+/** What a production-mode engine config of a test sets; what is left out takes the engine's default. */
+export interface ProductionConfigOptions {
+  prefix: string;
+  schema: string;
+  channelsDir: string;
+  partitions?: number;
+  poolSize?: number;
+  prefetch?: number;
+  deliveryLimit?: number;
+  /** Named rate limits (`rateLimits:`), e.g. `{ 'erp-api': { perSecond: 50, burst: 10 } }`. */
+  rateLimits?: Record<string, { perSecond: number; burst: number }>;
+  /** Default: $OSPREY_TEST_LOG, else warn. */
+  logLevel?: string;
+}
+
+/** The engine config (YAML) of a test's production-mode instances: its own schema, bus prefix and channels. */
+export function productionConfigYaml(o: ProductionConfigOptions): string {
+  const optional = (key: string, value: number | undefined) => (value === undefined ? [] : [`  ${key}: ${value}`]);
   return [
     'store:',
     '  type: postgres',
     '  url: ${OSPREY_DATABASE_URL}',
-    `  schema: ${schema}`,
-    '  poolSize: 10',
+    `  schema: ${o.schema}`,
+    ...optional('poolSize', o.poolSize),
     'bus:',
     '  type: rabbitmq',
     '  url: ${OSPREY_RABBITMQ_URL}',
-    `  prefix: ${prefix}`,
-    `  partitions: ${PARTITIONS}`,
-    '  prefetch: 50',
-    ...(deliveryLimit ? [`  deliveryLimit: ${deliveryLimit}`] : []),
+    `  prefix: ${o.prefix}`,
+    ...optional('partitions', o.partitions),
+    ...optional('prefetch', o.prefetch),
+    ...optional('deliveryLimit', o.deliveryLimit),
     'http:',
     '  host: 127.0.0.1',
     '  port: ${OSPREY_HTTP_PORT}',
     'channels:',
-    `  dir: ${JSON.stringify(channelsDir)}`,
+    `  dir: ${JSON.stringify(o.channelsDir)}`,
     'lookups:',
     '  dir: config/lookups',
     'contracts:',
     '  module: transforms/contracts/index.ts',
-    ...(rateLimit ? ['rateLimits:', `  ${RATE_LIMIT}: { perSecond: ${rateLimit.perSecond}, burst: ${rateLimit.burst} }`] : []),
+    ...(o.rateLimits ? ['rateLimits:', ...Object.entries(o.rateLimits).map(([name, l]) => `  ${name}: { perSecond: ${l.perSecond}, burst: ${l.burst} }`)] : []),
     'sandbox:',
     '  enabled: false',
     'logging:',
     // OSPREY_TEST_LOG=info (or debug) shows the bus's hand-overs and reconnections in the engine logs.
-    `  level: ${process.env.OSPREY_TEST_LOG ?? 'warn'}`,
+    `  level: ${o.logLevel ?? process.env.OSPREY_TEST_LOG ?? 'warn'}`,
     '  format: json',
     '',
   ].join('\n');
@@ -108,7 +125,10 @@ export async function prepareCluster(
     }),
   );
   const configFile = join(dir, 'osprey.yaml');
-  writeFileSync(configFile, configYaml(prefix, schema, channelsDir, rateLimit, bus.deliveryLimit));
+  writeFileSync(
+    configFile,
+    productionConfigYaml({ prefix, schema, channelsDir, partitions: PARTITIONS, poolSize: 10, prefetch: 50, deliveryLimit: bus.deliveryLimit, ...(rateLimit ? { rateLimits: { [RATE_LIMIT]: rateLimit } } : {}) }),
+  );
   const instances: Instance[] = [];
   for (const name of instanceNames) {
     const httpPort = await freePort();

@@ -27,7 +27,7 @@ import { partitionOf } from '../../engine/message-bus/rabbitmq-topology.ts';
 import { ErpStandIn } from '../fixtures/erp-stand-in.ts';
 import { EngineProcess, freePort } from '../helpers/engine-process.ts';
 import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
-import { cleanUp, type Cluster, type Instance } from '../helpers/production-cluster.ts';
+import { cleanUp, productionConfigYaml, type Cluster, type Instance } from '../helpers/production-cluster.ts';
 import { consumerCounts, findServices, queryOnce, skipOrFail, uniqueNames, type Services } from '../helpers/production-services.ts';
 import { makeTempDir, REPO_ROOT, removeTempDirs } from '../helpers/test-engine.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -44,38 +44,6 @@ const EVENTS = ['siu-s12-book-colonoscopy', 'siu-s13-reschedule-colonoscopy', 's
 const ANSWER_MS = 150;
 /** Attempts of B's batch before A comes back: its next retry is then 32 s (± 20 %) away. */
 const ATTEMPTS_BEFORE_RESTART = 6;
-
-function configYaml(prefix: string, schema: string, channelsDir: string): string {
-  return [
-    'store:',
-    '  type: postgres',
-    '  url: ${OSPREY_DATABASE_URL}',
-    `  schema: ${schema}`,
-    'bus:',
-    '  type: rabbitmq',
-    '  url: ${OSPREY_RABBITMQ_URL}',
-    `  prefix: ${prefix}`,
-    `  partitions: ${PARTITIONS}`,
-    'http:',
-    '  host: 127.0.0.1',
-    '  port: ${OSPREY_HTTP_PORT}',
-    'channels:',
-    `  dir: ${JSON.stringify(channelsDir)}`,
-    'lookups:',
-    '  dir: config/lookups',
-    'contracts:',
-    '  module: transforms/contracts/index.ts',
-    'rateLimits:',
-    '  erp-api: { perSecond: 50, burst: 10 }',
-    'sandbox:',
-    '  enabled: false',
-    'logging:',
-    // info: the bus's hand-overs are read from the engines' logs.
-    '  level: info',
-    '  format: json',
-    '',
-  ].join('\n');
-}
 
 /** Appointment ids (SCH-2.1, the channel's orderBy) spread so that each partition has PER_PARTITION. */
 function appointments(tag: string): string[] {
@@ -145,7 +113,8 @@ describe('production mode: a batched destination (the sample SIU channel’s ERP
     mkdirSync(channelsDir);
     copyFileSync(join(REPO_ROOT, 'channels', `${CHANNEL}.channel.yaml`), join(channelsDir, `${CHANNEL}.channel.yaml`));
     const configFile = join(dir, 'osprey.yaml');
-    writeFileSync(configFile, configYaml(prefix, schema, channelsDir));
+    // info: the bus's hand-overs are read from the engines' logs.
+    writeFileSync(configFile, productionConfigYaml({ prefix, schema, channelsDir, partitions: PARTITIONS, rateLimits: { 'erp-api': { perSecond: 50, burst: 10 } }, logLevel: 'info' }));
     const instances: Instance[] = [];
     for (const name of ['A', 'B']) {
       const [httpPort, mllpPort] = [await freePort(), await freePort()];
