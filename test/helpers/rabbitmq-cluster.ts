@@ -2,21 +2,25 @@
 /**
  * A RabbitMQ cluster of the test's own: N nodes of the machine's RabbitMQ, started by the test as
  * child processes on free ports of 127.0.0.1, with their own node names, data directories and
- * Erlang cookie, formed at boot by classic peer discovery. The machine's own broker (and anything
- * else using it) is left alone. A node can be killed with SIGKILL, as a lost host is; `stop()` ends
- * every node and removes their files. Every wait is bounded.
+ * Erlang cookie, formed at boot by classic peer discovery (one node: a throwaway broker for the
+ * fault tests that restart it). The machine's own broker (and anything else using it) is left
+ * alone. A node can be killed with SIGKILL, as a lost host is; `stop()` ends every node, waits for
+ * every node process and every rabbitmqctl it ran to exit, and only then removes their files (a
+ * node still writing into a directory being removed fails the removal with ENOTEMPTY). Should the
+ * test process exit first, its 'exit' handler kills the nodes. Every wait is bounded.
  *
  * Needs Debian's layout of the rabbitmq-server package (`/usr/lib/rabbitmq/bin`): the scripts there
  * run the broker as the calling user, which the `/usr/sbin` wrappers do not.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdirSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, openSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './engine-process.ts';
-import { makeTempDir } from './test-engine.ts';
+import { makeTempDir, removeTempDir } from './test-engine.ts';
 import { waitForRabbitMq } from './production-services.ts';
+import { within } from './wait-for.ts';
 
 const exec = promisify(execFile);
 const BIN = '/usr/lib/rabbitmq/bin';
@@ -63,6 +67,17 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
     Array.from({ length: size }, async (_, i) => ({ name: `osprey-test-${tag}-${i}@localhost`, port: await freePort(), distPort: await freePort() })),
   );
   const children: ChildProcess[] = [];
+  /** rabbitmqctl processes still running: stop() waits for them too (their HOME is `dir`). */
+  const ctlRuns = new Set<ChildProcess>();
+  /** Set when stop() begins: no node starts again. */
+  let closing = false;
+  /** Set once every node is down: no rabbitmqctl runs any more. */
+  let stopped = false;
+  // A test process that exits without stop() (a crash, mocha's --exit) must not leave nodes behind.
+  const killAll = (): void => {
+    for (const child of [...children, ...ctlRuns]) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
   /** Starts node i's Erlang VM (again). */
   const launch: Array<() => void> = [];
   const nodes: RabbitNode[] = specs.map((spec, i) => {
@@ -99,6 +114,7 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
       RUNNING_UNDER_SYSTEMD: '1',
     };
     launch[i] = () => {
+      if (closing) throw new Error(`the test cluster is stopping; ${spec.name} is not started again`);
       const log = openSync(join(home, 'console.log'), 'a');
       const child = spawn(join(BIN, 'rabbitmq-server'), [], { env, stdio: ['ignore', log, log] });
       closeSync(log);
@@ -114,7 +130,14 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
       port: spec.port,
       url: `amqp://guest:guest@127.0.0.1:${spec.port}`,
       alive: true,
-      ctl: async (args, ms = 60_000) => (await exec(join(BIN, 'rabbitmqctl'), ['-n', spec.name, ...args], { env: { ...process.env, HOME: dir }, timeout: ms, maxBuffer: 16 * 1024 * 1024 })).stdout,
+      ctl: async (args, ms = 60_000) => {
+        if (stopped) throw new Error(`the test cluster was stopped (rabbitmqctl ${args[0] ?? ''})`);
+        const run = exec(join(BIN, 'rabbitmqctl'), ['-n', spec.name, ...args], { env: { ...process.env, HOME: dir }, timeout: ms, maxBuffer: 16 * 1024 * 1024 });
+        const child = run.child;
+        ctlRuns.add(child);
+        child.once('exit', () => ctlRuns.delete(child));
+        return (await run).stdout;
+      },
     };
     return node;
   });
@@ -130,17 +153,43 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
   };
   const restart = async (node: RabbitNode, ms = timeoutMs): Promise<void> => {
     if (node.alive) throw new Error(`${node.name} is running`);
+    if (closing) throw new Error('the test cluster is stopping');
     launch[nodes.indexOf(node)]!();
     await waitForRabbitMq(node.url, ms);
   };
   const stop = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
     await Promise.all(
       nodes.map(async (node) => {
         if (node.alive) await node.ctl(['stop'], 30_000).catch(() => undefined);
         await kill9(node);
       }),
     );
-    rmSync(dir, { recursive: true, force: true });
+    stopped = true;
+    // Nothing may write into the directory any more: every node has exited (kill9 awaits it), and
+    // so has every rabbitmqctl (SIGKILL for one still running, then its exit).
+    await Promise.all(
+      [...ctlRuns].map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const gone = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await within(gone, 30_000, 'a rabbitmqctl run to exit');
+      }),
+    );
+    process.removeListener('exit', killAll);
+    try {
+      removeTempDir(dir);
+    } catch (err) {
+      const running = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid);
+      let left = '';
+      try {
+        left = readdirSync(dir, { recursive: true }).slice(0, 20).join(', ');
+      } catch {
+        // already gone
+      }
+      throw new Error(`removing ${dir} failed (${(err as Error).message}); left: ${left}; node processes still running: ${running.join(', ') || 'none'}`);
+    }
   };
 
   try {
