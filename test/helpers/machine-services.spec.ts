@@ -3,14 +3,15 @@ import { expect } from 'chai';
 import { changes, unreadable, type MachineServices } from './machine-services.ts';
 
 describe('test helpers: machine-services (the check that a run left the machine’s services alone)', () => {
-  const before: MachineServices = { postgres: { pid: 100, detail: 'started 2026-01-01T00:00:00.000Z' }, rabbitmq: { pid: 200, detail: '/var/lib/rabbitmq' } };
+  const started = 'started 2026-01-01T00:00:00.000Z';
+  const before: MachineServices = { postgres: { pid: 100, detail: started }, rabbitmq: { pid: 200, detail: '/var/lib/rabbitmq' } };
 
   it('sees nothing when both are the same processes', () => {
     expect(changes(before, structuredClone(before))).to.deep.equal([]);
   });
 
   it('names a service whose pid or start time changed, or that is gone', () => {
-    const restarted: MachineServices = { postgres: { pid: 101, detail: before.postgres.detail }, rabbitmq: { reason: 'rabbitmqctl status failed (node down)' } };
+    const restarted: MachineServices = { postgres: { pid: 101, detail: started }, rabbitmq: { reason: 'rabbitmqctl status failed (node down)' } };
     expect(changes(before, restarted)).to.deep.equal([
       'postgres: pid 100 (started 2026-01-01T00:00:00.000Z) before the run, pid 101 (started 2026-01-01T00:00:00.000Z) after',
       'rabbitmq: pid 200 before the run, afterwards rabbitmqctl status failed (node down)',
