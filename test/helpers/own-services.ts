@@ -6,9 +6,9 @@
  * are never restarted by a test; a test that needs only one of its own may use the machine's other
  * service, with its own schema or prefix as every test does.
  */
-import { rabbitClusterUnavailable, startRabbitCluster, type RabbitCluster, type RabbitNode } from './rabbitmq-cluster.ts';
+import { rabbitClusterUnavailable, startRabbitCluster, stopRabbitClusters, type RabbitCluster, type RabbitNode } from './rabbitmq-cluster.ts';
 import type { Services } from './production-services.ts';
-import { startThrowawayPostgres, throwawayPostgresUnavailable, type ThrowawayPostgres } from './throwaway-postgres.ts';
+import { startThrowawayPostgres, stopThrowawayPostgreses, throwawayPostgresUnavailable, type ThrowawayPostgres } from './throwaway-postgres.ts';
 
 export interface OwnServicesRequest {
   /** A PostgreSQL of the test's own (else `machine`'s). */
@@ -63,4 +63,12 @@ export async function startOwnServices(request: OwnServicesRequest, machine?: Se
     ...(node ? { rabbitmq: node } : {}),
     stop,
   };
+}
+
+/**
+ * Stops every service of the test's own that this process started and has not stopped, including
+ * one still starting (a `before` hook that timed out never got its handle): for `after` hooks.
+ */
+export async function stopAllOwnServices(): Promise<void> {
+  await Promise.all([stopThrowawayPostgreses(), stopRabbitClusters()]);
 }

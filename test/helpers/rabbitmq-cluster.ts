@@ -14,11 +14,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdirSync, openSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './engine-process.ts';
-import { makeTempDir, removeTempDir } from './test-engine.ts';
 import { waitForRabbitMq } from './production-services.ts';
 import { within } from './wait-for.ts';
 
@@ -57,8 +57,20 @@ export function rabbitClusterUnavailable(): string | undefined {
   }
 }
 
+/** Every cluster started in this process and not yet stopped (also while it is still forming). */
+const live = new Set<() => Promise<void>>();
+
+/**
+ * Stops every test cluster of this process that has not been stopped, including one whose start
+ * is still under way (a `before` hook that timed out never got its handle): for `after` hooks.
+ */
+export async function stopRabbitClusters(): Promise<void> {
+  await Promise.all([...live].map((stop) => stop()));
+}
+
 export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise<RabbitCluster> {
-  const dir = makeTempDir('rabbitmq-cluster');
+  // Not in the shared temp-dir list (removeTempDirs): only stop() removes it, once the nodes are gone.
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-test-rabbitmq-'));
   // Every node and every rabbitmqctl call shares the cookie of this HOME.
   const cookie = join(dir, '.erlang.cookie');
   writeFileSync(cookie, `OSPREYTEST${randomUUID().replace(/-/g, '').toUpperCase()}`, { mode: 0o400 });
@@ -178,8 +190,9 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
       }),
     );
     process.removeListener('exit', killAll);
+    live.delete(stop);
     try {
-      removeTempDir(dir);
+      rmSync(dir, { recursive: true, force: true });
     } catch (err) {
       const running = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid);
       let left = '';
@@ -192,6 +205,7 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
     }
   };
 
+  live.add(stop);
   try {
     const deadline = Date.now() + timeoutMs;
     await Promise.all(nodes.map((n) => waitForRabbitMq(n.url, Math.max(1000, deadline - Date.now()))));

@@ -13,12 +13,12 @@
  * (the temp dir is given to it). Every wait is bounded.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, chownSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from './engine-process.ts';
-import { makeTempDir, removeTempDir } from './test-engine.ts';
 import { sleep, waitFor, within } from './wait-for.ts';
 
 const exec = promisify(execFile);
@@ -95,13 +95,25 @@ export async function waitForPostgres(url: string, timeoutMs = 60_000): Promise<
   );
 }
 
+/** Every server started in this process and not yet stopped (also while it is still starting). */
+const live = new Set<() => Promise<void>>();
+
+/**
+ * Stops every throwaway PostgreSQL of this process that has not been stopped, including one whose
+ * start is still under way (a `before` hook that timed out never got its handle): for `after` hooks.
+ */
+export async function stopThrowawayPostgreses(): Promise<void> {
+  await Promise.all([...live].map((stop) => stop()));
+}
+
 /** `initdb` a new cluster into a temp dir and start its postmaster on a free port. */
 export async function startThrowawayPostgres(timeoutMs = 120_000): Promise<ThrowawayPostgres> {
   const missing = throwawayPostgresUnavailable();
   if (missing) throw new Error(missing);
   const bin = binDir()!;
   const user = isRoot() ? postgresUser() : undefined;
-  const dir = makeTempDir('postgres');
+  // Not in the shared temp-dir list (removeTempDirs): only stop() removes it, once the server is gone.
+  const dir = mkdtempSync(join(tmpdir(), 'osprey-test-postgres-'));
   const data = join(dir, 'data');
   const socketDir = join(dir, 'socket');
   mkdirSync(socketDir);
@@ -112,7 +124,7 @@ export async function startThrowawayPostgres(timeoutMs = 120_000): Promise<Throw
   const as = user ? { uid: user.uid, gid: user.gid } : {};
   const port = await freePort();
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  await exec(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...as, cwd: dir, timeout: 120_000 });
+  const initdb = exec(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...as, cwd: dir, timeout: 120_000 });
 
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -161,13 +173,22 @@ export async function startThrowawayPostgres(timeoutMs = 120_000): Promise<Throw
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    // The postmaster waits for its backends before it exits: once it has, nothing writes here.
+    // initdb first, if it still runs; then the postmaster, which waits for its backends before it
+    // exits: once both have, nothing writes here.
+    if (initdb.child.exitCode === null && initdb.child.signalCode === null) {
+      const gone = new Promise((resolve) => initdb.child.once('exit', resolve));
+      initdb.child.kill('SIGKILL');
+      await within(gone, 30_000, 'initdb to exit');
+    }
     await shutDown('SIGQUIT', 30_000);
     process.removeListener('exit', killOnExit);
-    removeTempDir(dir);
+    live.delete(stop);
+    rmSync(dir, { recursive: true, force: true });
   };
+  live.add(stop);
 
   try {
+    await initdb;
     launch();
     await waitForPostgres(url, timeoutMs);
   } catch (err) {

@@ -40,7 +40,7 @@ import { extractKeys } from '../../engine/ingest/ingest.ts';
 import { PostgresStore } from '../../engine/message-store/postgres-store.ts';
 import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
 import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster } from '../helpers/production-cluster.ts';
-import { ownServicesUnavailable, startOwnServices, type OwnServices } from '../helpers/own-services.ts';
+import { ownServicesUnavailable, startOwnServices, stopAllOwnServices, type OwnServices } from '../helpers/own-services.ts';
 import { findServices, restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { adt } from '../helpers/test-channel.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
@@ -78,6 +78,7 @@ describe('production mode: work left behind by an instance that died (real Postg
     await store?.close().catch(() => undefined);
     if (cluster) await cleanUp(cluster);
     await own?.stop();
+    await stopAllOwnServices(); // one still starting when `before` timed out
     removeTempDirs();
   });
 

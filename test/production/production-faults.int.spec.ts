@@ -39,7 +39,7 @@ import { expect } from 'chai';
 import { ok, unavailable } from '../fixtures/erp-stand-in.ts';
 import { CONNECTIONS, readyStatus, report, startStream, streamEndAfterService, verify } from '../helpers/fault-stream.ts';
 import { cleanUp, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster, type Instance } from '../helpers/production-cluster.ts';
-import { ownServicesUnavailable, startOwnServices, type OwnServices } from '../helpers/own-services.ts';
+import { ownServicesUnavailable, startOwnServices, stopAllOwnServices, type OwnServices } from '../helpers/own-services.ts';
 import { restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
 import { sleep, waitFor } from '../helpers/wait-for.ts';
@@ -70,6 +70,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
   after(async function () {
     this.timeout(120_000);
     await own?.stop();
+    await stopAllOwnServices(); // one still starting when `before` timed out
     removeTempDirs();
   });
 
