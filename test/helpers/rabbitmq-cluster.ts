@@ -169,8 +169,10 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
     launch[nodes.indexOf(node)]!();
     await waitForRabbitMq(node.url, ms);
   };
-  const stop = async (): Promise<void> => {
-    if (closing) return;
+  let stopping: Promise<void> | undefined;
+  /** Idempotent: every caller gets the one stop, and returns once the files are gone. */
+  const stop = (): Promise<void> => (stopping ??= stopOnce());
+  const stopOnce = async (): Promise<void> => {
     closing = true;
     await Promise.all(
       nodes.map(async (node) => {

@@ -170,8 +170,10 @@ export async function startThrowawayPostgres(timeoutMs = 120_000): Promise<Throw
     }
   };
 
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
+  let stopping: Promise<void> | undefined;
+  /** Idempotent: every caller gets the one stop, and returns once the files are gone. */
+  const stop = (): Promise<void> => (stopping ??= stopOnce());
+  const stopOnce = async (): Promise<void> => {
     stopped = true;
     // initdb first, if it still runs; then the postmaster, which waits for its backends before it
     // exits: once both have, nothing writes here.
