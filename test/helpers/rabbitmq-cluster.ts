@@ -14,7 +14,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +54,49 @@ export function rabbitClusterUnavailable(): string | undefined {
     return undefined;
   } catch {
     return `RabbitMQ's scripts not found in ${BIN} (Debian's rabbitmq-server package)`;
+  }
+}
+
+/**
+ * The processes whose HOME is `home` (from /proc): the nodes, every rabbitmqctl, and anything they
+ * spawned (port programs, a CLI VM whose shell was killed), with their command lines.
+ */
+function processesWithHome(home: string): Array<{ pid: number; command: string }> {
+  const wanted = `HOME=${home}`;
+  const found: Array<{ pid: number; command: string }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(wanted)) continue;
+      // A zombie has exited (it only waits for its parent to reap it): it writes nothing.
+      if (/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) continue;
+      found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().slice(0, 160) });
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+/**
+ * SIGKILLs every process left with HOME `home` and waits until none is left (bounded): what the
+ * cluster's processes spawned is not always a child this process could wait for, and an Erlang VM
+ * that starts its distribution in a HOME whose cookie was just removed writes a new one there.
+ */
+async function killLeftovers(home: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = processesWithHome(home);
+    if (left.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`processes of ${home} still running after SIGKILL: ${left.map((p) => `${p.pid} ${p.command}`).join('; ')}`);
+    for (const { pid } of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
@@ -191,19 +234,22 @@ export async function startRabbitCluster(size = 3, timeoutMs = 120_000): Promise
         await within(gone, 30_000, 'a rabbitmqctl run to exit');
       }),
     );
+    // And so has anything they spawned that is not a child of this process (seen: a stray Erlang
+    // VM writing a new .erlang.cookie while the directory was being removed, ENOTEMPTY).
+    await killLeftovers(dir);
     process.removeListener('exit', killAll);
     live.delete(stop);
     try {
       rmSync(dir, { recursive: true, force: true });
     } catch (err) {
-      const running = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid);
       let left = '';
       try {
         left = readdirSync(dir, { recursive: true }).slice(0, 20).join(', ');
       } catch {
         // already gone
       }
-      throw new Error(`removing ${dir} failed (${(err as Error).message}); left: ${left}; node processes still running: ${running.join(', ') || 'none'}`);
+      const running = processesWithHome(dir).map((p) => `${p.pid} ${p.command}`);
+      throw new Error(`removing ${dir} failed (${(err as Error).message}); left: ${left}; processes with this HOME: ${running.join('; ') || 'none'}`);
     }
   };
 
