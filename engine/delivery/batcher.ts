@@ -20,7 +20,20 @@ export interface BatcherOptions<T, R> {
    * retried batch keeps its members and therefore its idempotency key.
    */
   flush: (items: T[]) => Promise<R>;
+  /** Where the maxWait timer is set: the process's timers unless a test injects its own. */
+  timers?: BatcherTimers;
 }
+
+/** Sets and clears the maxWait timer. */
+export interface BatcherTimers {
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+const processTimers: BatcherTimers = {
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 interface Entry<T, R> {
   item: T;
@@ -41,8 +54,9 @@ export class Batcher<T, R> {
   readonly #maxItems: number;
   readonly #maxWaitMs: number;
   readonly #flush: (items: T[]) => Promise<R>;
+  readonly #timers: BatcherTimers;
   #open: Array<Entry<T, R>> = [];
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -56,6 +70,7 @@ export class Batcher<T, R> {
     this.#maxItems = options.maxItems;
     this.#maxWaitMs = options.maxWaitMs;
     this.#flush = options.flush;
+    this.#timers = options.timers ?? processTimers;
   }
 
   /** Items gathered and not yet handed to `flush`. */
@@ -71,7 +86,7 @@ export class Batcher<T, R> {
       if (this.#open.length >= this.#maxItems) {
         this.#seal();
       } else if (this.#open.length === 1) {
-        this.#timer = setTimeout(() => {
+        this.#timer = this.#timers.setTimer(() => {
           this.#timer = undefined;
           this.#seal();
         }, this.#maxWaitMs);
@@ -88,8 +103,8 @@ export class Batcher<T, R> {
 
   /** Closes the open batch and queues it behind the batches already being sent. */
   #seal(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer);
+    if (this.#timer !== undefined) {
+      this.#timers.clearTimer(this.#timer);
       this.#timer = undefined;
     }
     const batch = this.#open;

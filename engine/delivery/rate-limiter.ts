@@ -40,6 +40,25 @@ interface Waiter {
   onAbort: (() => void) | undefined;
 }
 
+/**
+ * Where a bucket reads the time and sets its one timer: the process's monotonic clock and timers
+ * unless a test injects its own (time is then the test's to advance).
+ */
+export interface RateLimiterClock {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  /** Calls `fn` after `ms`; the handle is unref'd when it can be (a limiter never keeps the process alive). */
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+/** The process's clock: `performance.now()` and unref'd `setTimeout`. */
+export const systemClock: RateLimiterClock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 // Refill arithmetic is in floating point; without a tolerance a waiter can be woken a hair short
 // of its tokens and re-armed for a 0 ms timer.
 const EPSILON = 1e-9;
@@ -53,9 +72,10 @@ export class TokenBucket implements RateLimiter {
   #tokens: number;
   #refilledAt: number;
   readonly #waiters: Waiter[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: RateLimiterClock;
+  #timer: unknown;
 
-  constructor(limit: RateLimit) {
+  constructor(limit: RateLimit, clock: RateLimiterClock = systemClock) {
     if (!Number.isFinite(limit.perSecond) || limit.perSecond <= 0) {
       throw new RangeError(`rate limit perSecond must be a positive number, got ${String(limit.perSecond)}`);
     }
@@ -66,8 +86,9 @@ export class TokenBucket implements RateLimiter {
     this.limit = { perSecond: limit.perSecond, burst };
     this.perSecond = limit.perSecond;
     this.burst = burst;
+    this.#clock = clock;
     this.#tokens = burst;
-    this.#refilledAt = performance.now();
+    this.#refilledAt = clock.now();
   }
 
   /**
@@ -118,7 +139,7 @@ export class TokenBucket implements RateLimiter {
   }
 
   #refill(): void {
-    const now = performance.now();
+    const now = this.#clock.now();
     const elapsed = now - this.#refilledAt;
     this.#refilledAt = now;
     if (elapsed > 0) this.#tokens = Math.min(this.burst, this.#tokens + (elapsed * this.perSecond) / 1000);
@@ -140,19 +161,18 @@ export class TokenBucket implements RateLimiter {
 
   /** One timer, for the moment the head's tokens will be there; none when nobody waits. */
   #arm(): void {
-    if (this.#timer) {
-      clearTimeout(this.#timer);
+    if (this.#timer !== undefined) {
+      this.#clock.clearTimer(this.#timer);
       this.#timer = undefined;
     }
     const head = this.#waiters[0];
     if (!head) return;
     const missing = Math.max(0, head.n - this.#tokens);
     const waitMs = Math.max(1, Math.ceil((missing * 1000) / this.perSecond));
-    this.#timer = setTimeout(() => {
+    this.#timer = this.#clock.setTimer(() => {
       this.#timer = undefined;
       this.#drain();
     }, waitMs);
-    this.#timer.unref();
   }
 
   #abort(waiter: Waiter): void {
@@ -173,12 +193,14 @@ export class RateLimiterRegistry {
   readonly #buckets = new Map<string, TokenBucket>();
   /** Every bucket handed out, named or a destination's own: all take the same share. */
   readonly #all: TokenBucket[] = [];
+  readonly #clock: RateLimiterClock;
   #fraction = 1;
 
   /** @throws RangeError when a limit is invalid (checked at start, not at the first send). */
-  constructor(limits: Readonly<Record<string, RateLimit>> = {}) {
+  constructor(limits: Readonly<Record<string, RateLimit>> = {}, clock: RateLimiterClock = systemClock) {
+    this.#clock = clock;
     for (const [name, limit] of Object.entries(limits)) {
-      this.#buckets.set(name, this.#track(new TokenBucket(limit)));
+      this.#buckets.set(name, this.#track(new TokenBucket(limit, clock)));
     }
   }
 
@@ -218,7 +240,7 @@ export class RateLimiterRegistry {
    */
   resolve(ref: string | RateLimit | undefined): TokenBucket | undefined {
     if (ref === undefined) return undefined;
-    return typeof ref === 'string' ? this.get(ref) : this.#track(new TokenBucket(ref));
+    return typeof ref === 'string' ? this.get(ref) : this.#track(new TokenBucket(ref, this.#clock));
   }
 }
 

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The real RabbitMQ and PostgreSQL for production-mode tests (test/production/): finding them,
- * naming one test run's share of them (a bus prefix and a database schema nobody else uses),
- * removing that share afterwards, and the broker faults (`rabbitmqctl stop_app` / `start_app`).
+ * The real RabbitMQ and PostgreSQL for production-mode tests (test/production/): finding the
+ * machine's, naming one test run's share of them (a bus prefix and a database schema nobody else
+ * uses), removing that share afterwards, and the broker restart (`rabbitmqctl stop_app` /
+ * `start_app`) of a node the test started itself (test/helpers/own-services.ts). Nothing here
+ * stops, starts or reconfigures the machine's services; `rabbitmqctl` against them only lists.
  *
  * A test that needs a service that is absent is skipped with the reason printed, unless
  * OSPREY_REQUIRE_SERVICES=1 (CI), which makes it a failure. Every wait here is bounded.
@@ -31,7 +33,7 @@ export interface Services {
   /** One broker URL, or one per node of a cluster, comma-separated (as the engine takes them). */
   rabbitmqUrl: string;
   databaseUrl: string;
-  /** rabbitmqctl against this broker; absent: the machine's own ({@link rabbitmqctl}). */
+  /** rabbitmqctl against this broker; absent: the machine's own ({@link rabbitmqctl}, for listing only). */
   rabbitmqctl?: RabbitMqCtl;
 }
 
@@ -39,10 +41,11 @@ export interface Services {
 export type RabbitMqCtl = (args: string[], timeoutMs?: number) => Promise<string>;
 
 /**
- * Finds RabbitMQ and PostgreSQL (and, with `rabbitmqctl: true`, a working `rabbitmqctl`, which the
- * broker-restart fault needs). Resolves with the URLs, or with every reason something is missing.
+ * Finds the machine's RabbitMQ and PostgreSQL (and, with `rabbitmqctl: true`, a working
+ * `rabbitmqctl`, which the tests that list the broker's queues and consumers need). Resolves with
+ * the URLs, or with every reason something is missing.
  */
-export async function findServices(options: { rabbitmqctl?: boolean; pgCtlCluster?: boolean } = {}): Promise<Services | { reason: string }> {
+export async function findServices(options: { rabbitmqctl?: boolean } = {}): Promise<Services | { reason: string }> {
   const reasons: string[] = [];
   let databaseUrl: string | undefined;
   const pgReasons: string[] = [];
@@ -74,13 +77,6 @@ export async function findServices(options: { rabbitmqctl?: boolean; pgCtlCluste
       reasons.push(`rabbitmqctl unavailable (${(err as Error).message.split('\n')[0]})`);
     }
   }
-  if (options.pgCtlCluster) {
-    try {
-      await postgresCluster();
-    } catch (err) {
-      reasons.push(`pg_ctlcluster unavailable (${(err as Error).message.split('\n')[0]})`);
-    }
-  }
   return reasons.length > 0 || !databaseUrl ? { reason: reasons.join('; ') } : { rabbitmqUrl: RABBITMQ_URL, databaseUrl };
 }
 
@@ -104,50 +100,6 @@ export async function rabbitmqctl(args: string[], timeoutMs = 60_000): Promise<s
   return stdout;
 }
 
-/** The local PostgreSQL cluster `pg_ctlcluster` manages (Debian): its version and name, if it runs here. */
-async function postgresCluster(): Promise<[version: string, name: string]> {
-  const { stdout } = await exec('pg_lsclusters', ['--no-header'], { timeout: 10_000 });
-  const line = stdout.split('\n').find((l) => /\bonline\b/.test(l));
-  const [version, name] = line?.trim().split(/\s+/) ?? [];
-  if (!version || !name) throw new Error('no online cluster in pg_lsclusters');
-  return [version, name];
-}
-
-/**
- * A PostgreSQL restart as an operator does it (`pg_ctlcluster … stop -m fast`, the rest of
- * `downMs`, `start`), then waits until it accepts connections. If anything fails after the stop,
- * the cluster is started again before the error is passed on.
- */
-export async function restartPostgres(databaseUrl: string, downMs: number): Promise<{ stoppedAt: number; upAt: number }> {
-  const [version, name] = await postgresCluster();
-  const ctl = (action: string, ...rest: string[]) => exec('pg_ctlcluster', ['--skip-systemctl-redirect', version, name, action, ...rest], { timeout: 120_000 });
-  await ctl('stop', '-m', 'fast');
-  const stoppedAt = Date.now();
-  let failure: unknown;
-  try {
-    const left = stoppedAt + downMs - Date.now();
-    if (left > 0) await sleep(left);
-  } catch (err) {
-    failure = err;
-  }
-  await ctl('start');
-  await waitFor(
-    async () => {
-      const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 2000 });
-      try {
-        await client.connect();
-        await client.query('SELECT 1');
-        return true;
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    },
-    { timeoutMs: 90_000, intervalMs: 250, what: 'PostgreSQL to accept connections' },
-  );
-  if (failure) throw failure;
-  return { stoppedAt, upAt: Date.now() };
-}
-
 /** Resolves once the broker accepts an AMQP connection (bounded). */
 export async function waitForRabbitMq(url = RABBITMQ_URL, timeoutMs = 90_000): Promise<void> {
   await waitFor(
@@ -162,13 +114,18 @@ export async function waitForRabbitMq(url = RABBITMQ_URL, timeoutMs = 90_000): P
 }
 
 /**
- * A broker restart as an operator does it: `rabbitmqctl stop_app`, `whileDown` (e.g. check that the
- * engines report not-ready), the rest of `downMs`, then `start_app` and wait for AMQP. If anything
- * fails after the stop, the app is started again before the error is passed on.
+ * A broker restart as an operator does it, on a node the test started itself (never the machine's):
+ * `rabbitmqctl stop_app`, `whileDown` (e.g. check that the engines report not-ready), the rest of
+ * `downMs`, then `start_app` and wait for AMQP. If anything fails after the stop, the app is
+ * started again before the error is passed on.
  * @returns when the broker went down and came back (epoch ms).
  */
-export async function restartRabbitMq(downMs: number, whileDown?: () => Promise<void>): Promise<{ stoppedAt: number; startedAt: number; upAt: number }> {
-  await rabbitmqctl(['stop_app'], 120_000);
+export async function restartRabbitMq(
+  node: { readonly url: string; readonly ctl: RabbitMqCtl },
+  downMs: number,
+  whileDown?: () => Promise<void>,
+): Promise<{ stoppedAt: number; startedAt: number; upAt: number }> {
+  await node.ctl(['stop_app'], 120_000);
   const stoppedAt = Date.now();
   let failure: unknown;
   try {
@@ -179,8 +136,8 @@ export async function restartRabbitMq(downMs: number, whileDown?: () => Promise<
     failure = err;
   }
   const startedAt = Date.now();
-  await rabbitmqctl(['start_app'], 180_000);
-  await waitForRabbitMq();
+  await node.ctl(['start_app'], 180_000);
+  await waitForRabbitMq(node.url);
   if (failure) throw failure;
   return { stoppedAt, startedAt, upAt: Date.now() };
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The two moments where an engine instance killed with SIGKILL leaves work in the shared store that
- * nothing on the bus points at — checked deterministically against the REAL PostgreSQL and
- * RabbitMQ, with one engine instance running (a child process) and this test playing the instance
+ * nothing on the bus points at — checked deterministically against the REAL PostgreSQL (the
+ * machine's, a schema of the test's own) and a REAL RabbitMQ node of the test's own (the double
+ * fault restarts it; test/helpers/own-services.ts), with one engine instance running (a child process) and this test playing the instance
  * that died: it writes to the shared store what that instance had written, and publishes what the
  * broker would hand back.
  *
@@ -26,8 +27,8 @@
  *
  * Without these, the message stays QUEUED or RECEIVED until some engine instance restarts (its
  * start-up recovery is the only other thing that publishes unfinished work), and the patient's
- * later messages are delivered before it. Skipped with the reason when PostgreSQL or RabbitMQ is
- * absent; a failure with OSPREY_REQUIRE_SERVICES=1.
+ * later messages are delivered before it. Skipped with the reason when PostgreSQL or RabbitMQ's
+ * scripts are absent; a failure with OSPREY_REQUIRE_SERVICES=1.
  */
 import { connect, type ChannelModel } from 'amqplib';
 import { expect } from 'chai';
@@ -39,6 +40,7 @@ import { extractKeys } from '../../engine/ingest/ingest.ts';
 import { PostgresStore } from '../../engine/message-store/postgres-store.ts';
 import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
 import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster } from '../helpers/production-cluster.ts';
+import { ownServicesUnavailable, startOwnServices, stopAllOwnServices, type OwnServices } from '../helpers/own-services.ts';
 import { findServices, restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { adt } from '../helpers/test-channel.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
@@ -47,15 +49,19 @@ import { waitFor } from '../helpers/wait-for.ts';
 describe('production mode: work left behind by an instance that died (real PostgreSQL and RabbitMQ)', function () {
   this.timeout(120_000);
   let services: Services;
+  let own: OwnServices | undefined;
   let cluster: Cluster;
   let store: PostgresStore;
   let amqp: ChannelModel;
 
   before(async function () {
     this.timeout(120_000);
-    const found = await findServices({ rabbitmqctl: true });
+    const found = await findServices();
     if ('reason' in found) skipOrFail(this, found.reason);
-    services = found as Services;
+    const missing = ownServicesUnavailable({ rabbitmq: true });
+    if (missing) skipOrFail(this, missing);
+    own = await startOwnServices({ rabbitmq: true }, found as Services);
+    services = own.services;
     cluster = await prepareCluster(services, 'window', ['B']);
     await startInstances(cluster);
     await waitForStandbys(cluster);
@@ -71,6 +77,8 @@ describe('production mode: work left behind by an instance that died (real Postg
     await amqp?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
     if (cluster) await cleanUp(cluster);
+    await own?.stop();
+    await stopAllOwnServices(); // one still starting when `before` timed out
     removeTempDirs();
   });
 
@@ -215,7 +223,7 @@ describe('production mode: work left behind by an instance that died (real Postg
     let id = '';
     // The broker goes away; meanwhile the dead instance stores (and ACKs) a message, whose
     // deliveries wait in its outbox; then it dies. Only the surviving instance is left.
-    await restartRabbitMq(3_000, async () => {
+    await restartRabbitMq(own!.rabbitmq!, 3_000, async () => {
       ({ id } = await storeAsDeadInstance(adt({ controlId: 'WINP4S000', patientId: 'WIN-P4', trigger: 'A01' }), { withOutcome: true }));
     });
     await waitForApplied([`${id}:${DESTINATION}:0`]);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Production mode under faults, against the REAL RabbitMQ and PostgreSQL on 127.0.0.1.
+ * Production mode under faults, against a REAL RabbitMQ node and a REAL PostgreSQL of the test's
+ * own on 127.0.0.1 (test/helpers/own-services.ts: started for this file, restarted by its faults,
+ * stopped and removed afterwards; the machine's services are not touched).
  *
  * Two engine instances run as CHILD processes (`node bin/osprey.js start --config <temp yaml>`),
  * sharing one PostgreSQL schema and one RabbitMQ prefix that belong to this run only (both removed
@@ -11,11 +13,12 @@
  * connection; they resend anything not answered AA, as real senders do, and fail over to the other
  * instance when theirs is gone. Mid-stream, one fault:
  *
- *   (a) RabbitMQ restarts (`rabbitmqctl stop_app`, a few seconds, `start_app`); both instances
+ *   (a) RabbitMQ restarts (`rabbitmqctl stop_app`, a few seconds, `start_app`, on the test's node); both instances
  *       report not-ready (`/readyz` 503) while it is down and ready again after;
  *   (b) one instance is killed with SIGKILL; its senders fail over to the other one;
  *   (c) the ERP answers 503 for a while, then recovers;
- *   (d) PostgreSQL restarts (`pg_ctlcluster … stop -m fast`, a few seconds, `start`): ingest
+ *   (d) PostgreSQL restarts (a fast shutdown as `pg_ctl stop -m fast` does, a few seconds, a new
+ *       postmaster on the same data): ingest
  *       answers AE while the store is away (the senders resend), deliveries wait, nothing is lost;
  *   (e) the ERP is down while RabbitMQ restarts.
  *
@@ -29,29 +32,32 @@
  * of an already-applied key — the crash spec's definition); and `GET /api/channels` on every
  * running instance shows the counts the stand-in saw. Figures are printed.
  *
- * Skipped with the reason when PostgreSQL, RabbitMQ, rabbitmqctl or pg_ctlcluster (Debian's
- * postgresql-common, for the database restart) is absent; a failure instead when
- * OSPREY_REQUIRE_SERVICES=1 (CI). The broker and database restarts affect every user of those
- * services: in CI nothing else runs at the same time.
+ * Skipped with the reason when PostgreSQL's server programs (initdb, postgres) or RabbitMQ's scripts
+ * are absent; a failure instead when OSPREY_REQUIRE_SERVICES=1 (CI).
  */
 import { expect } from 'chai';
 import { ok, unavailable } from '../fixtures/erp-stand-in.ts';
 import { CONNECTIONS, readyStatus, report, startStream, streamEndAfterService, verify } from '../helpers/fault-stream.ts';
 import { cleanUp, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster, type Instance } from '../helpers/production-cluster.ts';
-import { findServices, restartPostgres, restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
+import { ownServicesUnavailable, startOwnServices, stopAllOwnServices, type OwnServices } from '../helpers/own-services.ts';
+import { restartRabbitMq, skipOrFail, type Services } from '../helpers/production-services.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
 import { sleep, waitFor } from '../helpers/wait-for.ts';
 
 describe('production mode under faults (two engine instances, real RabbitMQ and PostgreSQL)', function () {
   this.timeout(300_000);
   let services: Services;
+  let own: OwnServices | undefined;
   let cluster: Cluster | undefined;
 
   before(async function () {
-    this.timeout(60_000);
-    const found = await findServices({ rabbitmqctl: true, pgCtlCluster: true });
-    if ('reason' in found) skipOrFail(this, found.reason);
-    services = found as Services;
+    this.timeout(180_000);
+    const missing = ownServicesUnavailable({ postgres: true, rabbitmq: true });
+    if (missing) skipOrFail(this, missing);
+    const started = Date.now();
+    own = await startOwnServices({ postgres: true, rabbitmq: true });
+    services = own.services;
+    console.log(`      [production faults] PostgreSQL and a RabbitMQ node of the test's own up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
   afterEach(async function () {
@@ -61,7 +67,10 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
     if (c) await cleanUp(c);
   });
 
-  after(() => {
+  after(async function () {
+    this.timeout(120_000);
+    await own?.stop();
+    await stopAllOwnServices(); // one still starting when `before` timed out
     removeTempDirs();
   });
 
@@ -85,7 +94,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
     let notReadyAfter = 0;
     const stream = startStream(c, 'RB', (n) => {
       if (fault || n < 300) return;
-      fault = restartRabbitMq(5000, async () => {
+      fault = restartRabbitMq(own!.rabbitmq!, 5000, async () => {
         const stoppedAt = Date.now();
         ackedAtStop = stream.ackCount();
         // While the broker is down every instance says it is not ready (the bus is disconnected).
@@ -179,7 +188,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
       // The deliveries are retrying (200 ms apart) when the broker goes; the ERP stays down a
       // little after it is back, so redelivered items meet a 503 first.
       fault = sleep(1000)
-        .then(() => restartRabbitMq(5000))
+        .then(() => restartRabbitMq(own!.rabbitmq!, 5000))
         .then(async (times) => {
           await sleep(2000);
           c.standIn.setDefault(ok);
@@ -210,7 +219,7 @@ describe('production mode under faults (two engine instances, real RabbitMQ and 
     const stream = startStream(c, 'PG', (n) => {
       if (fault || n < 300) return;
       ackedAtStop = n;
-      fault = restartPostgres(services.databaseUrl, 4000);
+      fault = own!.postgres!.restart(4000);
       fault.catch(() => undefined); // awaited below; the database is started again in any case
     });
     const streamEnd = await streamEndAfterService(stream, () => fault);

@@ -22,7 +22,7 @@ import { expect } from 'chai';
 import { busOf, readyStatus, report, startStream, verify } from '../helpers/fault-stream.ts';
 import { cleanUp, partitionQueues, prepareCluster, startInstances, waitForStandbys, type Cluster, type Instance } from '../helpers/production-cluster.ts';
 import { findServices, skipOrFail, type Services } from '../helpers/production-services.ts';
-import { rabbitClusterUnavailable, startRabbitCluster, type RabbitCluster, type RabbitNode } from '../helpers/rabbitmq-cluster.ts';
+import { rabbitClusterUnavailable, startRabbitCluster, stopRabbitClusters, type RabbitCluster, type RabbitNode } from '../helpers/rabbitmq-cluster.ts';
 import { removeTempDirs } from '../helpers/test-engine.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -67,7 +67,8 @@ describe('production mode on a three-node RabbitMQ cluster (two engine instances
 
   after(async function () {
     this.timeout(60_000);
-    await rabbit?.stop();
+    // Every node exits before its files go, also those of a cluster still forming when `before` timed out.
+    await stopRabbitClusters();
     removeTempDirs();
   });
 

@@ -2,6 +2,7 @@
 import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
 import { Batcher, batchIdempotencyKey, buildBatchBody } from '../../../engine/delivery/batcher.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 use(chaiAsPromised);
 
@@ -29,23 +30,35 @@ describe('delivery/batcher', () => {
   });
 
   it('flushes a partial batch maxWait after its first item', async () => {
+    // Time is the subject: the timer runs on a clock the test advances.
+    const clock = new FakeClock();
     const flushed: string[][] = [];
     const batcher = new Batcher<string, number>({
       maxItems: 100,
       maxWaitMs: 15,
+      timers: clock,
       flush: async (items) => {
         flushed.push(items);
         return items.length;
       },
     });
     const a = batcher.add('a');
+    clock.advance(10);
     const b = batcher.add('b');
     await settle();
     expect(flushed).to.deep.equal([]); // not full, not yet due
+    expect([clock.armed, clock.nextAt], 'one timer, from the first item').to.deep.equal([1, 15]);
+    clock.advance(4.9);
+    await settle();
+    expect(flushed).to.deep.equal([]);
+    clock.advance(0.1);
     expect(await Promise.all([a, b])).to.deep.equal([2, 2]);
     expect(flushed).to.deep.equal([['a', 'b']]);
     // The next item starts a new batch and a new timer.
-    expect(await batcher.add('c')).to.equal(1);
+    const c = batcher.add('c');
+    expect(clock.nextAt).to.equal(30);
+    clock.advance(15);
+    expect(await c).to.equal(1);
     expect(flushed).to.deep.equal([['a', 'b'], ['c']]);
     await batcher.close();
   });

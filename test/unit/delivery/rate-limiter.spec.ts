@@ -3,16 +3,21 @@ import { expect, use } from 'chai';
 import chaiAsPromised from 'chai-as-promised';
 import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { createRateLimiterRegistry, RateLimiterRegistry, TokenBucket } from '../../../engine/delivery/rate-limiter.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
 use(chaiAsPromised);
 
 /** Lets every ready promise callback run (no timers involved). */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+// Where a test is about time (what waits, when it is served, how many timers) the bucket runs on a
+// FakeClock that moves only when the test advances it; the others use the real clock and check
+// only outcomes that do not depend on the machine's speed (order).
+
 describe('delivery/rate-limiter', () => {
   describe('TokenBucket', () => {
     it('starts full: burst acquisitions go at once, the next one waits', async () => {
-      const bucket = new TokenBucket({ perSecond: 1, burst: 3 });
+      const bucket = new TokenBucket({ perSecond: 1, burst: 3 }, new FakeClock());
       await Promise.all([bucket.acquire(), bucket.acquire(), bucket.acquire()]);
       const stop = new AbortController();
       let fourth = false;
@@ -53,27 +58,28 @@ describe('delivery/rate-limiter', () => {
     });
 
     it('arms at most one timer while many wait (no polling)', async () => {
-      const bucket = new TokenBucket({ perSecond: 2000, burst: 1 });
+      const clock = new FakeClock();
+      const bucket = new TokenBucket({ perSecond: 2000, burst: 1 }, clock);
       await bucket.acquire();
-      const realSetTimeout = globalThis.setTimeout;
-      let armed = 0;
-      globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
-        armed += 1;
-        return realSetTimeout(...args);
-      }) as typeof setTimeout;
-      try {
-        const waits = Array.from({ length: 10 }, () => bucket.acquire());
+      let served = 0;
+      const waits = Array.from({ length: 10 }, () => bucket.acquire().then(() => (served += 1)));
+      await settle();
+      expect([clock.armed, clock.pending], 'ten waiters, one timer for the head').to.deep.equal([1, 1]);
+      expect(clock.nextAt, 'set for the head’s token (0.5 ms at 2000/s, at least 1 ms)').to.equal(1);
+      // Each timer serves one waiter (one token per 0.5 ms, burst 1) and sets the next.
+      for (let tick = 1; tick <= 10; tick++) {
+        clock.advance(1);
         await settle();
-        expect(armed).to.equal(1); // ten waiters, one timer for the head
-        await Promise.all(waits);
-        expect(armed).to.be.at.most(10 + 2); // about one per waiter, never a busy loop
-      } finally {
-        globalThis.setTimeout = realSetTimeout;
+        expect(served, `served after ${tick} ms`).to.equal(tick);
+        expect(clock.pending, 'never more than one timer').to.be.at.most(1);
       }
+      await Promise.all(waits);
+      expect(clock.armed, 'one timer per waiter, never a busy loop').to.equal(10);
+      expect(clock.pending).to.equal(0);
     });
 
     it('an aborted head lets the next waiter through', async () => {
-      const bucket = new TokenBucket({ perSecond: 1, burst: 2 });
+      const bucket = new TokenBucket({ perSecond: 1, burst: 2 }, new FakeClock());
       await bucket.acquire(1); // 1 token left
       const stop = new AbortController();
       const big = bucket.acquire(2, stop.signal);
@@ -90,9 +96,10 @@ describe('delivery/rate-limiter', () => {
     });
 
     it('at a share, drops tokens above the new burst and serves at the new rate', async () => {
-      const bucket = new TokenBucket({ perSecond: 1000, burst: 10 });
+      const clock = new FakeClock();
+      const bucket = new TokenBucket({ perSecond: 1000, burst: 10 }, clock);
       bucket.share(0.5);
-      // A full bucket of 10 keeps 5: five go at once, the sixth waits for a token at 500/s.
+      // A full bucket of 10 keeps 5: five go at once, the sixth waits for a token at 500/s (2 ms).
       await Promise.all(Array.from({ length: 5 }, () => bucket.acquire()));
       let sixth = false;
       const p = bucket.acquire().then(() => {
@@ -100,6 +107,10 @@ describe('delivery/rate-limiter', () => {
       });
       await settle();
       expect(sixth).to.equal(false);
+      clock.advance(1.5);
+      await settle();
+      expect(sixth, 'not before 2 ms (1000/s would have served it at 1 ms)').to.equal(false);
+      clock.advance(0.5);
       await p;
       expect(() => bucket.share(0)).to.throw(RangeError);
       expect(() => bucket.share(1.5)).to.throw(RangeError);
@@ -118,7 +129,7 @@ describe('delivery/rate-limiter', () => {
 
   describe('RateLimiterRegistry', () => {
     it('gives channels naming the same limit one shared bucket', async () => {
-      const registry = createRateLimiterRegistry({ rateLimits: { 'erp-api': { perSecond: 1, burst: 2 }, 'rcm-api': { perSecond: 1, burst: 2 } } });
+      const registry = new RateLimiterRegistry({ 'erp-api': { perSecond: 1, burst: 2 }, 'rcm-api': { perSecond: 1, burst: 2 } }, new FakeClock());
       const channelA = registry.get('erp-api');
       const channelB = registry.get('erp-api');
       expect(channelA).to.equal(channelB);
@@ -140,7 +151,7 @@ describe('delivery/rate-limiter', () => {
     });
 
     it('reports an undefined name with OSPREY_ERR_CHANNEL_RATE_LIMIT', () => {
-      const registry = new RateLimiterRegistry({ 'erp-api': { perSecond: 10 } });
+      const registry = createRateLimiterRegistry({ rateLimits: { 'erp-api': { perSecond: 10 } } });
       expect(registry.has('erp-api')).to.equal(true);
       expect(registry.names()).to.deep.equal(['erp-api']);
       try {
