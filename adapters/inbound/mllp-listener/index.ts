@@ -4,7 +4,7 @@
  * Imports only the engine's adapter SDK, errors and `engine/message-formats/hl7v2`.
  */
 export { createMllpListener } from './mllp-listener.ts';
-export type { MllpLogger } from './mllp-listener.ts';
+export type { MllpLogger, MllpListenerSeams, MllpListenerTimers } from './mllp-listener.ts';
 export { MllpListenerSettingsSchema, MllpListenerTlsSchema, MLLP_DEFAULTS, toMllpListenerConfig } from './mllp-listener.config.ts';
 export type { MllpListenerConfig, MllpListenerSettings, ResolvedMllpListenerConfig } from './mllp-listener.config.ts';
 export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';

@@ -35,6 +35,27 @@ export interface MllpLogger {
 
 const silent: MllpLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
+/**
+ * Where the listener sets its per-connection frame deadline (a frame not completed within
+ * idleTimeout): the process's timers, unref'd, unless a test injects its own (time is then the
+ * test's to advance). The connection's idle timeout is the socket's own (`socket.setTimeout`).
+ */
+export interface MllpListenerTimers {
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+const processTimers: MllpListenerTimers = {
+  setTimer: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** What a test may replace; production passes nothing. */
+export interface MllpListenerSeams {
+  /** @defaultValue the process's timers */
+  timers?: MllpListenerTimers;
+}
+
 /** Frames in flight on one connection before the listener stops reading from it (backpressure). */
 const MAX_IN_FLIGHT = 128;
 /** Bytes of unframed junk kept (and stored as one ERROR message) per connection. */
@@ -63,7 +84,8 @@ interface Slot {
  * Creates the listener. Throws OSPREY_ERR_CONFIG_INVALID at once for a charset nobody knows, so a
  * typo is found at deploy time and not on the first message.
  */
-export function createMllpListener(config: MllpListenerConfig, logger: MllpLogger = silent): InboundAdapter {
+export function createMllpListener(config: MllpListenerConfig, logger: MllpLogger = silent, seams: MllpListenerSeams = {}): InboundAdapter {
+  const timers = seams.timers ?? processTimers;
   const host = config.host ?? MLLP_DEFAULTS.host;
   const charset = config.charset ?? MLLP_DEFAULTS.charset;
   const maxMessageSize = config.maxMessageSize ?? MLLP_DEFAULTS.maxMessageSize;
@@ -110,7 +132,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
     const log = { connection: id, remote };
     const framer = new MllpFramer({ maxFrameSize: maxMessageSize });
     const slots: Slot[] = [];
-    let frameTimer: NodeJS.Timeout | undefined;
+    let frameTimer: unknown;
     let paused = false;
     /** MAX_IN_FLIGHT frames await the engine (cleared below half of it). */
     let slotsFull = false;
@@ -251,10 +273,9 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
     const armFrameTimer = (): void => {
       if (framer.inFrame && frameTimer === undefined) {
         // A sender that trickles a frame byte by byte never trips the socket's idle timeout.
-        frameTimer = setTimeout(() => close('frame not completed within idleTimeout', 'OSPREY_ERR_MLLP_IDLE_TIMEOUT'), idleTimeoutMs);
-        frameTimer.unref();
+        frameTimer = timers.setTimer(() => close('frame not completed within idleTimeout', 'OSPREY_ERR_MLLP_IDLE_TIMEOUT'), idleTimeoutMs);
       } else if (!framer.inFrame && frameTimer !== undefined) {
-        clearTimeout(frameTimer);
+        timers.clearTimer(frameTimer);
         frameTimer = undefined;
       }
     };
@@ -267,7 +288,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
             enqueue(payload.length, () => handleFrame(payload));
             // A new frame restarts the frame deadline.
             if (frameTimer !== undefined) {
-              clearTimeout(frameTimer);
+              timers.clearTimer(frameTimer);
               frameTimer = undefined;
             }
             break;
@@ -303,6 +324,8 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         }
       }
       armFrameTimer();
+      // Says when a frame spans reads (a slow or trickling sender); tests wait on it too.
+      if (framer.inFrame) logger.debug('mllp partial frame held until the rest arrives', { ...log, partialFrameBytes: framer.bufferedBytes });
     });
 
     socket.on('drain', () => {
@@ -316,7 +339,10 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         return;
       }
       // Waiting on the engine is not idleness: the sender is waiting for our ACK.
-      if (slots.length > 0) return;
+      if (slots.length > 0) {
+        logger.debug('mllp connection idle while the engine prepares its ACKs; kept open', { ...log, pendingAcks: slots.length });
+        return;
+      }
       close(framer.inFrame ? 'stalled mid-frame' : 'idle', 'OSPREY_ERR_MLLP_IDLE_TIMEOUT');
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -324,7 +350,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
     });
     socket.on('close', () => {
       connections.delete(socket);
-      if (frameTimer !== undefined) clearTimeout(frameTimer);
+      if (frameTimer !== undefined) timers.clearTimer(frameTimer);
       logger.info('mllp connection closed', { ...log, pendingAcks: slots.length, partialFrameBytes: framer.bufferedBytes, ...(junkBytes > 0 ? { unframedBytes: junkBytes } : {}) });
     });
   }

@@ -10,7 +10,12 @@ import type { InboundMessage, IngestOutcome } from '../../../../engine/adapter-s
 import { OspreyError } from '../../../../engine/errors/error-codes.ts';
 import { MllpFramer } from '../../../../engine/message-formats/hl7v2/index.ts';
 import { createMllpListener } from '../../../../adapters/inbound/mllp-listener/index.ts';
-import { CR, FS, RawPeer, VT, ack, frame, msg, pause, startListener, type Running } from './mllp-test-kit.ts';
+import { FakeClock } from '../../../helpers/fake-clock.ts';
+import { CR, FS, PARTIAL_FRAME, RawPeer, VT, acceptAll, ack, frame, msg, startListener, type Running } from './mllp-test-kit.ts';
+
+// Nothing here sleeps: a test waits for what it needs (an ACK, a close, a log line of the
+// listener's: e.g. PARTIAL_FRAME says it has read part of a frame), and the frame deadline runs on a
+// FakeClock where it is the subject.
 
 describe('mllp listener', function () {
   let run: Running | undefined;
@@ -37,18 +42,24 @@ describe('mllp listener', function () {
       run = await startListener();
       const peer = await RawPeer.connect(run.port);
       const text = msg('SPLIT-1');
+      const readUpTo = (bytes: number) => run!.logger.waitFor(PARTIAL_FRAME, (m) => m.partialFrameBytes === bytes);
+      // Each part is written once the listener has read the one before: four reads, for sure.
       await peer.write(Buffer.concat([VT, Buffer.from(text.slice(0, 30))]));
-      await pause();
+      await readUpTo(30);
       await peer.write(Buffer.from(text.slice(30)));
-      await pause();
+      await readUpTo(text.length);
       await peer.write(FS);
-      await pause();
-      await peer.write(CR);
-      const [a] = await peer.waitForAcks(1);
+      const [a] = await peer.waitForAcks(1); // FS alone ends the frame
       expect(ack(a as string).get('MSA-1')).to.equal('AA');
       expect(ack(a as string).get('MSA-2')).to.equal('SPLIT-1');
       expect(run.received).to.have.length(1);
       expect(run.received[0]?.text).to.equal(text);
+      // The CR that trails it, on its own, is neither junk nor a frame: the next frame is served.
+      await peer.write(CR);
+      await peer.write(frame(msg('SPLIT-2')));
+      expect(ack((await peer.waitForAcks(2))[1] as string).get('MSA-2')).to.equal('SPLIT-2');
+      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['SPLIT-1', 'SPLIT-2']);
+      expect(run.logger.entries.filter((e) => e.meta?.code === 'OSPREY_ERR_MLLP_GARBAGE')).to.deep.equal([]);
       peer.end();
     });
   });
@@ -64,14 +75,22 @@ describe('mllp listener', function () {
     });
 
     it('keeps arrival order when the engine finishes out of order', async () => {
-      const delays: Record<string, number> = { O1: 120, O2: 0, O3: 60 };
+      // The engine finishes O2, then O3, then O1: each waits for the one before it to finish.
+      const finished: string[] = [];
+      const done = new Map<string, () => void>();
+      const finishedBefore = new Map(['O2', 'O3'].map((id) => [id, new Promise<void>((resolve) => done.set(id, resolve))]));
+      const after: Record<string, string> = { O1: 'O3', O3: 'O2' };
       run = await startListener({}, async (m: InboundMessage): Promise<IngestOutcome> => {
-        await pause(delays[m.hl7?.controlId ?? ''] ?? 0);
+        const id = m.hl7?.controlId ?? '';
+        if (after[id] !== undefined) await finishedBefore.get(after[id]!);
+        finished.push(id);
+        done.get(id)?.();
         return { ackCode: 'AA' };
       });
       const peer = await RawPeer.connect(run.port);
       await peer.write(Buffer.concat(['O1', 'O2', 'O3'].map((id) => frame(msg(id)))));
       const acks = await peer.waitForAcks(3);
+      expect(finished).to.deep.equal(['O2', 'O3', 'O1']);
       expect(acks.map((a) => ack(a).get('MSA-2'))).to.deep.equal(['O1', 'O2', 'O3']);
       peer.end();
     });
@@ -110,13 +129,13 @@ describe('mllp listener', function () {
       run = await startListener();
       const peer = await RawPeer.connect(run.port);
       await peer.write(Buffer.concat([VT, Buffer.from(msg('TRUNC-1').slice(0, 40))]));
-      await pause();
-      await peer.write(frame(msg('GOOD-2')));
-      const [a] = await peer.waitForAcks(1);
-      expect(ack(a as string).get('MSA-2')).to.equal('GOOD-2');
-      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['GOOD-2']);
-      await pause();
-      expect(peer.acks).to.have.length(1);
+      await run.logger.waitFor(PARTIAL_FRAME); // read on its own: the next VT cuts it short
+      await peer.write(Buffer.concat([frame(msg('GOOD-2')), frame(msg('GOOD-3'))]));
+      // ACKs go out in arrival order: one for the partial frame would come before GOOD-2's.
+      const acks = await peer.waitForAcks(2);
+      expect(acks.map((a) => ack(a).get('MSA-2'))).to.deep.equal(['GOOD-2', 'GOOD-3']);
+      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['GOOD-2', 'GOOD-3']);
+      expect(run.logger.entries.filter((e) => e.message.startsWith('mllp partial frame discarded')).map((e) => e.meta?.bytes)).to.deep.equal([40]);
       peer.end();
     });
   });
@@ -234,47 +253,64 @@ describe('mllp listener', function () {
     });
   });
 
+  /** The reasons the listener gave for closing connections, as logged. */
+  const closing = (r: Running) => r.logger.entries.filter((e) => e.message === 'mllp connection closing').map((e) => e.meta);
+
+  // The connection's idle timeout is the socket's own (real time, short here); these tests wait for
+  // the close, and assert nothing about when it came. The frame deadline runs on a FakeClock.
   describe('idle timeout', () => {
     it('closes a silent connection', async () => {
       run = await startListener({ idleTimeoutMs: 150 });
       const peer = await RawPeer.connect(run.port);
       await peer.closed;
-      expect(run.logger.entries.some((e) => e.meta?.code === 'OSPREY_ERR_MLLP_IDLE_TIMEOUT')).to.equal(true);
+      expect(closing(run).map((m) => [m?.code, m?.reason])).to.deep.equal([['OSPREY_ERR_MLLP_IDLE_TIMEOUT', 'idle']]);
     });
 
     it('does not close a connection whose ACK the engine is still preparing', async () => {
       run = await startListener({ idleTimeoutMs: 100 }, async () => {
-        await pause(350);
+        // The engine answers only after the idle timeout came while it held the ACK.
+        await run!.logger.waitFor('mllp connection idle while the engine prepares its ACKs; kept open');
         return { ackCode: 'AA' };
       });
       const peer = await RawPeer.connect(run.port);
       await peer.write(frame(msg('SLOW-1')));
       expect(ack((await peer.waitForAcks(1))[0] as string).get('MSA-2')).to.equal('SLOW-1');
       await peer.closed; // then idles out
+      expect(closing(run).map((m) => m?.reason)).to.deep.equal(['idle']);
     });
   });
 
   describe('sender stalled mid-frame', () => {
     it('is closed by the idle timeout, and nothing reaches the engine', async () => {
-      run = await startListener({ idleTimeoutMs: 150 });
+      // The frame deadline's clock stands still: only the socket's idle timeout can close it.
+      run = await startListener({ idleTimeoutMs: 150 }, acceptAll, { timers: new FakeClock() });
       const peer = await RawPeer.connect(run.port);
       await peer.write(Buffer.concat([VT, Buffer.from(msg('STALL-1').slice(0, 50))]));
       await peer.closed;
       expect(run.received).to.have.length(0);
-      expect(run.logger.entries.some((e) => e.meta?.code === 'OSPREY_ERR_MLLP_IDLE_TIMEOUT' && e.meta?.reason === 'stalled mid-frame')).to.equal(true);
+      expect(closing(run).map((m) => [m?.code, m?.reason])).to.deep.equal([['OSPREY_ERR_MLLP_IDLE_TIMEOUT', 'stalled mid-frame']]);
     });
 
     it('a sender trickling one frame byte by byte is closed when the frame outlives idleTimeout', async () => {
-      run = await startListener({ idleTimeoutMs: 200 });
+      const clock = new FakeClock();
+      // Each byte is activity, so the socket's idle timeout (60 s of real time) never trips here.
+      run = await startListener({ idleTimeoutMs: 60_000 }, acceptAll, { timers: clock });
       const peer = await RawPeer.connect(run.port);
       const bytes = frame(msg('TRICKLE-1'));
-      let closed = false;
-      void peer.closed.then(() => (closed = true));
-      for (let i = 0; i < 40 && !closed; i++) {
-        peer.socket.write(bytes.subarray(i, i + 1));
-        await pause(50);
+      const readUpTo = (n: number) => run!.logger.waitFor(PARTIAL_FRAME, (m) => m.partialFrameBytes === n);
+      await peer.write(bytes.subarray(0, 2)); // VT and the first byte: the frame begins at 0 s
+      await readUpTo(1);
+      // A byte every 5 s: never idle, and 55 s into the frame it is still open.
+      for (let i = 2; i <= 12; i++) {
+        clock.advance(5_000);
+        await peer.write(bytes.subarray(i, i + 1));
+        await readUpTo(i);
       }
+      expect(closing(run), 'open 55 s into the frame').to.deep.equal([]);
+      clock.advance(5_000); // 60 s after the frame began, however recent its last byte
+      expect(closing(run).map((m) => m?.reason)).to.deep.equal(['frame not completed within idleTimeout']);
       await peer.closed;
+      expect(clock.armed, 'one deadline for the frame').to.equal(1);
       expect(run.received).to.have.length(0);
     });
   });
@@ -313,17 +349,23 @@ describe('mllp listener', function () {
     it('crashes nothing; the listener keeps serving', async () => {
       let release: () => void = () => {};
       const gate = new Promise<void>((r) => (release = r));
+      let handed: () => void = () => {};
+      const bothHanded = new Promise<void>((r) => (handed = r));
+      let count = 0;
       run = await startListener({}, async (m) => {
+        if (++count === 2) handed();
         if (m.hl7?.controlId === 'GONE-1') await gate;
         return { ackCode: 'AA' };
       });
       const peer = await RawPeer.connect(run.port);
       await peer.write(Buffer.concat([frame(msg('GONE-1')), frame(msg('GONE-2'))]));
-      await pause();
+      await bothHanded;
       peer.socket.resetAndDestroy();
-      await peer.closed;
+      // The listener has seen the peer go with both ACKs still to write.
+      expect((await run.logger.waitFor('mllp connection closed')).meta?.pendingAcks).to.equal(2);
+      // The ACKs are then built and skipped in promise callbacks, all run before the connect below
+      // (an exception there would reach the crash check in afterEach).
       release();
-      await pause(50);
       const next = await RawPeer.connect(run.port);
       await next.write(frame(msg('NEXT-1')));
       expect(ack((await next.waitForAcks(1))[0] as string).get('MSA-1')).to.equal('AA');
@@ -432,8 +474,7 @@ describe('mllp listener', function () {
       await peer.write(Buffer.concat([frame(msg('PHI-1', 'PID|1||MRN-SECRET||ZEBRA^QUINN')), frame('not hl7 ZEBRA'), Buffer.from('ZEBRA')]));
       await peer.waitForAcks(2);
       peer.end();
-      await peer.closed;
-      await pause();
+      await run.logger.waitFor('mllp connection closed'); // its last log line
       const logged = JSON.stringify(run.logger.entries);
       expect(logged).to.not.include('ZEBRA');
       expect(logged).to.not.include('MRN-SECRET');

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import type { InboundHandler, InboundMessage, IngestOutcome } from '../../../../engine/adapter-sdk/index.ts';
 import { MllpFramer, mllpFrame, Hl7Message } from '../../../../engine/message-formats/hl7v2/index.ts';
-import { createMllpListener, type MllpListenerConfig, type MllpLogger } from '../../../../adapters/inbound/mllp-listener/index.ts';
+import { createMllpListener, type MllpListenerConfig, type MllpListenerSeams, type MllpLogger } from '../../../../adapters/inbound/mllp-listener/index.ts';
 import type { InboundAdapter } from '../../../../engine/adapter-sdk/index.ts';
 
 export const VT = Buffer.from([0x0b]);
@@ -27,24 +27,34 @@ export interface LogEntry {
   meta: Record<string, unknown> | undefined;
 }
 
-export function recordingLogger(): MllpLogger & { entries: LogEntry[]; waitFor(message: string): Promise<LogEntry> } {
+export function recordingLogger(): MllpLogger & {
+  entries: LogEntry[];
+  waitFor(message: string, where?: (meta: Record<string, unknown>) => boolean): Promise<LogEntry>;
+} {
   const entries: LogEntry[] = [];
-  const waiters: Array<{ message: string; resolve: (e: LogEntry) => void }> = [];
+  const waiters: Array<{ matches: (e: LogEntry) => boolean; resolve: (e: LogEntry) => void }> = [];
   const at = (level: string) => (message: string, meta?: Record<string, unknown>) => {
     const entry = { level, message, meta };
     entries.push(entry);
-    for (const w of waiters.filter((x) => x.message === message)) {
+    for (const w of waiters.filter((x) => x.matches(entry))) {
       waiters.splice(waiters.indexOf(w), 1);
       w.resolve(entry);
     }
   };
-  /** Resolves with the first entry logged with this message (at once if it was logged already). */
-  const waitFor = (message: string): Promise<LogEntry> => {
-    const seen = entries.find((e) => e.message === message);
-    return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ message, resolve }));
+  /**
+   * Resolves with the first entry logged with this message (and meta matching `where`), at once if
+   * it was logged already: the listener's log lines are the events tests wait on.
+   */
+  const waitFor = (message: string, where: (meta: Record<string, unknown>) => boolean = () => true): Promise<LogEntry> => {
+    const matches = (e: LogEntry): boolean => e.message === message && where(e.meta ?? {});
+    const seen = entries.find(matches);
+    return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ matches, resolve }));
   };
   return { entries, waitFor, info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') };
 }
+
+/** The listener's debug line after a read that leaves a frame incomplete (it has read that far). */
+export const PARTIAL_FRAME = 'mllp partial frame held until the rest arrives';
 
 /** The default engine stand-in: AA for what parsed, AR with the parse error otherwise. */
 export const acceptAll: InboundHandler = async (m: InboundMessage): Promise<IngestOutcome> =>
@@ -58,9 +68,9 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function startListener(config: Partial<MllpListenerConfig> = {}, handler: InboundHandler = acceptAll): Promise<Running> {
+export async function startListener(config: Partial<MllpListenerConfig> = {}, handler: InboundHandler = acceptAll, seams: MllpListenerSeams = {}): Promise<Running> {
   const logger = recordingLogger();
-  const listener = createMllpListener({ host: '127.0.0.1', port: 0, ...config }, logger);
+  const listener = createMllpListener({ host: '127.0.0.1', port: 0, ...config }, logger, seams);
   const received: InboundMessage[] = [];
   await listener.start(async (m) => {
     received.push(m);
