@@ -70,10 +70,11 @@ describe('delivery faults', function () {
           { name: 'rcm', url: `${standIn.url}${TWO_RCM}`, maxAttempts: 200, backoff: '50ms' },
         ],
       }),
-      // One attempt only: any attempt recorded as failed dead-letters the delivery at once.
+      // One attempt only: any attempt recorded as failed dead-letters the delivery at once. The test
+      // holds the receiver's answers across the start of a restart: no timeout may cut that short.
       [`${LOAD}.channel.yaml`]: testChannelYaml({
         name: LOAD,
-        destinations: [{ name: 'erp', url: `${standIn.url}${LOAD_PATH}`, maxAttempts: 1 }],
+        destinations: [{ name: 'erp', url: `${standIn.url}${LOAD_PATH}`, maxAttempts: 1, timeout: '60s' }],
       }),
       // A retry far enough away that a restart happens while the delivery waits for it.
       [`${SLOW}.channel.yaml`]: testChannelYaml({
@@ -338,6 +339,12 @@ describe('delivery faults', function () {
     it('records no attempt for work it did not send: every delivery is SENT on its one allowed attempt', async function () {
       const total = 300;
       const ids = Array.from({ length: total }, () => nextId('LOAD'));
+      // The receiver answers 20 requests, then holds its answers (up to one request per patient
+      // key in flight) until the restart is under way: the restart comes while deliveries are
+      // still to do, however fast the receiver or slow the machine.
+      let answer: () => void = () => {};
+      const held = new Promise<void>((resolve) => (answer = resolve));
+      standIn.setRule((r) => (r.path === LOAD_PATH && standIn.requestsTo(LOAD_PATH).length > 20 ? { status: 200, until: held } : undefined));
       const client = await RawMllpClient.connect(osprey.port(LOAD));
       try {
         await client.write(Buffer.concat(ids.map((id, i) => frame(adt({ controlId: id, patientId: `P-LOAD-${i % 30}` })))));
@@ -346,11 +353,16 @@ describe('delivery faults', function () {
       } finally {
         client.close();
       }
-      await waitFor(() => standIn.appliedTo(LOAD_PATH).length >= 20, { what: 'deliveries under way' });
+      await waitFor(() => standIn.requestsTo(LOAD_PATH).length > 20, { what: 'deliveries under way, answers held' });
       let appliedAtRestart = 0;
-      await osprey.restart(() => {
+      const restarted = osprey.restart(() => {
         appliedAtRestart = standIn.appliedTo(LOAD_PATH).length;
       });
+      // The channel stops its listener, then (in the same turn) its delivery worker: from then on
+      // no request starts, and the clean stop waits for those in flight, so they are answered now.
+      await waitFor(() => osprey.engine.channel(LOAD)?.sourceAddress === undefined, { intervalMs: 5, what: `channel ${LOAD} to stop` });
+      answer();
+      await restarted;
       expect(appliedAtRestart, 'the restart came while deliveries were still to do').to.be.lessThan(total);
 
       const counts = await waitFor(async () => {

@@ -67,7 +67,12 @@ describe('mllp listener bounds', function () {
 
       // Both connections keep sending; nothing more is read while the engine holds the budget.
       for (let i = 8; i < 20; i++) await (i % 2 === 0 ? a : b).write(frame(msg(`BUDGET-${String(i).padStart(2, '0')}`, filler)));
-      await pause(300); // proving a negative: the listener reads a local write within milliseconds
+      // Proving a negative, so a short real wait: no event marks a read that does not happen. It
+      // cannot fail wrongly: the listener paused every connection in the same turn as it handed over
+      // frame 8 (before `arrived(8)` resolved, so before these writes), and the gate holds all 8
+      // frames, so the budget stays reached however slow the machine. A listener that still read
+      // would hand a local write over within milliseconds: 300 ms is for a busy machine.
+      await pause(300);
       expect(g.count, 'frames handed to the engine while over budget').to.equal(8);
 
       // Answers free the budget; every frame is then read, handled and ACKed in order.
