@@ -15,6 +15,7 @@ import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 import { startTcpRelay, type TcpRelay } from '../../helpers/tcp-relay.ts';
+import { within } from '../../helpers/wait-for.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
@@ -325,12 +326,16 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(partitionsUsed.size, 'the items after the crash cover every partition').to.equal(8);
       const afterIds = [...after.values()].flat();
       const handled = () => new Set([...rec.handled.values()].flat());
-      // A bound, not a measure of speed: before the fix this took 15–20 s.
-      await waitFor(() => afterIds.every((id) => handled().has(id)), 'every item published after the crash handled by the survivor', Math.max(0, crashedAt + 8000 - Date.now()));
+      // Before the fix these items waited 15–20 s for partitions handed back to the silent peer:
+      // that hand-back is asserted below; the durations are printed, never asserted (a busy
+      // machine stretches them).
+      await waitFor(() => afterIds.every((id) => handled().has(id)), 'every item published after the crash handled by the survivor');
       const tookMs = Date.now() - crashedAt;
-      // The silent peer is forgotten 2 intervals after the survivor took its partitions over (the
-      // periodic expiry alone would take 3 to 4 intervals), and the survivor keeps them.
-      await waitFor(() => forgottenAt > 0, 'the survivor forgot the crashed member', Math.max(0, crashedAt + 14_000 - Date.now()));
+      // The silent peer is forgotten as a suspect, 2 intervals after the survivor took its
+      // partitions over (the periodic expiry alone would take 3 to 4 intervals; both rules are
+      // unit-tested on a fake clock in test/unit/message-bus/membership.spec.ts): only the suspect
+      // path logs "bus member gone".
+      await waitFor(() => forgottenAt > 0, 'the survivor forgot the crashed member as a suspect');
       const last = await publishInterleaved(b, queue, 40, 2, 'last');
       const lastIds = [...last.values()].flat();
       await waitFor(() => lastIds.every((id) => handled().has(id)), 'the items published after the member was forgotten handled');
@@ -460,9 +465,8 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
           await bus.consume(uniqueQueue(`stop-${fault}`), async () => undefined);
           if (fault === 'cut') await relay.cut();
           else relay.freeze();
-          const started = Date.now();
-          await bus.stop();
-          expect(Date.now() - started, `stop() after a ${fault}`).to.be.below(fault === 'cut' ? 10_000 : 15_000); // before: never
+          // Before: never. A bound on the wait, not a measure: the close gives up after 5 s.
+          await within(bus.stop(), 30_000, `stop() after a ${fault}`);
         } finally {
           await relay.cut().catch(() => undefined);
         }
