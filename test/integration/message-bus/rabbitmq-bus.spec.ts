@@ -15,7 +15,7 @@ import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 import { startTcpRelay, type TcpRelay } from '../../helpers/tcp-relay.ts';
-import { within } from '../../helpers/wait-for.ts';
+import { waitFor as poll, within } from '../../helpers/wait-for.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
@@ -541,6 +541,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
         { queue, id: 'poison', reason: 'rejected' },
       ]);
       // Taken: acknowledged, so neither offered again (a failed offer comes back after 5 s) nor left.
+      // A wait to show that nothing happens: it cannot fail wrongly, as no offer comes however long.
       await sleep(6_000);
       expect(offers).to.have.length(2);
       const channel = await getAdmin().createChannel();
@@ -550,7 +551,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
     });
 
     it('takes dead-lettered items again after its dead-letter queue was deleted under it (declared again)', async function () {
-      this.timeout(30_000);
+      this.timeout(60_000);
       const bus = await fx.createWith({ deliveryLimit: 1, retryDelayMs: 5 });
       const queue = uniqueQueue('dlqgone');
       const offered: string[] = [];
@@ -562,9 +563,25 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       });
       const channel = await getAdmin().createChannel();
       channel.on('error', () => undefined);
-      await channel.deleteQueue(topologyNames(fx.prefix).deadLetterQueue(queue));
+      const dlq = topologyNames(fx.prefix).deadLetterQueue(queue);
+      await channel.deleteQueue(dlq);
       await channel.close();
-      await sleep(6_000); // the watch starts again 5 s after it ended
+      // The watch starts again 5 s after it ended: wait for it (the queue declared again and
+      // consumed), since an item dead-lettered before then has no queue to go to.
+      await poll(
+        async () => {
+          const probe = await getAdmin().createChannel();
+          probe.on('error', () => undefined);
+          try {
+            return (await probe.checkQueue(dlq)).consumerCount > 0;
+          } catch {
+            return false; // not declared yet (the broker closes the channel)
+          } finally {
+            await probe.close().catch(() => undefined);
+          }
+        },
+        { timeoutMs: 20_000, intervalMs: 100, what: 'the dead-letter queue declared and watched again' },
+      );
       await bus.publish(queue, { id: 'poison-after', key: 'k' });
       await waitFor(() => offered.includes('poison-after'), 'the item dead-lettered after the deletion offered', 15_000);
     });
