@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { OutboundResult } from '../adapter-sdk/index.ts';
-import { Batcher, batchIdempotencyKey, buildBatchBody } from '../delivery/batcher.ts';
+import { Batcher, batchIdempotencyKey, buildBatchBody, type BatcherTimers } from '../delivery/batcher.ts';
 import type { RateLimiter } from '../delivery/rate-limiter.ts';
 import { decideRetry, type RetryPolicy } from '../delivery/retry-policy.ts';
 import type { WorkItem } from '../message-bus/message-bus.ts';
@@ -28,7 +28,18 @@ export interface DestinationSettings {
   retry: RetryPolicy;
   rateLimiter?: RateLimiter;
   batch?: { maxItems: number; maxWaitMs: number };
+  /**
+   * Where the worker's waits (a retry's backoff, an ahead item's row) and its batcher's maxWait
+   * timer are set: the process's timers unless a test injects its own (time is then the test's
+   * to advance).
+   */
+  timers?: BatcherTimers;
 }
+
+const processTimers: BatcherTimers = {
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 /** Raised into the bus when the engine stops while a delivery waits: the work stays QUEUED in the store. */
 export class EngineStopping extends Error {
@@ -110,6 +121,7 @@ export class DestinationWorker {
         maxItems: settings.batch.maxItems,
         maxWaitMs: settings.batch.maxWaitMs,
         flush: (members) => this.sendBatch(members),
+        ...(settings.timers ? { timers: settings.timers } : {}),
       });
     }
   }
@@ -359,12 +371,13 @@ export class DestinationWorker {
     return new Promise((resolve, reject) => {
       if (this.abort.signal.aborted) return reject(new EngineStopping());
       if (released?.aborted) return reject(new WorkReleased());
+      const timers = this.settings.timers ?? processTimers;
       const done = (): void => {
-        clearTimeout(timer);
+        timers.clearTimer(timer);
         this.abort.signal.removeEventListener('abort', onStop);
         released?.removeEventListener('abort', onReleased);
       };
-      const timer = setTimeout(() => {
+      const timer = timers.setTimer(() => {
         done();
         resolve();
       }, ms);

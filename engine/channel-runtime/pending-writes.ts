@@ -32,9 +32,18 @@ export class PendingWrites {
   /** Writes that ended recently; bounded, oldest dropped first. */
   readonly #ended = new Map<string, Ended>();
 
+  readonly #now: () => number;
+
   constructor(
-    private readonly options: { remembered?: number; freshMs?: number } = {},
-  ) {}
+    private readonly options: {
+      remembered?: number;
+      freshMs?: number;
+      /** Reads the time the freshness is measured on: `Date.now` unless a test injects its own clock. */
+      now?: () => number;
+    } = {},
+  ) {
+    this.#now = options.now ?? Date.now;
+  }
 
   /** Marks `ids` as being written; call the returned function once the write is over, with what it stored (nothing: undefined). */
   begin(ids: readonly string[]): (stored: readonly StoredDelivery[] | undefined) => void {
@@ -44,14 +53,14 @@ export class PendingWrites {
     return (stored) => {
       for (const id of ids) if (this.#writing.get(id) === over) this.#writing.delete(id);
       if (stored) this.written(stored);
-      else for (const id of ids) this.#remember(id, { stored: false, at: Date.now() });
+      else for (const id of ids) this.#remember(id, { stored: false, at: this.#now() });
       end();
     };
   }
 
   /** Deliveries just stored (a write that is over): handed to the first item that asks. */
   written(deliveries: readonly StoredDelivery[]): void {
-    const at = Date.now();
+    const at = this.#now();
     for (const delivery of deliveries) this.#remember(delivery.id, { stored: true, at, delivery });
   }
 
@@ -67,7 +76,7 @@ export class PendingWrites {
     if (!ended.stored) return { stored: false };
     const delivery = ended.delivery;
     ended.delivery = undefined;
-    return delivery && Date.now() - ended.at <= (this.options.freshMs ?? HANDOVER_FRESH_MS) ? { stored: true, delivery } : { stored: true };
+    return delivery && this.#now() - ended.at <= (this.options.freshMs ?? HANDOVER_FRESH_MS) ? { stored: true, delivery } : { stored: true };
   }
 
   #remember(id: string, ended: Ended): void {

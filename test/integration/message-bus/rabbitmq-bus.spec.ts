@@ -15,6 +15,7 @@ import { OspreyError } from '../../../engine/errors/error-codes.ts';
 import { RabbitMqBus, type RabbitMqBusOptions } from '../../../engine/message-bus/rabbitmq-bus.ts';
 import { deleteExchanges, deleteQueue, partitionOf, topologyNames } from '../../../engine/message-bus/rabbitmq-topology.ts';
 import { startTcpRelay, type TcpRelay } from '../../helpers/tcp-relay.ts';
+import { waitFor as poll, within } from '../../helpers/wait-for.ts';
 import { gate, messageBusConformance, OrderRecorder, publishInterleaved, sleep, uniqueQueue, waitFor, type BusFixture } from './message-bus.suite.ts';
 
 use(chaiAsPromised);
@@ -325,12 +326,16 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       expect(partitionsUsed.size, 'the items after the crash cover every partition').to.equal(8);
       const afterIds = [...after.values()].flat();
       const handled = () => new Set([...rec.handled.values()].flat());
-      // A bound, not a measure of speed: before the fix this took 15–20 s.
-      await waitFor(() => afterIds.every((id) => handled().has(id)), 'every item published after the crash handled by the survivor', Math.max(0, crashedAt + 8000 - Date.now()));
+      // Before the fix these items waited 15–20 s for partitions handed back to the silent peer:
+      // that hand-back is asserted below; the durations are printed, never asserted (a busy
+      // machine stretches them).
+      await waitFor(() => afterIds.every((id) => handled().has(id)), 'every item published after the crash handled by the survivor');
       const tookMs = Date.now() - crashedAt;
-      // The silent peer is forgotten 2 intervals after the survivor took its partitions over (the
-      // periodic expiry alone would take 3 to 4 intervals), and the survivor keeps them.
-      await waitFor(() => forgottenAt > 0, 'the survivor forgot the crashed member', Math.max(0, crashedAt + 14_000 - Date.now()));
+      // The silent peer is forgotten as a suspect, 2 intervals after the survivor took its
+      // partitions over (the periodic expiry alone would take 3 to 4 intervals; both rules are
+      // unit-tested on a fake clock in test/unit/message-bus/membership.spec.ts): only the suspect
+      // path logs "bus member gone".
+      await waitFor(() => forgottenAt > 0, 'the survivor forgot the crashed member as a suspect');
       const last = await publishInterleaved(b, queue, 40, 2, 'last');
       const lastIds = [...last.values()].flat();
       await waitFor(() => lastIds.every((id) => handled().has(id)), 'the items published after the member was forgotten handled');
@@ -460,9 +465,8 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
           await bus.consume(uniqueQueue(`stop-${fault}`), async () => undefined);
           if (fault === 'cut') await relay.cut();
           else relay.freeze();
-          const started = Date.now();
-          await bus.stop();
-          expect(Date.now() - started, `stop() after a ${fault}`).to.be.below(fault === 'cut' ? 10_000 : 15_000); // before: never
+          // Before: never. A bound on the wait, not a measure: the close gives up after 5 s.
+          await within(bus.stop(), 30_000, `stop() after a ${fault}`);
         } finally {
           await relay.cut().catch(() => undefined);
         }
@@ -537,6 +541,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
         { queue, id: 'poison', reason: 'rejected' },
       ]);
       // Taken: acknowledged, so neither offered again (a failed offer comes back after 5 s) nor left.
+      // A wait to show that nothing happens: it cannot fail wrongly, as no offer comes however long.
       await sleep(6_000);
       expect(offers).to.have.length(2);
       const channel = await getAdmin().createChannel();
@@ -546,7 +551,7 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
     });
 
     it('takes dead-lettered items again after its dead-letter queue was deleted under it (declared again)', async function () {
-      this.timeout(30_000);
+      this.timeout(60_000);
       const bus = await fx.createWith({ deliveryLimit: 1, retryDelayMs: 5 });
       const queue = uniqueQueue('dlqgone');
       const offered: string[] = [];
@@ -558,9 +563,25 @@ describe('RabbitMqBus (integration, real RabbitMQ)', function () {
       });
       const channel = await getAdmin().createChannel();
       channel.on('error', () => undefined);
-      await channel.deleteQueue(topologyNames(fx.prefix).deadLetterQueue(queue));
+      const dlq = topologyNames(fx.prefix).deadLetterQueue(queue);
+      await channel.deleteQueue(dlq);
       await channel.close();
-      await sleep(6_000); // the watch starts again 5 s after it ended
+      // The watch starts again 5 s after it ended: wait for it (the queue declared again and
+      // consumed), since an item dead-lettered before then has no queue to go to.
+      await poll(
+        async () => {
+          const probe = await getAdmin().createChannel();
+          probe.on('error', () => undefined);
+          try {
+            return (await probe.checkQueue(dlq)).consumerCount > 0;
+          } catch {
+            return false; // not declared yet (the broker closes the channel)
+          } finally {
+            await probe.close().catch(() => undefined);
+          }
+        },
+        { timeoutMs: 20_000, intervalMs: 100, what: 'the dead-letter queue declared and watched again' },
+      );
       await bus.publish(queue, { id: 'poison-after', key: 'k' });
       await waitFor(() => offered.includes('poison-after'), 'the item dead-lettered after the deletion offered', 15_000);
     });

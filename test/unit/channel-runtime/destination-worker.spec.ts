@@ -17,8 +17,33 @@ import { resolveRetryPolicy } from '../../../engine/delivery/retry-policy.ts';
 import type { NewMessage, StoredDelivery } from '../../../engine/message-store/message-store.ts';
 import { SqliteStore } from '../../../engine/message-store/sqlite-store.ts';
 import { silentLogger } from '../../../engine/observability/logger.ts';
-import { makeTempDir, removeTempDirs } from '../../helpers/test-engine.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
+import { makeTempDir, removeTempDir } from '../../helpers/test-engine.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+
+/** This file's temp dirs: each test removes its own once its store is closed, never another suite's. */
+const dirs: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = makeTempDir(prefix);
+  dirs.push(dir);
+  return dir;
+}
+function removeDirs(): void {
+  for (const dir of dirs.splice(0)) removeTempDir(dir);
+}
+
+/** The process's timers, recording the duration of every wait the worker sets. */
+function recordingTimers() {
+  const armed: number[] = [];
+  return {
+    armed,
+    setTimer: (fn: () => void, ms: number): unknown => {
+      armed.push(ms);
+      return setTimeout(fn, ms);
+    },
+    clearTimer: (handle: unknown): void => clearTimeout(handle as NodeJS.Timeout),
+  };
+}
 
 class RecordingSender implements DeliverySender {
   readonly sent: string[] = [];
@@ -34,22 +59,34 @@ describe('destination worker: finding the delivery', () => {
   let sender: RecordingSender;
   let pending: PendingWrites;
   let worker: DestinationWorker;
+  let timers: ReturnType<typeof recordingTimers>;
   let n = 0;
 
   beforeEach(async () => {
-    store = new SqliteStore({ path: join(makeTempDir('worker'), 'store.db') });
+    store = new SqliteStore({ path: join(tempDir('worker'), 'store.db') });
     await store.open();
     sender = new RecordingSender();
     pending = new PendingWrites();
-    worker = new DestinationWorker({ channel: 'adt', name: 'erp', retry: resolveRetryPolicy({}) }, sender, store, silentLogger(), pending);
+    timers = recordingTimers();
+    worker = new DestinationWorker({ channel: 'adt', name: 'erp', retry: resolveRetryPolicy({}), timers }, sender, store, silentLogger(), pending);
   });
 
   afterEach(async () => {
     await worker.stop();
     await store.close();
+    removeDirs();
   });
 
-  after(() => removeTempDirs());
+  /** Resolves when the worker asks `pending` about an item (it then waits for the write, if one is under way). */
+  function askedPending(): Promise<void> {
+    const settled = pending.settled.bind(pending);
+    return new Promise((resolve) => {
+      pending.settled = (id) => {
+        resolve();
+        return settled(id);
+      };
+    });
+  }
 
   function message(): NewMessage {
     const id = `m${++n}`;
@@ -71,24 +108,28 @@ describe('destination worker: finding the delivery', () => {
   it('waits for a write of this process under way, then sends the delivery it stored', async () => {
     const m = message();
     const end = pending.begin([deliveryOf(m)]);
+    const asked = askedPending();
     const handled = worker.handle({ id: deliveryOf(m), key: 'P1', ahead: true });
-    await new Promise((r) => setTimeout(r, 20));
-    expect(sender.sent, 'nothing is sent before the write is over').to.deep.equal([]);
+    await asked;
     const { deliveries } = await store.receive(m);
+    // The row is there, the write not over: the worker waits on a promise only end() settles, so
+    // this cannot fail wrongly however slow the machine is.
+    await new Promise((r) => setImmediate(r));
+    expect(sender.sent, 'nothing is sent before the write is over').to.deep.equal([]);
     end(deliveries);
     await handled;
     expect(sender.sent).to.deep.equal([deliveryOf(m)]);
     expect((await store.getMessage(m.id))!.state).to.equal('SENT');
+    expect(timers.armed, 'it waited for the write, not for the row').to.deep.equal([]);
   });
 
   it('drops an ahead item at once when the write of this process stored nothing (a failed write, a resend)', async () => {
     const m = message();
     const end = pending.begin([deliveryOf(m)]);
-    const started = Date.now();
     const handled = worker.handle({ id: deliveryOf(m), key: 'P1', ahead: true });
     end(undefined);
     await handled;
-    expect(Date.now() - started).to.be.lessThan(1000);
+    expect(timers.armed, 'no wait for a row that never comes').to.deep.equal([]);
     expect(sender.sent).to.deep.equal([]);
   });
 
@@ -101,26 +142,33 @@ describe('destination worker: finding the delivery', () => {
   });
 
   it('waits for the row of an ahead item another instance is still writing', async () => {
+    // Time is the subject: the worker's waits run on a clock the test advances.
+    const clock = new FakeClock();
+    await worker.stop();
+    worker = new DestinationWorker({ channel: 'adt', name: 'erp', retry: resolveRetryPolicy({}), timers: clock }, sender, store, silentLogger(), pending);
     const m = message();
     const handled = worker.handle({ id: deliveryOf(m), key: 'P1', ahead: true });
-    await new Promise((r) => setTimeout(r, 40));
+    await waitFor(() => clock.pending === 1, { what: 'the worker waiting for the row' });
+    expect(sender.sent, 'no row, nothing sent').to.deep.equal([]);
     await store.receive(m);
+    clock.advance(clock.nextAt! - clock.now());
     await handled;
     expect(sender.sent).to.deep.equal([deliveryOf(m)]);
   });
 
   it('takes an item without the mark whose row is missing as pointing at nothing, at once', async () => {
-    const started = Date.now();
     await worker.handle({ id: 'gone:erp:0', key: 'P1' });
-    expect(Date.now() - started).to.be.lessThan(500);
+    expect(timers.armed, 'no wait for its row').to.deep.equal([]);
     expect(sender.sent).to.deep.equal([]);
   });
 });
 
 describe('destination worker: a retry window across restarts', () => {
   let store: SqliteStore;
-  after(() => removeTempDirs());
-  afterEach(() => store.close());
+  afterEach(async () => {
+    await store.close();
+    removeDirs();
+  });
 
   class UnavailableSender implements DeliverySender {
     readonly sent: string[] = [];
@@ -139,7 +187,7 @@ describe('destination worker: a retry window across restarts', () => {
 
   /** A delivery whose first attempt was `ago` ms back and whose retry is due now (as after a restart). */
   async function retriedDelivery(ago: number): Promise<string> {
-    store = new SqliteStore({ path: join(makeTempDir('window'), 'store.db') });
+    store = new SqliteStore({ path: join(tempDir('window'), 'store.db') });
     await store.open();
     const m: NewMessage = {
       id: 'm1',
@@ -169,9 +217,9 @@ describe('destination worker: a retry window across restarts', () => {
     return d!.id;
   }
 
-  function workerWith(sender: DeliverySender): DestinationWorker {
+  function workerWith(sender: DeliverySender, timers?: FakeClock): DestinationWorker {
     const retry = resolveRetryPolicy({ maxElapsedMs: 3_600_000, backoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
-    return new DestinationWorker({ channel: 'adt', name: 'erp', retry }, sender, store, silentLogger());
+    return new DestinationWorker({ channel: 'adt', name: 'erp', retry, ...(timers ? { timers } : {}) }, sender, store, silentLogger());
   }
 
   it('counts maxElapsed from the stored first attempt, so a restart does not open a new window', async () => {
@@ -189,15 +237,17 @@ describe('destination worker: a retry window across restarts', () => {
   it('stops waiting for its next retry when the bus releases the item, leaving the delivery QUEUED for whoever gets it next', async () => {
     const id = await retriedDelivery(60_000);
     const sender = new UnavailableSender();
-    const worker = workerWith(sender);
+    const clock = new FakeClock();
+    const worker = workerWith(sender, clock);
     const release = new AbortController();
     const handled = worker.handle({ id, key: 'P1' }, release.signal).then(
       () => 'resolved',
       (err: Error) => err.name,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => clock.pending === 1, { what: 'the worker in its wait for the next retry' });
     release.abort();
     expect(await handled).to.equal('WorkReleased');
+    expect(clock.pending, 'its retry timer cleared').to.equal(0);
     await worker.stop();
     expect(sender.sent, 'no attempt after the release').to.deep.equal([id]);
     expect(await store.loadDelivery(id)).to.deep.include({ state: 'QUEUED', attempts: 2 });
@@ -206,15 +256,20 @@ describe('destination worker: a retry window across restarts', () => {
   it('keeps retrying a delivery whose window is still open after the restart', async () => {
     const id = await retriedDelivery(60_000);
     const sender = new UnavailableSender();
-    const worker = workerWith(sender);
-    const handled = worker.handle({ id, key: 'P1' }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 200));
+    const clock = new FakeClock();
+    const worker = workerWith(sender, clock);
+    const started = Date.now();
+    const handled = worker.handle({ id, key: 'P1' }).then(
+      () => 'resolved',
+      (err: Error) => err.name,
+    );
+    await waitFor(() => clock.pending === 1, { what: 'the worker in its wait for the next retry' });
     await worker.stop();
-    await handled;
+    expect(await handled).to.equal('EngineStopping');
     expect(sender.sent).to.deep.equal([id]);
     const d = await store.loadDelivery(id);
     expect(d).to.deep.include({ state: 'QUEUED', attempts: 2 });
-    expect(d!.nextAttemptAt).to.be.greaterThan(Date.now() + 50_000);
+    expect(d!.nextAttemptAt, 'stored a backoff after the attempt').to.be.at.least(started + 60_000);
   });
 });
 
@@ -222,12 +277,14 @@ describe('pending writes', () => {
   const delivery = (id: string): StoredDelivery => ({ id, messageId: 'm', channel: 'adt', destination: 'erp', outputIndex: 0, orderKey: 'P1', payload: {}, state: 'QUEUED', attempts: 0 });
 
   it('hands a stored delivery to the first item that asks, and only while it is fresh', async () => {
-    const writes = new PendingWrites({ freshMs: 30 });
+    const clock = new FakeClock();
+    const writes = new PendingWrites({ freshMs: 30, now: () => clock.now() });
     writes.begin(['a'])([delivery('a')]);
     writes.written([delivery('b')]);
-    expect(await writes.settled('a')).to.deep.equal({ stored: true, delivery: delivery('a') });
+    clock.advance(30);
+    expect(await writes.settled('a'), 'fresh for freshMs').to.deep.equal({ stored: true, delivery: delivery('a') });
     expect(await writes.settled('a'), 'the copy is given once').to.deep.equal({ stored: true });
-    await new Promise((r) => setTimeout(r, 60));
+    clock.advance(1);
     expect(await writes.settled('b'), 'an old copy could be stale').to.deep.equal({ stored: true });
     expect(await writes.settled('c')).to.equal(undefined);
   });
@@ -244,13 +301,15 @@ describe('destination worker: batched deliveries', () => {
   let store: SqliteStore;
   let path: string;
   let n = 0;
-  after(() => removeTempDirs());
   beforeEach(async () => {
-    path = join(makeTempDir('batch'), 'store.db');
+    path = join(tempDir('batch'), 'store.db');
     store = new SqliteStore({ path });
     await store.open();
   });
-  afterEach(() => store.close());
+  afterEach(async () => {
+    await store.close();
+    removeDirs();
+  });
 
   /**
    * Answers each batch with `status` (200 first, then what `next` says), echoing every member's

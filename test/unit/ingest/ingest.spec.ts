@@ -11,7 +11,8 @@ import { Hl7Message, validationAckError } from '../../../engine/message-formats/
 import { SqliteStore } from '../../../engine/message-store/sqlite-store.ts';
 import { silentLogger } from '../../../engine/observability/logger.ts';
 import { adt } from '../../helpers/test-channel.ts';
-import { makeTempDir, removeTempDirs } from '../../helpers/test-engine.ts';
+import { makeTempDir, removeTempDir } from '../../helpers/test-engine.ts';
+import { within } from '../../helpers/wait-for.ts';
 
 function inbound(text: string) {
   return { raw: Buffer.from(text, 'utf8'), text, encoding: 'UTF-8', remote: '127.0.0.1:1', hl7: Hl7Message.parse(text) };
@@ -19,17 +20,24 @@ function inbound(text: string) {
 
 describe('ingest', () => {
   let store: SqliteStore;
+  /** This suite's temp dirs: each test removes its own once its store is closed, never another suite's. */
+  const dirs: string[] = [];
+  async function openStore(): Promise<SqliteStore> {
+    const dir = makeTempDir('ingest');
+    dirs.push(dir);
+    const opened = new SqliteStore({ path: join(dir, 'store.db') });
+    await opened.open();
+    return opened;
+  }
 
   beforeEach(async () => {
-    store = new SqliteStore({ path: join(makeTempDir('ingest'), 'store.db') });
-    await store.open();
+    store = await openStore();
   });
 
   afterEach(async () => {
     await store.close();
+    for (const dir of dirs.splice(0)) removeTempDir(dir);
   });
-
-  after(() => removeTempDirs());
 
   interface Seen {
     id: string;
@@ -73,11 +81,24 @@ describe('ingest', () => {
 
   it("publishes a key's work in arrival order: a resend's unfinished original before the key's next message", async () => {
     const order: string[] = [];
-    const ingest = new Ingest(store, silentLogger());
+    // The next message's write, seen by a store that passes every write on.
+    let nextWritten!: (write: Promise<unknown>) => void;
+    const nextWrite = new Promise<unknown>((resolve) => (nextWritten = resolve));
+    const spied = Object.create(store) as SqliteStore;
+    spied.receive = (m) => {
+      const write = store.receive(m);
+      if (m.keys.controlId === 'C2') nextWritten(write);
+      return write;
+    };
+    const ingest = new Ingest(spied, silentLogger());
     const ch = channel(
       (s) => void order.push(`new ${s.id}`),
       async (id) => {
-        await new Promise((r) => setTimeout(r, 50)); // finishing an original reads and writes the store
+        // Finishing an original reads and writes the store: it ends here only once the next
+        // message's write is over and a turn has passed, so a next message not held behind it
+        // would be published first.
+        await nextWrite.catch(() => undefined);
+        await new Promise((r) => setImmediate(r));
         order.push(`original ${id}`);
       },
     );
@@ -92,12 +113,22 @@ describe('ingest', () => {
 
   it('does not hold back other keys behind a slow one', async () => {
     const order: string[] = [];
+    let otherKeyPublished!: () => void;
+    const otherKey = new Promise<void>((resolve) => (otherKeyPublished = resolve));
     const ingest = new Ingest(store, silentLogger());
     const ch = channel(
-      () => void order.push('other key'),
+      () => {
+        order.push('other key');
+        otherKeyPublished();
+      },
       async () => {
-        await new Promise((r) => setTimeout(r, 50));
-        order.push('original');
+        // The slow original ends only once the other key is published: held behind it, the other
+        // key would never come, and the bound (far beyond one SQLite write) ends the wait.
+        const came = await within(otherKey, 10_000, 'the other key').then(
+          () => true,
+          () => false,
+        );
+        order.push(came ? 'original' : 'original (the other key held back behind it)');
       },
     );
     const first = inbound(adt({ controlId: 'C1', patientId: 'P1' }));
@@ -120,8 +151,7 @@ describe('ingest', () => {
     const outcome = await ingest.receive(ch, inbound(adt({ controlId: 'C1', patientId: 'P1' })));
     expect(outcome).to.deep.include({ ackCode: 'AE' });
     expect(heard).to.equal(true);
-    store = new SqliteStore({ path: join(makeTempDir('ingest'), 'store.db') });
-    await store.open();
+    store = await openStore();
   });
 
   it('answers AE, with no unhandled rejection, when a write fails while the key still waits for its previous message', async () => {

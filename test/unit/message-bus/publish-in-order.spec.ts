@@ -11,6 +11,10 @@ use(chaiAsPromised);
 function fakeBus(nacked: Set<string>) {
   const calls: string[] = [];
   const confirmed: string[] = [];
+  const confirmations = new Map<string, () => void>();
+  /** Resolves once `id` is confirmed. */
+  const confirmedOf = (id: string): Promise<void> =>
+    confirmed.includes(id) ? Promise.resolve() : new Promise((resolve) => confirmations.set(id, resolve));
   let inFlight = 0;
   let maxInFlight = 0;
   const publish = async (_queue: string, item: WorkItem): Promise<void> => {
@@ -21,8 +25,9 @@ function fakeBus(nacked: Set<string>) {
     inFlight -= 1;
     if (nacked.has(item.id)) throw new Error(`nacked ${item.id}`);
     confirmed.push(item.id);
+    confirmations.get(item.id)?.();
   };
-  return { publish, calls, confirmed, maxInFlight: () => maxInFlight };
+  return { publish, calls, confirmed, confirmedOf, maxInFlight: () => maxInFlight };
 }
 
 const items = (...ids: string[]): Array<[string, WorkItem]> => ids.map((id) => ['deliver.adt.erp', { id, key: id.split('-')[0]! }]);
@@ -38,7 +43,9 @@ describe('publishInOrder', () => {
   it('publishes none of a key’s items after one that failed, and the other keys’ items still', async () => {
     const bus = fakeBus(new Set(['a-2']));
     await expect(publishInOrder(bus.publish, items('a-1', 'b-1', 'a-2', 'b-2', 'a-3', 'b-3'), 500)).to.be.rejectedWith('nacked a-2');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // An explicit end of the window: b-3 is confirmed the turn after a-2 failed, and a-3 would
+    // have been published on the turn a-2 failed.
+    await bus.confirmedOf('b-3');
     expect(bus.calls, 'a-3 never published').to.not.include('a-3');
     expect(bus.confirmed).to.include.members(['a-1', 'b-1', 'b-2', 'b-3']);
   });
