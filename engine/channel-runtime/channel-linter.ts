@@ -11,7 +11,7 @@
  * Checks after the schema run on the raw value too, guarded by type tests, so a file with a schema
  * error still gets its missing transform reported in the same run.
  */
-import { access, readdir, stat } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isIP } from 'node:net';
@@ -27,7 +27,7 @@ import { interpolateDocument } from '../engine-config/interpolate.ts';
 import type { LintIssue } from '../engine-config/lint-issue.ts';
 import { formatFieldPath, parseYamlSource, walkScalars, type FieldPath, type YamlSource } from '../engine-config/yaml-source.ts';
 import { isTransform, type Transform } from '../transform-sdk/index.ts';
-import { LOOKUP_EXTENSIONS } from './lookup-tables.ts';
+import { describeLookupError, LOOKUP_EXTENSIONS, parseTable } from './lookup-tables.ts';
 
 export type { LintIssue, LintSeverity } from '../engine-config/lint-issue.ts';
 export { compareIssues, formatLintIssue } from '../engine-config/lint-issue.ts';
@@ -47,6 +47,8 @@ export interface ChannelLintContext {
   env: NodeJS.ProcessEnv;
   /** Transform imports by absolute path (one import per module per run). */
   transformCache?: Map<string, Promise<TransformLoad>>;
+  /** Why each lookup file read so far is refused ('' when it parses), by absolute path. */
+  lookupCache?: Map<string, Promise<string>>;
 }
 
 /** The result of checking one channel file. */
@@ -317,7 +319,30 @@ export function describeLoadError(err: unknown, root: string): string {
 
 async function checkLookup(name: string, at: FieldPath, context: ChannelLintContext, add: Add): Promise<void> {
   for (const ext of LOOKUP_EXTENSIONS) {
-    if (await isReadableFile(join(context.lookupsDir, `${name}${ext}`))) return;
+    const file = join(context.lookupsDir, `${name}${ext}`);
+    if (!(await isReadableFile(file))) continue;
+    // A warning, not an error: at start a running engine keeps the table's last good version
+    // (lookup-tables.ts), and the channel must not be skipped for a table it may not need yet.
+    // `osprey validate --strict` fails on it, so a broken edit does not pass CI.
+    const cache = (context.lookupCache ??= new Map());
+    let refusal = cache.get(file);
+    if (!refusal) {
+      refusal = readFile(file, 'utf8').then(
+        (text) => {
+          try {
+            parseTable(file, text);
+            return '';
+          } catch (err) {
+            return describeLookupError(err);
+          }
+        },
+        (err: unknown) => describeLookupError(err),
+      );
+      cache.set(file, refusal);
+    }
+    const why = await refusal;
+    if (why) add('OSPREY_ERR_CHANNEL_LOOKUP', at, `lookup table "${name}" (${relative(context.projectRoot, file)}) is refused: ${why}`, 'fix the file: the engine keeps using its last good version meanwhile', { severity: 'warning' });
+    return;
   }
   let names: string[] = [];
   try {

@@ -197,7 +197,7 @@ export class LookupTables implements LookupSource {
 
   /** Keeps the last good rows; records the problem of this version (logged once). */
   #refuse(name: string, state: TableState, version: FileVersion | undefined, err: unknown): void {
-    const error = firstLine(err);
+    const error = describeLookupError(err);
     state.seen = version;
     if (state.problem?.error === error) return;
     state.problem = { error, since: Date.now(), logged: false };
@@ -247,8 +247,8 @@ function versionOf(file: string, s: Stats): FileVersion {
   return `${file}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }
 
-/** The first line of an error: parsers append the offending source text below it. */
-function firstLine(err: unknown): string {
+/** Why a table file is refused, in one line: parsers append the offending source text below the first. */
+export function describeLookupError(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return text.split('\n')[0]!.trim().replace(/:$/, '');
 }

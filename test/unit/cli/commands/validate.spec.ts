@@ -51,6 +51,15 @@ describe('cli/commands/validate', () => {
     expect(lines.at(-1)).to.equal('1 channel file checked: 1 valid, 0 with errors; 0 errors, 1 warning (--strict: warnings fail)');
   });
 
+  it('reports a lookup table that does not parse as a warning naming the file (fails --strict)', async () => {
+    project.write('config/lookups/departments.yaml', 'CARD: { costCenter: "4100"\n');
+    project.write('channels/adt-to-rcm.channel.yaml', validChannel());
+    expect(await run()).to.equal(0);
+    expect(lines[0]).to.match(/^channels\/adt-to-rcm\.channel\.yaml:\d+:\d+ {2}OSPREY_ERR_CHANNEL_LOOKUP {2}warning: lookup table "departments" \(config\/lookups\/departments\.yaml\) is refused: \S/);
+    lines = [];
+    expect(await run({ strict: true })).to.equal(1);
+  });
+
   it('reports engine config problems and still checks the channels', async () => {
     project.write('config/broken.yaml', 'rateLimit: {}\n');
     project.write('channels/adt-to-rcm.channel.yaml', validChannel().replace('port: ${ADT_PORT:-6661}', 'port: ${ADT_PORT}'));
