@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { connect, type ChannelModel } from 'amqplib';
 import pg from 'pg';
-import { sleep, waitFor } from './wait-for.ts';
+import { stayDown, waitFor } from './wait-for.ts';
 
 const exec = promisify(execFile);
 
@@ -127,14 +127,7 @@ export async function restartRabbitMq(
 ): Promise<{ stoppedAt: number; startedAt: number; upAt: number }> {
   await node.ctl(['stop_app'], 120_000);
   const stoppedAt = Date.now();
-  let failure: unknown;
-  try {
-    await whileDown?.();
-    const left = stoppedAt + downMs - Date.now();
-    if (left > 0) await sleep(left);
-  } catch (err) {
-    failure = err;
-  }
+  const failure = await stayDown(stoppedAt, downMs, whileDown);
   const startedAt = Date.now();
   await node.ctl(['start_app'], 180_000);
   await waitForRabbitMq(node.url);

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from './engine-process.ts';
-import { sleep, waitFor, within } from './wait-for.ts';
+import { stayDown, waitFor, within } from './wait-for.ts';
 
 const exec = promisify(execFile);
 
@@ -208,14 +208,7 @@ export async function startThrowawayPostgres(timeoutMs = 120_000): Promise<Throw
     async restart(downMs, whileDown) {
       await shutDown('SIGINT', 120_000);
       const stoppedAt = Date.now();
-      let failure: unknown;
-      try {
-        await whileDown?.();
-        const left = stoppedAt + downMs - Date.now();
-        if (left > 0) await sleep(left);
-      } catch (err) {
-        failure = err;
-      }
+      const failure = await stayDown(stoppedAt, downMs, whileDown);
       launch();
       try {
         await waitForPostgres(url, timeoutMs);

@@ -67,3 +67,19 @@ export async function within<T>(promise: Promise<T>, ms: number, what = 'an oper
     if (timer) clearTimeout(timer);
   }
 }
+
+/**
+ * The outage of a service a test stopped at `stoppedAt`: runs `whileDown`, then waits out the rest of
+ * `downMs`. Resolves with what `whileDown` threw (if anything), so the caller starts the service
+ * again before passing the failure on.
+ */
+export async function stayDown(stoppedAt: number, downMs: number, whileDown?: () => Promise<void>): Promise<unknown> {
+  try {
+    await whileDown?.();
+    const left = stoppedAt + downMs - Date.now();
+    if (left > 0) await sleep(left);
+    return undefined;
+  } catch (err) {
+    return err ?? new Error('whileDown failed');
+  }
+}
