@@ -9,7 +9,6 @@
  */
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createMllpListener } from '../adapters/inbound/mllp-listener/index.ts';
 import { RestClient } from '../adapters/outbound/rest/index.ts';
 import { RateLimiterRegistry } from './delivery/rate-limiter.ts';
 import { Ingest } from './ingest/ingest.ts';
@@ -17,6 +16,7 @@ import { queueNames, type MessageBus, type WorkItem } from './message-bus/messag
 import { createBus, createStore } from './engine-components.ts';
 import { isOspreyError, OspreyError } from './errors/error-codes.ts';
 import { channelEnvironment, isLoopback, sandboxExposureProblem } from './engine-config/http-exposure.ts';
+import type { SourceServices } from './adapter-sdk/source-definition.ts';
 import type { MessageStore, ReplayPlan } from './message-store/message-store.ts';
 import { OutboxRecovery } from './recovery/outbox-recovery.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -25,6 +25,7 @@ import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
 import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instance.ts';
 import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader.ts';
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
+import { sourceDefinition } from './channel-runtime/adapter-registry.ts';
 import { PendingWrites } from './channel-runtime/pending-writes.ts';
 import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
 import type { LookupTables } from './channel-runtime/lookup-tables.ts';
@@ -60,6 +61,8 @@ export class Engine {
   /** Publishes stored work, and from the store what did not reach the bus (recovery/outbox-recovery.ts). */
   private readonly outbox: OutboxRecovery;
   private readonly pendingWrites = new PendingWrites();
+  /** What sources may use of the engine beyond the handler (engine/adapter-sdk/source-definition.ts). */
+  private readonly sourceServices: SourceServices = {};
   private project?: LoadedProject;
 
   constructor(private readonly options: EngineOptions) {
@@ -236,12 +239,16 @@ export class Engine {
       );
       destinations.set(d.name, worker);
     }
+    const source = sourceDefinition(spec.source.type);
+    const disabled = source.disabledReason?.(spec.source.config);
     return new ChannelInstance(
       spec.name,
       {
         pipeline: spec,
         ingest: { name: spec.name, accept: spec.source.accept, orderBy: spec.orderBy, dedupeWindowMs: spec.source.dedupeWindowMs, onValidationError: spec.source.ack.onValidationError },
-        source: createMllpListener(spec.source.listener, this.logger.child({ channel: spec.name })),
+        // A source left unconfigured on purpose is not built: the channel stays STOPPED with the reason.
+        source: disabled ? undefined : source.create(spec.source.config, { channel: spec.name, logger: this.logger.child({ channel: spec.name }), services: this.sourceServices }),
+        ...(disabled ? { disabledReason: disabled } : {}),
         destinations,
         resources: shared.project.resourcesFor(spec),
       },
@@ -261,7 +268,7 @@ export class Engine {
     for (const spec of this.specs.values()) {
       const instance = this.channels.get(spec.name);
       const failure = this.failed.find((f) => f.name === spec.name);
-      const address = instance?.sourceAddress;
+      const source = sourceDefinition(spec.source.type);
       const warnings = this.project?.lookupWarnings(spec.name) ?? [];
       views.push({
         name: spec.name,
@@ -269,8 +276,10 @@ export class Engine {
         file: spec.file,
         status: failure ? ChannelStatus.FAILED : (instance?.status ?? ChannelStatus.STOPPED),
         error: failure?.error,
+        ...(instance?.disabledReason ? { reason: instance.disabledReason } : {}),
         ...(warnings.length > 0 ? { warnings } : {}),
-        source: { type: spec.source.type, host: address?.host ?? spec.source.listener.host, port: address?.port ?? spec.source.listener.port },
+        source: { type: spec.source.type, format: spec.source.format, ...source.describe(spec.source.config, instance?.source) },
+        summary: source.summary?.(spec.source.config, instance?.source),
         accept: spec.source.accept,
         labels: spec.labels,
         destinations: spec.destinations.map((d) => d.name),

@@ -5,7 +5,8 @@
  * send one request and classify the outcome so that the retry policy can decide.
  */
 import type { StoredError } from '../message-store/message-store.ts';
-import type { Hl7ErrorLocation, Hl7Message } from '../message-formats/hl7v2/index.ts';
+import type { Hl7ErrorLocation } from '../message-formats/hl7v2/index.ts';
+import type { FormatMessage, MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 
 // What adapters need of the rest of the engine comes through here, so that an adapter imports only
 // this SDK, the errors module and the message formats (adapters/README.md; a test enforces it).
@@ -14,7 +15,9 @@ export type { StoredError } from '../message-store/message-store.ts';
 export { classifyStatus, parseRetryAfter, type StatusClass } from '../delivery/retry-policy.ts';
 export { isSecretHeader, SECRET_HEADER_NAMES } from './secret-headers.ts';
 /** Schema blocks and unit parsers for an adapter's settings as a channel file writes them (`1MB`, `60s`, `${VAR}`). */
-export { Duration, SecretString, Size } from '../config-schemas/common.schema.ts';
+export { Duration, SecretString, Size, StringEnum, MESSAGE_TYPE_PATTERN } from '../config-schemas/common.schema.ts';
+export type { AdapterLogger, SourceDefinition, SourceDeps, SourceIngestSettings, SourceServices } from './source-definition.ts';
+export type { FormatMessage, MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 export { parseDuration, parseSize } from '../config-schemas/units.ts';
 
 /** Why a message was not accepted, as the sender's ACK carries it (the store keeps code and detail). */
@@ -42,15 +45,19 @@ export interface IngestOutcome {
 }
 
 export interface InboundMessage {
-  /** The framed bytes as received (BOM and terminators untouched). */
+  /** The record's bytes as received (HL7: the framed bytes, BOM and terminators untouched). */
   raw: Buffer;
-  /** The text decoded with MSH-18 (or the channel's fallback charset). */
+  /** The text decoded (HL7: with MSH-18 or the channel's fallback charset). */
   text: string;
   encoding: string;
-  /** `ip:port` of the peer. */
+  /** What the bytes are; their format module reads them (engine/message-formats). */
+  format: MessageFormatName;
+  /** Where it came from: `ip:port` of the peer, or `sftp://host/dir/file` for a record of a file. */
   remote: string;
   /** The parsed message, when it parsed. */
-  hl7?: Hl7Message;
+  message?: FormatMessage;
+  /** For a record of a file: which file and where in it (stored with the message). */
+  lineage?: RecordLineage;
   /** Set when decoding or parsing failed: the message is stored as errored and NAKed. */
   parseError?: StoredError;
   /**

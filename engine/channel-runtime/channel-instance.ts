@@ -8,7 +8,7 @@
  */
 import type { InboundAdapter } from '../adapter-sdk/index.ts';
 import type { Ingest, IngestChannel, NewWork } from '../ingest/ingest.ts';
-import { decodeHl7, Hl7Message } from '../message-formats/hl7v2/index.ts';
+import { parseStored, type FormatMessage } from '../message-formats/index.ts';
 import { queueNames, type MessageBus, type WorkItem } from '../message-bus/message-bus.ts';
 import type { MessageStore, ProcessingOutcome, ReceiveResult, StoredDelivery } from '../message-store/message-store.ts';
 import { deliveryIdOf } from '../message-store/unit-of-work.ts';
@@ -25,6 +25,8 @@ export interface ChannelParts {
   pipeline: PipelineChannel;
   ingest: Omit<IngestChannel, 'process' | 'publishNew' | 'finishOriginal'>;
   source?: InboundAdapter;
+  /** Why the source is deliberately not run (left unconfigured): the channel stays STOPPED. */
+  disabledReason?: string;
   destinations: Map<string, DestinationWorker>;
   resources: PipelineResources;
 }
@@ -65,8 +67,23 @@ export class ChannelInstance {
     return this.parts.source?.address();
   }
 
+  /** The running source adapter (absent when the channel's source is deliberately not run). */
+  get source(): InboundAdapter | undefined {
+    return this.parts.source;
+  }
+
+  /** Why the channel is deliberately not run, when it is not. */
+  get disabledReason(): string | undefined {
+    return this.parts.disabledReason;
+  }
+
   async start(): Promise<void> {
     const { bus } = this.deps;
+    if (this.parts.disabledReason) {
+      // Not an error: recovered work of the channel still waits in the store for the day it runs.
+      this.status = ChannelStatus.STOPPED;
+      return;
+    }
     // The source first: a port that cannot be bound fails the channel before it consumes anything.
     // Messages that arrive before the consumers below are buffered by the bus (the store has them).
     await this.parts.source?.start((message) => this.deps.ingest.receive(this.#ingest, message));
@@ -103,8 +120,8 @@ export class ChannelInstance {
     const redelivered = message.state === 'QUEUED';
     let outcome: ProcessingOutcome;
     try {
-      const hl7 = Hl7Message.parse(decodeHl7(message.raw, message.encoding).text);
-      outcome = this.#runPipeline({ id: message.id, receivedAt: message.receivedAt, hl7, facility: message.keys.facility });
+      const parsed = parseStored(message.format, message.raw, message.encoding);
+      outcome = this.#runPipeline({ id: message.id, receivedAt: message.receivedAt, message: parsed, facility: message.keys.facility });
     } catch (err) {
       // A parse that passed ingest failing now: stored, visible, replayable.
       outcome = { state: 'ERROR', error: { code: isOspreyError(err) ? err.code : 'OSPREY_ERR_TRANSFORM_FAILED', detail: (err as Error).message } };
@@ -117,9 +134,9 @@ export class ChannelInstance {
   };
 
   /** Runs the channel's pipeline; never throws (unreadable lookups, a transform bug … are an ERROR outcome). */
-  #runPipeline(m: { id: string; receivedAt: number; hl7: Hl7Message; facility?: string }): ProcessingOutcome {
+  #runPipeline(m: { id: string; receivedAt: number; message: FormatMessage; facility?: string }): ProcessingOutcome {
     try {
-      return runPipeline(this.parts.pipeline, this.parts.resources, { messageId: m.id, receivedAt: m.receivedAt, hl7: m.hl7, facility: m.facility });
+      return runPipeline(this.parts.pipeline, this.parts.resources, { messageId: m.id, receivedAt: m.receivedAt, message: m.message, facility: m.facility });
     } catch (err) {
       return { state: 'ERROR', error: { code: isOspreyError(err) ? err.code : 'OSPREY_ERR_TRANSFORM_FAILED', detail: (err as Error).message } };
     }

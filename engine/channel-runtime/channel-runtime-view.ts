@@ -6,31 +6,27 @@
  *
  * Paths: transform paths stay as written (relative to the project root; the loaded modules are in
  * {@link ChannelRuntime.transforms}, keyed by that path); TLS file paths are made absolute against
- * the project root, so the listener does not depend on the process's working directory.
+ * the project root, so the source does not depend on the process's working directory.
  */
 import { isAbsolute, resolve } from 'node:path';
-import type { ChannelDefinition, ChannelStep, RestAuthDefinition } from '../config-schemas/channel.schema.ts';
+import type { ChannelDefinition, ChannelSource, ChannelStep, RestAuthDefinition } from '../config-schemas/channel.schema.ts';
 import { parseDuration } from '../config-schemas/units.ts';
-import { toMllpListenerConfig, type ResolvedMllpListenerConfig } from '../../adapters/inbound/mllp-listener/mllp-listener.config.ts';
+import type { SourceIngestSettings } from '../adapter-sdk/source-definition.ts';
+import { sourceDefinition } from './adapter-registry.ts';
 import type { Transform } from '../transform-sdk/index.ts';
 
-export interface MllpSourceRuntime {
-  type: 'mllp-listener';
-  /** The listener's settings as the adapter declares them (`mllp-listener.config.ts`), every default filled in. */
-  listener: ResolvedMllpListenerConfig;
-  /** Message types (`ADT^A01`) the channel takes; others are answered AR. */
-  accept: string[];
+/** A channel's source: how ingest treats its messages, and the adapter's own runtime config. */
+export interface SourceRuntime extends SourceIngestSettings {
+  /** A registered source type (engine/channel-runtime/adapter-registry.ts). */
+  type: string;
+  /** What the source's `SourceDefinition.toConfig` made of the settings: units resolved, defaults filled. */
+  config: unknown;
   ack: {
     mode: 'after-store';
     /** The original-mode answer to a message that fails the `validate` step. @defaultValue 'AE' */
     onValidationError: 'AE' | 'AA';
   };
-  /** Duplicate window in ms; 0 turns de-duplication off. @defaultValue 86_400_000 (24h) */
-  dedupeWindowMs: number;
 }
-
-/** A source of any supported type (one for now). */
-export type SourceRuntime = MllpSourceRuntime;
 
 /** A destination's retry policy in ms; a valid `RetryPolicyInput` of `engine/delivery/retry-policy.ts`. */
 export interface RetryRuntime {
@@ -104,9 +100,10 @@ export function toChannelRuntime(
   context: { file: string; projectRoot: string; transforms: ReadonlyMap<string, Transform<unknown, unknown>> },
 ): ChannelRuntime {
   const { metadata, spec } = definition;
-  const src = spec.source;
+  const src = spec.source as ChannelSource;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(context.projectRoot, p));
-  const listener = toMllpListenerConfig(src, abs);
+  const source = sourceDefinition(src.type);
+  const ingest = source.ingest(src);
   const steps: StepRuntime[] = (spec.steps ?? []).map((step) =>
     'enrich' in step ? { enrich: { ...step.enrich, required: step.enrich.required ?? true } } : step,
   );
@@ -147,11 +144,10 @@ export function toChannelRuntime(
     labels: { ...(metadata.labels ?? {}) },
     file: context.file,
     source: {
-      type: 'mllp-listener',
-      listener,
-      accept: [...src.accept],
-      ack: { mode: src.ack?.mode ?? 'after-store', onValidationError: src.ack?.onValidationError ?? 'AE' },
-      dedupeWindowMs: parseDuration(src.dedupe?.window ?? '24h'),
+      type: src.type,
+      ...ingest,
+      config: source.toConfig(src, { abs }),
+      ack: { mode: 'after-store', onValidationError: ingest.onValidationError },
     },
     orderBy: spec.orderBy ?? 'MSH-10',
     steps,

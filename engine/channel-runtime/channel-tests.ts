@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { parse as parseYaml } from 'yaml';
-import { decodeHl7, Hl7Message } from '../message-formats/hl7v2/index.ts';
+import { decodeStored, messageFormat } from '../message-formats/index.ts';
 import type { ProcessingOutcome } from '../message-store/message-store.ts';
 import type { ChannelRuntime } from './channel-loader.ts';
 import { runPipeline, type PipelineResources } from './pipeline.ts';
@@ -52,13 +52,13 @@ export function runChannelTest(spec: ChannelRuntime, resources: PipelineResource
   const inputFile = resolve(projectRoot, test.input);
   if (!existsSync(inputFile)) return { ...result, passed: false, problems: [`input ${test.input} does not exist`] };
 
-  const { text } = decodeHl7(readFileSync(inputFile), spec.source.listener.charset);
+  const format = messageFormat(spec.source.format);
   let outcome: ProcessingOutcome;
   try {
     outcome = runPipeline(spec, resources, {
       messageId: `test-${spec.name}-${test.name}`,
       receivedAt: CHANNEL_TEST_RECEIVED_AT,
-      hl7: Hl7Message.parse(text),
+      message: format.parse(decodeStored(format, readFileSync(inputFile), spec.source.charset)),
     });
   } catch (err) {
     return { ...result, passed: false, problems: [`the message did not parse: ${(err as Error).message}`] };

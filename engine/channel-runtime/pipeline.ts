@@ -5,8 +5,8 @@
  * records; it does no I/O of its own (lookup tables are read from memory). `osprey test`
  * runs exactly this function, so what a channel test shows is what the engine does.
  */
-import type { Hl7Message } from '../message-formats/hl7v2/index.ts';
-import { validationAckError } from '../message-formats/hl7v2/index.ts';
+import { validationAckError, type Hl7Message } from '../message-formats/hl7v2/index.ts';
+import type { FormatMessage } from '../message-formats/message-format.ts';
 import type { NewDelivery, ProcessingOutcome } from '../message-store/message-store.ts';
 import { BusinessException, createTransformContext, isFiltered, type LookupValue, type Transform, type TransformContext } from '../transform-sdk/index.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
@@ -42,7 +42,8 @@ export interface PipelineResources {
 export interface PipelineInput {
   messageId: string;
   receivedAt: number;
-  hl7: Hl7Message;
+  /** The parsed message, in its format (HL7 v2, an X12 claim payment, a CSV record …). */
+  message: FormatMessage;
   /** Facility business key, used to tag business exceptions. */
   facility?: string;
 }
@@ -62,24 +63,29 @@ export function runPipeline(channel: PipelineChannel, resources: PipelineResourc
   try {
     for (const step of channel.steps) {
       if ('validate' in step) {
-        const invalid = validationAckError(input.hl7);
+        // The linter allows `validate: hl7` on HL7 v2 sources only; a replayed message of another
+        // format reaching it is an error of its own, not a crash.
+        if (input.message.format !== 'hl7v2') {
+          return { state: 'ERROR', error: { code: 'OSPREY_ERR_PIPELINE_VALIDATION', detail: `validate: hl7 cannot check a ${input.message.format} message` } };
+        }
+        const invalid = validationAckError(input.message as Hl7Message);
         if (invalid !== undefined) return { state: 'ERROR', error: { code: invalid.code, detail: invalid.detail } };
       } else if ('filter' in step) {
         const { field, in: allowed, notIn } = step.filter;
-        const value = input.hl7.get(field) ?? '';
+        const value = input.message.get(field) ?? '';
         if ((allowed && !allowed.includes(value)) || (notIn && notIn.includes(value))) {
           return { state: 'FILTERED', reason: `filter on ${field}: value ${allowed ? 'not in allow-list' : 'in deny-list'}` };
         }
       } else if ('enrich' in step) {
         const { lookup, from, as, required } = step.enrich;
-        const key = input.hl7.get(from) ?? '';
+        const key = input.message.get(from) ?? '';
         const value = resources.lookups.get(lookup, key);
         if (value === undefined && required) {
           throw new BusinessException(`unmapped-${lookup}`, `${from} has no entry in lookup "${lookup}"`, { facility: input.facility });
         }
         enrichment[as] = value;
       } else if ('transform' in step) {
-        const result = applyTransform(resources, step.transform, events ?? [input.hl7], ctx);
+        const result = applyTransform(resources, step.transform, events ?? [input.message], ctx);
         if ('filtered' in result) return { state: 'FILTERED', reason: result.filtered };
         events = result.outputs;
       } else {
@@ -87,8 +93,8 @@ export function runPipeline(channel: PipelineChannel, resources: PipelineResourc
       }
     }
 
-    // A channel without a transform step forwards the message text itself.
-    const canonical = events ?? [{ hl7: input.hl7.toString() }];
+    // A channel without a transform step forwards the message text itself, named by its format.
+    const canonical = events ?? [{ [input.message.format === 'hl7v2' ? 'hl7' : input.message.format]: input.message.toString() }];
     const deliveries: NewDelivery[] = [];
     const filteredDestinations: Array<{ destination: string; reason: string }> = [];
     for (const destination of channel.destinations) {

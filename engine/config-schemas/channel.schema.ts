@@ -16,14 +16,13 @@ import {
   Duration,
   Hl7Path,
   KebabName,
-  MESSAGE_TYPE_PATTERN,
   SecretString,
   SEMVER_PATTERN,
   Size,
   StringEnum,
   TS_PATH_PATTERN,
 } from './common.schema.ts';
-import { MllpListenerSettingsSchema } from '../../adapters/inbound/mllp-listener/mllp-listener.config.ts';
+import { SOURCE_SCHEMAS } from '../channel-runtime/adapter-registry.ts';
 
 const closed = { additionalProperties: false } as const;
 
@@ -84,68 +83,8 @@ export const ChannelMetadataSchema = Type.Object(
 // ---------------------------------------------------------------------------------------------
 // source
 
-const { host: mllpHost, port: mllpPort, ...mllpRest } = MllpListenerSettingsSchema.properties;
-
-/** The `mllp-listener` source: the adapter's own settings (it declares them) and the channel's. */
-export const MllpListenerSourceSchema = Type.Object(
-  {
-    type: Type.Literal('mllp-listener', { description: 'HL7 v2 over MLLP (TCP, optionally TLS).' }),
-    host: mllpHost,
-    port: mllpPort,
-    accept: Type.Array(
-      Type.String({
-        pattern: MESSAGE_TYPE_PATTERN,
-        'x-expected': 'a message type MSH-9.1^MSH-9.2 such as ADT^A01',
-      }),
-      {
-        minItems: 1,
-        description: 'Message types (MSH-9.1^MSH-9.2) this channel takes; any other type is answered AR.',
-        examples: [['ADT^A01', 'ADT^A03']],
-      },
-    ),
-    ...mllpRest,
-    ack: Type.Optional(
-      Type.Object(
-        {
-          mode: Type.Optional(
-            StringEnum(['after-store'] as const, {
-              default: 'after-store',
-              description: 'When the ACK is sent. `after-store`: AA only once the message is durably stored.',
-              examples: ['after-store'],
-            }),
-          ),
-          onValidationError: Type.Optional(
-            StringEnum(['AE', 'AA'] as const, {
-              default: 'AE',
-              description:
-                'The answer to a message that fails the channel’s `validate` step (it is stored as ERROR either way). `AE`: an AE whose ERR segment names the segment and field (ERR-2) and the HL7 table 0357 condition (ERR-3), so the sender knows; `AA`: the sender is not told (for senders that stop their queue on AE). An enhanced-mode commit ACK (MSH-15 set) is CA either way: the message is stored.',
-              examples: ['AE'],
-            }),
-          ),
-        },
-        { ...closed, default: {}, description: 'Acknowledgement policy.', examples: [{ mode: 'after-store', onValidationError: 'AE' }] },
-      ),
-    ),
-    dedupe: Type.Optional(
-      Type.Object(
-        {
-          window: Type.Optional(
-            Duration({
-              default: '24h',
-              description: 'Same sender (MSH-3|MSH-4) and MSH-10 within this window is a duplicate; `0s` turns de-duplication off.',
-              examples: ['24h'],
-            }),
-          ),
-        },
-        { ...closed, default: {}, description: 'Duplicate detection.', examples: [{ window: '24h' }] },
-      ),
-    ),
-  },
-  { ...closed, description: 'An MLLP listener: receives HL7 v2 messages and ACKs them once stored.' },
-);
-
-/** Inbound adapters by `type`. Only `mllp-listener` for now; add variants here. */
-export const ChannelSourceSchema = Type.Union([MllpListenerSourceSchema], {
+/** Inbound adapters by `type`: one variant per registered source (engine/channel-runtime/adapter-registry.ts). */
+export const ChannelSourceSchema = Type.Union(SOURCE_SCHEMAS, {
   'x-discriminator': 'type',
   description: 'Where messages come from (one inbound adapter).',
 });
@@ -449,7 +388,8 @@ export const ChannelSchema = Type.Object(
 
 /** A channel file as validated (after `${VAR}` interpolation and with the defaults filled in). */
 export type ChannelDefinition = Static<typeof ChannelSchema>;
-export type ChannelSource = Static<typeof ChannelSourceSchema>;
+/** A `source` block: its `type` names the registered source whose schema validated the rest. */
+export type ChannelSource = { type: string } & Record<string, unknown>;
 export type ChannelStep = Static<typeof ChannelStepSchema>;
 export type ChannelDestination = Static<typeof ChannelDestinationSchema>;
 export type RestAuthDefinition = Static<typeof RestAuthSchema>;

@@ -54,6 +54,8 @@ export const ErrorCodes = {
   OSPREY_ERR_CONFIG_INVALID: { class: 'permanent', description: 'The engine configuration file is invalid.' },
   OSPREY_ERR_CHANNEL_DESTINATION_NAME: { class: 'permanent', description: 'Two destinations of one channel share a name.' },
   OSPREY_ERR_CONFIG_ENV: { class: 'permanent', description: 'A ${VAR} in the engine configuration is not set in the environment and has no default.' },
+  // Ingest
+  OSPREY_ERR_INGEST_UNREADABLE: { class: 'permanent', description: 'A source handed over a record that its format could not parse, without saying why.' },
   // Pipeline
   OSPREY_ERR_PIPELINE_VALIDATION: { class: 'permanent', description: 'The message failed the channel’s validate step.' },
   OSPREY_ERR_TRANSFORM_FAILED: { class: 'permanent', description: 'The transform threw an error (a bug in the transform).' },

@@ -19,6 +19,7 @@ import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import type { IngestError, IngestOutcome, InboundMessage } from '../adapter-sdk/index.ts';
 import { validationAckError, type Hl7Message } from '../message-formats/hl7v2/index.ts';
+import { messageFormat, type FormatMessage } from '../message-formats/index.ts';
 import type { BusinessKeys, MessageStore, NewMessage, ProcessingOutcome, ReceiveResult, StoredError } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isOspreyError } from '../errors/error-codes.ts';
@@ -54,7 +55,7 @@ export interface IngestChannel {
    */
   onValidationError?: 'AE' | 'AA';
   /** The channel's pipeline, run on an accepted message before it is stored. Never throws: a failure is an ERROR outcome. */
-  process(message: { id: string; receivedAt: number; hl7: Hl7Message; facility?: string }): ProcessingOutcome;
+  process(message: { id: string; receivedAt: number; message: FormatMessage; facility?: string }): ProcessingOutcome;
   /**
    * Called for an accepted message as soon as its write has started, in key order: puts the
    * deliveries its outcome queues on the bus while `stored` commits, without letting any of them be
@@ -75,18 +76,6 @@ export interface NewWork {
   id: string;
   orderKey: string;
   outcome: ProcessingOutcome;
-}
-
-export function extractKeys(hl7: Hl7Message): BusinessKeys {
-  const keys: BusinessKeys = {
-    controlId: hl7.get('MSH-10') ?? undefined,
-    sender: `${hl7.get('MSH-3') ?? ''}|${hl7.get('MSH-4') ?? ''}`,
-    messageType: hl7.messageType || undefined,
-    patientId: hl7.get('PID-3.1') ?? undefined,
-    visitId: hl7.get('PV1-19.1') ?? hl7.get('SCH-2.1') ?? hl7.get('SCH-1.1') ?? undefined,
-    facility: hl7.get('PV1-3.4') ?? hl7.get('MSH-4.1') ?? undefined,
-  };
-  return keys;
 }
 
 /**
@@ -110,28 +99,28 @@ export class Ingest {
 
   async receive(channel: IngestChannel, inbound: InboundMessage): Promise<IngestOutcome> {
     const id = newId();
-    const hl7 = inbound.hl7;
-    const keys: BusinessKeys = hl7 ? extractKeys(hl7) : {};
+    const parsed = inbound.message;
+    const keys: BusinessKeys = parsed ? messageFormat(inbound.format).keys(parsed) : {};
     let rejection: { ackCode: 'AE' | 'AR'; error: IngestError; commitAck?: 'CA' } | undefined;
     if (inbound.refused) {
       rejection = { ackCode: 'AR', error: inbound.refused };
-    } else if (!hl7 || inbound.parseError) {
-      rejection = { ackCode: 'AE', error: inbound.parseError ?? { code: 'OSPREY_ERR_HL7_NO_MSH', detail: 'message could not be parsed' } };
+    } else if (!parsed || inbound.parseError) {
+      rejection = { ackCode: 'AE', error: inbound.parseError ?? { code: 'OSPREY_ERR_INGEST_UNREADABLE', detail: `the ${inbound.format} message could not be parsed` } };
     } else if (channel.accept && channel.accept.length > 0 && !channel.accept.includes(keys.messageType ?? '')) {
       rejection = {
         ackCode: 'AR',
         error: { code: 'OSPREY_ERR_HL7_UNSUPPORTED_TYPE', detail: `message type ${keys.messageType ?? '(none)'} is not accepted by channel ${channel.name}` },
       };
     }
-    const orderKey = (hl7 && channel.orderBy ? orderKeyOf(hl7, channel.orderBy) : undefined) || keys.controlId || id;
+    const orderKey = (parsed && channel.orderBy ? orderKeyOf(parsed, channel.orderBy) : undefined) || keys.controlId || id;
     const receivedAt = Date.now();
     // A resend is processed here too and its outcome dropped by the store: telling a duplicate
     // needs the store's answer, and resends are rare.
-    let outcome = rejection || !hl7 ? undefined : channel.process({ id, receivedAt, hl7, facility: keys.facility });
-    if (hl7 && outcome?.state === 'ERROR' && outcome.error.code === 'OSPREY_ERR_PIPELINE_VALIDATION' && channel.onValidationError !== 'AA') {
+    let outcome = rejection || !parsed ? undefined : channel.process({ id, receivedAt, message: parsed, facility: keys.facility });
+    if (parsed?.format === 'hl7v2' && outcome?.state === 'ERROR' && outcome.error.code === 'OSPREY_ERR_PIPELINE_VALIDATION' && channel.onValidationError !== 'AA') {
       // Refused like a malformed message: the sender learns where (ERR-2), and as a rejection it is
       // never the dedupe original of a corrected resend that reuses its MSH-10.
-      rejection = { ackCode: 'AE', error: validationAckError(hl7) ?? outcome.error, commitAck: 'CA' };
+      rejection = { ackCode: 'AE', error: validationAckError(parsed as Hl7Message) ?? outcome.error, commitAck: 'CA' };
       outcome = undefined;
     }
     const record: NewMessage = {
@@ -140,6 +129,8 @@ export class Ingest {
       receivedAt,
       raw: inbound.raw,
       encoding: inbound.encoding,
+      format: inbound.format,
+      ...(inbound.lineage ? { lineage: inbound.lineage } : {}),
       keys,
       orderKey,
       state: rejection ? 'ERROR' : 'RECEIVED',
@@ -242,9 +233,9 @@ export class Ingest {
   }
 }
 
-function orderKeyOf(hl7: Hl7Message, path: string): string | undefined {
+function orderKeyOf(message: FormatMessage, path: string): string | undefined {
   try {
-    return hl7.get(path) ?? undefined;
+    return message.get(path) ?? undefined;
   } catch {
     return undefined;
   }

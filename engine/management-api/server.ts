@@ -25,7 +25,7 @@ import {
   type ReplayPlan,
 } from '../message-store/message-store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { decodeHl7 } from '../message-formats/hl7v2/index.ts';
+import { decodeStored, messageFormat } from '../message-formats/index.ts';
 import type { SandboxReceiver } from './sandbox-receiver.ts';
 
 export interface ChannelView {
@@ -36,7 +36,12 @@ export interface ChannelView {
   warnings?: string[];
   file?: string;
   version?: string;
-  source?: { type: string; host?: string; port?: number };
+  /** Why a STOPPED channel is not run on purpose (its source left unconfigured): not a failure. */
+  reason?: string;
+  /** The source's type, message format and what its definition shows (address, port, remote directory). */
+  source?: { type: string; format?: string; [detail: string]: string | number | undefined };
+  /** One line for `osprey start` (`MLLP :6661`). */
+  summary?: string;
   /** Message types the source accepts (lets `osprey send` route by type). */
   accept?: string[];
   /** The channel file's `metadata.labels`, for grouping channels in monitoring and scripts. */
@@ -185,6 +190,8 @@ export interface ChannelHealth {
   name: string;
   status: string;
   error?: string;
+  /** Why a STOPPED channel is not run on purpose. */
+  reason?: string;
   /** Problems that do not stop the channel (a lookup file refused: its last good table is in use). */
   warnings?: string[];
 }
@@ -204,9 +211,12 @@ export interface HealthReport {
 export function healthReport(deps: Pick<ManagementApiDeps, 'ready' | 'channels' | 'bus'>): HealthReport {
   const started = deps.ready();
   const bus = deps.bus?.();
-  const channels = deps.channels().map((c): ChannelHealth => ({ name: c.name, status: c.status, ...(c.error ? { error: c.error } : {}), ...(c.warnings ? { warnings: c.warnings } : {}) }));
-  // A channel still STARTING counts as not running: the engine is not ready until it is.
-  const notRunning = channels.filter((c) => c.status !== 'RUNNING').map((c) => c.name);
+  const channels = deps
+    .channels()
+    .map((c): ChannelHealth => ({ name: c.name, status: c.status, ...(c.error ? { error: c.error } : {}), ...(c.reason ? { reason: c.reason } : {}), ...(c.warnings ? { warnings: c.warnings } : {}) }));
+  // A channel still STARTING counts as not running: the engine is not ready until it is. One
+  // STOPPED with a reason is not run on purpose (its source left unconfigured) and does not count.
+  const notRunning = channels.filter((c) => c.status !== 'RUNNING' && !(c.status === 'STOPPED' && c.reason)).map((c) => c.name);
   const status = !started ? 'starting' : bus && !bus.connected ? 'bus disconnected' : notRunning.length > 0 ? 'channels not running' : 'ok';
   return { status, ready: status === 'ok', channels, notRunning, ...(bus ? { bus } : {}) };
 }
@@ -258,13 +268,25 @@ function parseAttemptsPage(q: Record<string, string | undefined>): { attempts: A
   return { attempts };
 }
 
+/** The stored bytes as text (`raw`, as the format reads them) and as its format renders them for people (`rendered`). */
+function rawViews(formatName: string, raw: Buffer, encoding: string): { raw: string; rendered: string } {
+  try {
+    const format = messageFormat(formatName);
+    return { raw: decodeStored(format, raw, encoding), rendered: format.render(raw, encoding) };
+  } catch {
+    // A row of a format this engine does not know (written by a newer one): the bytes as UTF-8.
+    const text = raw.toString('utf8');
+    return { raw: text, rendered: text };
+  }
+}
+
 function presentMessage(message: MessageDetail) {
   const { raw, ...rest } = message;
   return {
     ...rest,
     receivedAt: iso(message.receivedAt),
     updatedAt: iso(message.updatedAt),
-    raw: decodeHl7(raw, message.encoding).text,
+    ...rawViews(message.format, raw, message.encoding),
     rawBase64: raw.toString('base64'),
     events: message.events.map((e) => ({ ...e, at: iso(e.at) })),
     deliveries: message.deliveries.map((d) => ({

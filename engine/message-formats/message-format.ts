@@ -62,6 +62,11 @@ export interface MessageFormat<M extends FormatMessage = FormatMessage> {
    * when the text is not a message of this format; the caller stores it as ERROR.
    */
   parse(text: string): M;
+  /**
+   * The stored bytes as the text `parse` takes. Absent: the bytes are read in the stored encoding
+   * (HL7 v2 has its own: MSH-18, byte order marks).
+   */
+  decode?(raw: Buffer, encoding: string): string;
   /** Business keys and de-duplication identity (see {@link FormatKeys}). Never throws. */
   keys(message: M): FormatKeys;
   /**

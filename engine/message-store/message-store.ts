@@ -10,6 +10,7 @@
  * "durable" — the MLLP listener ACKs on that.
  */
 import type { ErrorCode } from '../errors/error-codes.ts';
+import type { MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 
 /** Message states, in the words integration engineers already use (Mirth). */
 export const MessageState = {
@@ -58,6 +59,10 @@ export interface NewMessage {
   raw: Buffer;
   /** Character set the raw bytes were decoded with (from MSH-18 or the channel's fallback). */
   encoding: string;
+  /** What the raw bytes are (engine/message-formats). @defaultValue 'hl7v2' */
+  format?: MessageFormatName;
+  /** For a record of a file: which file and where (its content hash and index are the file source's checkpoint). */
+  lineage?: RecordLineage;
   keys: BusinessKeys;
   /** The channel's ordering key value (e.g. PID-3.1); messages of one key are processed in order. */
   orderKey: string;
@@ -276,6 +281,9 @@ export interface MessageSummary {
 export interface MessageDetail extends MessageSummary {
   raw: Buffer;
   encoding: string;
+  format: MessageFormatName;
+  /** For a record of a file: the file, its content hash, the record's index and envelope ids. */
+  lineage?: RecordLineage;
   source?: string;
   canonical?: unknown;
   exception?: { category: string; detail: string; tags: Record<string, string | undefined> };
@@ -323,7 +331,7 @@ export interface MessageStore {
   receive(message: NewMessage): Promise<ReceiveResult>;
   /** The raw message and what the pipeline needs to run it. */
   loadForProcessing(id: string): Promise<
-    | { id: string; channel: string; receivedAt: number; raw: Buffer; encoding: string; keys: BusinessKeys; orderKey: string; state: MessageState }
+    | { id: string; channel: string; receivedAt: number; raw: Buffer; encoding: string; format: MessageFormatName; keys: BusinessKeys; orderKey: string; state: MessageState }
     | undefined
   >;
   /**

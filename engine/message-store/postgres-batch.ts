@@ -233,13 +233,13 @@ export function writeStatements(w: Writes): Statement[] {
     out.push({
       name: 'osprey_insert_messages',
       text: `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
-                                   exception_category, exception, filter_reason, canonical)
-             SELECT id, channel, received_at, substring($24::bytea FROM raw_from FOR raw_length), encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
-                    exception_category, exception::json, filter_reason, canonical::json
+                                   exception_category, exception, filter_reason, canonical, format, lineage, file_hash, record_index)
+             SELECT id, channel, received_at, substring($28::bytea FROM raw_from FOR raw_length), encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
+                    exception_category, exception::json, filter_reason, canonical::json, format, lineage::json, file_hash, record_index
                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[], $17::text[], $18::text[], $19::bigint[],
-                           $20::text[], $21::text[], $22::text[], $23::text[])
+                           $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::integer[])
                     WITH ORDINALITY AS t(id, channel, received_at, raw_from, raw_length, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
-                                         exception_category, exception, filter_reason, canonical, ord)
+                                         exception_category, exception, filter_reason, canonical, format, lineage, file_hash, record_index, ord)
               ORDER BY ord`,
       values: [
         m.map((r) => r.id),
@@ -265,6 +265,10 @@ export function writeStatements(w: Writes): Statement[] {
         m.map((r) => r.exceptionJson),
         m.map((r) => text(r.filterReason)),
         m.map((r) => r.canonicalJson),
+        m.map((r) => r.format),
+        m.map((r) => r.lineageJson),
+        m.map((r) => r.fileHash),
+        m.map((r) => r.recordIndex),
         // pg sends a Buffer as a binary parameter: the bytes as they are.
         Buffer.concat(m.map((r) => r.raw)),
       ],

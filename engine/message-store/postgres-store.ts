@@ -21,6 +21,7 @@
  *
  * @see docs/design/0003-message-store.md
  */
+import type { MessageFormatName } from '../message-formats/message-format.ts';
 import pg from 'pg';
 import { OspreyError, isOspreyError } from '../errors/error-codes.ts';
 import { CoalescedReads } from './coalesced-reads.ts';
@@ -179,7 +180,7 @@ export class PostgresStore implements MessageStore {
   /** `loadForProcessing` and `loadDelivery` of one turn share a query: see coalesced-reads.ts. */
   readonly #messageReads = new CoalescedReads<Row>((ids) =>
     this.#rowsById(
-      'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ANY($1::text[])',
+      'SELECT id, channel, received_at, raw, encoding, format, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ANY($1::text[])',
       ids,
     ),
   );
@@ -284,6 +285,7 @@ export class PostgresStore implements MessageStore {
       receivedAt: num(r.received_at),
       raw: r.raw as Buffer,
       encoding: String(r.encoding),
+      format: String(r.format) as MessageFormatName,
       keys: keysFromRow(r),
       orderKey: String(r.order_key),
       state: String(r.state) as MessageState,

@@ -21,6 +21,7 @@
  *
  * @see docs/design/0003-message-store.md
  */
+import type { MessageFormatName } from '../message-formats/message-format.ts';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -251,7 +252,7 @@ function prepareReads(db: Db) {
   const p = (sql: string): Stmt => db.prepare(sql);
   return {
     loadForProcessing: p(
-      'SELECT id, channel, received_at, raw, encoding, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ?',
+      'SELECT id, channel, received_at, raw, encoding, format, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state FROM messages WHERE id = ?',
     ),
     loadDelivery: p(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
     firstAttemptAt: p('SELECT started_at FROM attempts WHERE delivery_id = ? AND n = 1 ORDER BY id DESC LIMIT 1'),
@@ -369,6 +370,7 @@ export class SqliteStore implements MessageStore {
       receivedAt: num(r.received_at),
       raw: r.raw as Buffer,
       encoding: String(r.encoding),
+      format: String(r.format) as MessageFormatName,
       keys: keysFromRow(r),
       orderKey: String(r.order_key),
       state: String(r.state) as MessageState,

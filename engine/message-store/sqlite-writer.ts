@@ -97,9 +97,9 @@ function prepareWrites(db: Db) {
     // writes
     insertMessage: p(
       `INSERT INTO messages (id, channel, received_at, raw, encoding, source, control_id, sender, message_type, patient_id, visit_id, facility, order_key, state, accepted, error_code, error_detail, updated_at,
-                             exception_category, exception, filter_reason, canonical)
+                             exception_category, exception, filter_reason, canonical, format, lineage, file_hash, record_index)
        VALUES (@id, @channel, @receivedAt, @raw, @encoding, @source, @controlId, @sender, @messageType, @patientId, @visitId, @facility, @orderKey, @state, @accepted, @errorCode, @errorDetail, @updatedAt,
-               @exceptionCategory, @exceptionJson, @filterReason, @canonicalJson)`,
+               @exceptionCategory, @exceptionJson, @filterReason, @canonicalJson, @format, @lineageJson, @fileHash, @recordIndex)`,
     ),
     updateMessageFull: p(
       `UPDATE messages SET state = @state, error_code = @errorCode, error_detail = @errorDetail, exception_category = @exceptionCategory,

@@ -7,6 +7,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import type { ErrorCode } from '../errors/error-codes.ts';
+import type { MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 import {
   DEFAULT_ATTEMPTS,
   MAX_ATTEMPTS,
@@ -34,7 +35,7 @@ export type Row = Record<string, unknown>;
 export const SUMMARY_COLUMNS =
   'id, seq, channel, received_at, state, control_id, sender, message_type, patient_id, visit_id, facility, order_key, error_code, error_detail, exception_category, updated_at';
 
-export const DETAIL_COLUMNS = `${SUMMARY_COLUMNS}, raw, encoding, source, canonical, exception, filter_reason`;
+export const DETAIL_COLUMNS = `${SUMMARY_COLUMNS}, raw, encoding, source, canonical, exception, filter_reason, format, lineage`;
 
 export const DELIVERY_COLUMNS =
   'id, message_id, seq, channel, destination, output_index, order_key, payload, state, attempts, next_attempt_at, last_error_code, last_error_detail, updated_at';
@@ -272,6 +273,7 @@ export function detailFromRows(m: Row, events: Row[], deliveries: Row[], pages: 
     ...summaryFromRow(m),
     raw: m.raw as Buffer,
     encoding: str(m.encoding),
+    format: str(m.format) as MessageFormatName,
     events: events.map(eventFromRow),
     deliveries: deliveries.map((r) => {
       const d = deliveryFromRow(deliveryRowFrom(r));
@@ -286,6 +288,7 @@ export function detailFromRows(m: Row, events: Row[], deliveries: Row[], pages: 
   if (m.canonical !== null && m.canonical !== undefined) detail.canonical = fromJson(str(m.canonical));
   if (m.exception !== null && m.exception !== undefined) detail.exception = fromJson(str(m.exception)) as MessageDetail['exception'];
   put(detail, 'filterReason', strOrNull(m.filter_reason));
+  if (m.lineage !== null && m.lineage !== undefined) detail.lineage = fromJson(str(m.lineage)) as RecordLineage;
   return detail;
 }
 

@@ -167,6 +167,11 @@ export interface MessageInsert extends MessageResultFields {
   receivedAt: number;
   raw: Buffer;
   encoding: string;
+  format: string;
+  /** JSON of the record's lineage, when it is a record of a file. */
+  lineageJson: string | null;
+  fileHash: string | null;
+  recordIndex: number | null;
   source: string | null;
   controlId: string | null;
   sender: string | null;
@@ -506,6 +511,10 @@ export class UnitOfWork {
       receivedAt: Math.trunc(m.receivedAt),
       raw: m.raw,
       encoding: m.encoding,
+      format: m.format ?? 'hl7v2',
+      lineageJson: m.lineage ? JSON.stringify(m.lineage) : null,
+      fileHash: m.lineage?.fileHash ?? null,
+      recordIndex: m.lineage?.recordIndex ?? null,
       source: m.source ?? null,
       controlId: m.keys.controlId ?? null,
       sender: m.keys.sender ?? null,

@@ -36,7 +36,7 @@ import { ulid } from 'ulid';
 import { partitionOf, topologyNames } from '../../engine/message-bus/rabbitmq-topology.ts';
 import { queueNames } from '../../engine/message-bus/message-bus.ts';
 import { decodeHl7, Hl7Message } from '../../engine/message-formats/hl7v2/index.ts';
-import { extractKeys } from '../../engine/ingest/ingest.ts';
+import { hl7Keys } from '../../engine/message-formats/hl7v2/hl7v2-format.ts';
 import { PostgresStore } from '../../engine/message-store/postgres-store.ts';
 import { parseAck, sendOne } from '../helpers/mllp-raw-client.ts';
 import { CHANNEL, cleanUp, DESTINATION, diagnostics, PARTITIONS, PATH, prepareCluster, startInstances, waitForStandbys, type Cluster } from '../helpers/production-cluster.ts';
@@ -90,7 +90,7 @@ describe('production mode: work left behind by an instance that died (real Postg
   async function storeAsDeadInstance(text: string, { withOutcome = false } = {}): Promise<{ id: string; orderKey: string }> {
     const raw = Buffer.from(text, 'utf8');
     const { encoding } = decodeHl7(raw, 'utf-8');
-    const keys = extractKeys(Hl7Message.parse(text));
+    const keys = hl7Keys(Hl7Message.parse(text));
     const id = ulid();
     const payload = { controlId: keys.controlId, patientId: keys.patientId };
     const result = await store.receive({

@@ -9,3 +9,5 @@ export { MllpListenerSettingsSchema, MllpListenerTlsSchema, MLLP_DEFAULTS, toMll
 export type { MllpListenerConfig, MllpListenerSettings, ResolvedMllpListenerConfig } from './mllp-listener.config.ts';
 export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
 export type { MllpFrameEvent, MllpFramerOptions } from './mllp-framer.ts';
+export { mllpListenerSource, MllpListenerSourceSchema } from './mllp-listener.source.ts';
+export type { MllpListenerSource } from './mllp-listener.source.ts';

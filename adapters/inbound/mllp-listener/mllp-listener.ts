@@ -20,18 +20,13 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { InboundAdapter, InboundHandler, InboundMessage, IngestOutcome, StoredError } from '../../../engine/adapter-sdk/index.ts';
+import type { AdapterLogger, InboundAdapter, InboundHandler, InboundMessage, IngestOutcome, StoredError } from '../../../engine/adapter-sdk/index.ts';
 import { OspreyError, isOspreyError } from '../../../engine/errors/error-codes.ts';
 import { Hl7Message, MllpFramer, buildAck, decodeHl7, encodeHl7, hl7CharsetToEncoding, mllpFrame } from '../../../engine/message-formats/hl7v2/index.ts';
 import { MLLP_DEFAULTS, type MllpListenerConfig } from './mllp-listener.config.ts';
 
 /** A winston-compatible logger (a winston `Logger` or child fits). */
-export interface MllpLogger {
-  info(message: string, meta?: Record<string, unknown>): unknown;
-  warn(message: string, meta?: Record<string, unknown>): unknown;
-  error(message: string, meta?: Record<string, unknown>): unknown;
-  debug(message: string, meta?: Record<string, unknown>): unknown;
-}
+export type MllpLogger = AdapterLogger;
 
 const silent: MllpLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
@@ -244,8 +239,9 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         raw: payload,
         text: decoded.text,
         encoding: decoded.encoding,
+        format: 'hl7v2',
         remote,
-        ...(hl7 !== undefined ? { hl7 } : {}),
+        ...(hl7 !== undefined ? { message: hl7 } : {}),
         ...(parseError !== undefined ? { parseError } : {}),
         ...(refused !== undefined ? { refused } : {}),
       };

@@ -17,9 +17,10 @@ export async function startCommand(argv: string[]): Promise<number> {
   for (const issue of engine.channelIssues.filter((i) => i.severity === 'error')) {
     lines.push(`  ✗ ${issue.file}:${issue.line}  ${issue.code}  ${issue.message}`);
   }
-  const res = await apiFetch(`${base}/api/channels`, {}, firstToken(config.http.apiToken)).then((r) => r.json() as Promise<{ channels: Array<{ name: string; status: string; source?: { port?: number }; error?: string }> }>);
+  const res = await apiFetch(`${base}/api/channels`, {}, firstToken(config.http.apiToken)).then((r) => r.json() as Promise<{ channels: Array<{ name: string; status: string; summary?: string; reason?: string; error?: string }> }>);
   for (const c of res.channels) {
-    lines.push(`  ${c.status === 'RUNNING' ? '✓' : '✗'} ${c.name}  ${c.status}${c.source?.port ? `  MLLP :${c.source.port}` : ''}${c.error ? `  ${c.error}` : ''}`);
+    const mark = c.status === 'RUNNING' ? '✓' : c.reason ? '–' : '✗';
+    lines.push(`  ${mark} ${c.name}  ${c.status}${c.status === 'RUNNING' && c.summary ? `  ${c.summary}` : ''}${c.reason ? `  (${c.reason})` : ''}${c.error ? `  ${c.error}` : ''}`);
   }
   if (engine.sandbox) lines.push(`Sandbox ERP/RCM receiver: ${base}/sandbox/received`);
   lines.push('Send the samples:  npx osprey send samples/hl7v2/adt    then: npx osprey messages');

@@ -140,6 +140,8 @@ function describeFirstSegment(t: string): string {
  * `undefined` for absent or empty, and the raw text (escapes as sent) for a composite value.
  */
 export class Hl7Message implements Hl7Reader {
+  /** The message format (engine/message-formats/message-format.ts). */
+  readonly format = 'hl7v2' as const;
   /** The message's own delimiters, from MSH-1 and MSH-2. */
   readonly delimiters: Hl7Delimiters;
   /** What parsing tolerated (see {@link Hl7Leniency}); empty for a conforming header. Worth a warning, not a rejection. */

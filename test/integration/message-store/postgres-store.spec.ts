@@ -321,6 +321,7 @@ describe('PostgresStore', function () {
           { version: 3, name: '0003-duplicate-guard' },
           { version: 4, name: '0004-history-keys' },
           { version: 5, name: '0005-batch-attempts' },
+          { version: 6, name: '0006-message-format' },
         ]);
       } finally {
         await client.end();

@@ -43,7 +43,7 @@ describe('channel-runtime/channel-loader', () => {
       const rt = channel!.runtime;
       expect(rt.name).to.equal('adt-to-rcm');
       expect(rt.owner).to.equal('integration-team');
-      expect(rt.source.listener).to.deep.equal({
+      expect(rt.source.config).to.deep.equal({
         host: '0.0.0.0',
         port: 6661,
         charset: 'UTF-8',
@@ -95,7 +95,7 @@ describe('channel-runtime/channel-loader', () => {
     it('uses the environment over a default', async () => {
       project.write('channels/adt-to-rcm.channel.yaml', validChannel());
       const { channels } = await loadChannels({ ...options, env: { ...validEnv, ADT_PORT: '7001', RCM_URL: 'https://rcm.example.org' } });
-      expect(channels[0]?.runtime.source.listener.port).to.equal(7001);
+      expect((channels[0]?.runtime.source.config as { port: number }).port).to.equal(7001);
       expect(channels[0]?.runtime.destinations[0]?.url).to.equal('https://rcm.example.org/billing');
     });
 

@@ -71,7 +71,7 @@ describe('pipeline', () => {
     destinations: [{ name: 'erp', contract: 'Event@1' }],
     ...overrides,
   });
-  const run = (ch: PipelineChannel, text = ADT) => runPipeline(ch, resources, { messageId: 'm1', receivedAt: 0, hl7: Hl7Message.parse(text) });
+  const run = (ch: PipelineChannel, text = ADT) => runPipeline(ch, resources, { messageId: 'm1', receivedAt: 0, message: Hl7Message.parse(text) });
 
   it('validates, enriches and transforms into one delivery per destination output', () => {
     const outcome = run(channel({ destinations: [{ name: 'erp', contract: 'Event@1' }, { name: 'lines', transform: 'fan-out.ts' }] }));

@@ -15,7 +15,7 @@ import { makeTempDir, removeTempDir } from '../../helpers/test-engine.ts';
 import { within } from '../../helpers/wait-for.ts';
 
 function inbound(text: string) {
-  return { raw: Buffer.from(text, 'utf8'), text, encoding: 'UTF-8', remote: '127.0.0.1:1', hl7: Hl7Message.parse(text) };
+  return { raw: Buffer.from(text, 'utf8'), text, encoding: 'UTF-8', remote: '127.0.0.1:1', format: 'hl7v2' as const, message: Hl7Message.parse(text) };
 }
 
 describe('ingest', () => {
@@ -217,7 +217,7 @@ describe('ingest', () => {
         ...channel(() => undefined),
         ...(onValidationError ? { onValidationError } : {}),
         process: (m) => {
-          const invalid = validationAckError(m.hl7);
+          const invalid = validationAckError(m.message as Hl7Message);
           if (invalid) return { state: 'ERROR', error: { code: invalid.code, detail: invalid.detail } };
           return { state: 'QUEUED', canonical: {}, deliveries: [{ destination: 'erp', outputIndex: 0, payload: {} }] };
         },

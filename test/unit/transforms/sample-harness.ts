@@ -107,7 +107,7 @@ export function sampleText(samplePath: string, charset = 'UTF-8'): string {
 
 /** Runs one sample through the channel, decoded with the channel's charset as `osprey test` does. */
 export function runSample(channel: ChannelUnderTest, samplePath: string, lookup?: Lookup): SampleRun {
-  const text = sampleText(samplePath, channel.spec.source.listener.charset);
+  const text = sampleText(samplePath, channel.spec.source.charset);
   return runMessage(channel, Hl7Message.parse(text), lookup, { messageId: `test-${samplePath}` });
 }
 
@@ -129,7 +129,7 @@ export function runMessage(channel: ChannelUnderTest, msg: Hl7Message, lookup?: 
   const input = {
     messageId: options.messageId ?? 'test-message',
     receivedAt: options.receivedAt === undefined ? CHANNEL_TEST_RECEIVED_AT : Date.parse(options.receivedAt),
-    hl7: msg,
+    message: msg,
   };
   const outcome = runPipeline(pipelineChannel, resources, input);
   const inbound = runPipeline({ ...pipelineChannel, destinations: [] }, resources, input);

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import type { InboundHandler, IngestOutcome } from '../../../../engine/adapter-sdk/index.ts';
-import { RawPeer, ack, frame, msg, pause, startListener, type Running } from './mllp-test-kit.ts';
+import { RawPeer, ack, frame, hl7Of, msg, pause, startListener, type Running } from './mllp-test-kit.ts';
 
 /** A handler that holds every message until `release()`; `arrived` resolves once `n` have come. */
 function gate() {
@@ -17,7 +17,7 @@ function gate() {
   const handler: InboundHandler = (m) => {
     count++;
     for (const w of waiters.filter((x) => count >= x.n)) w.resolve();
-    return new Promise<IngestOutcome>((resolve) => held.push(() => resolve({ ackCode: 'AA', messageId: m.hl7?.controlId ?? '' })));
+    return new Promise<IngestOutcome>((resolve) => held.push(() => resolve({ ackCode: 'AA', messageId: hl7Of(m)?.controlId ?? '' })));
   };
   return {
     handler,

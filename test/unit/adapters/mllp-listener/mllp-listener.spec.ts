@@ -11,7 +11,7 @@ import { OspreyError } from '../../../../engine/errors/error-codes.ts';
 import { MllpFramer } from '../../../../engine/message-formats/hl7v2/index.ts';
 import { createMllpListener } from '../../../../adapters/inbound/mllp-listener/index.ts';
 import { FakeClock } from '../../../helpers/fake-clock.ts';
-import { CR, FS, PARTIAL_FRAME, RawPeer, VT, acceptAll, ack, frame, msg, startListener, type Running } from './mllp-test-kit.ts';
+import { CR, FS, PARTIAL_FRAME, RawPeer, VT, acceptAll, ack, frame, hl7Of, msg, startListener, type Running } from './mllp-test-kit.ts';
 
 // Nothing here sleeps: a test waits for what it needs (an ACK, a close, a log line of the
 // listener's: e.g. PARTIAL_FRAME says it has read part of a frame), and the frame deadline runs on a
@@ -58,7 +58,7 @@ describe('mllp listener', function () {
       await peer.write(CR);
       await peer.write(frame(msg('SPLIT-2')));
       expect(ack((await peer.waitForAcks(2))[1] as string).get('MSA-2')).to.equal('SPLIT-2');
-      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['SPLIT-1', 'SPLIT-2']);
+      expect(run.received.map((m) => hl7Of(m)?.controlId)).to.deep.equal(['SPLIT-1', 'SPLIT-2']);
       expect(run.logger.entries.filter((e) => e.meta?.code === 'OSPREY_ERR_MLLP_GARBAGE')).to.deep.equal([]);
       peer.end();
     });
@@ -81,7 +81,7 @@ describe('mllp listener', function () {
       const finishedBefore = new Map(['O2', 'O3'].map((id) => [id, new Promise<void>((resolve) => done.set(id, resolve))]));
       const after: Record<string, string> = { O1: 'O3', O3: 'O2' };
       run = await startListener({}, async (m: InboundMessage): Promise<IngestOutcome> => {
-        const id = m.hl7?.controlId ?? '';
+        const id = hl7Of(m)?.controlId ?? '';
         if (after[id] !== undefined) await finishedBefore.get(after[id]!);
         finished.push(id);
         done.get(id)?.();
@@ -134,7 +134,7 @@ describe('mllp listener', function () {
       // ACKs go out in arrival order: one for the partial frame would come before GOOD-2's.
       const acks = await peer.waitForAcks(2);
       expect(acks.map((a) => ack(a).get('MSA-2'))).to.deep.equal(['GOOD-2', 'GOOD-3']);
-      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['GOOD-2', 'GOOD-3']);
+      expect(run.received.map((m) => hl7Of(m)?.controlId)).to.deep.equal(['GOOD-2', 'GOOD-3']);
       expect(run.logger.entries.filter((e) => e.message.startsWith('mllp partial frame discarded')).map((e) => e.meta?.bytes)).to.deep.equal([40]);
       peer.end();
     });
@@ -152,7 +152,7 @@ describe('mllp listener', function () {
       expect(nak.get('ERR-3.1')).to.equal('100');
       expect(ack(good as string).get('MSA-1')).to.equal('AA');
       expect(run.received[0]?.parseError?.code).to.equal('OSPREY_ERR_HL7_NO_MSH');
-      expect(run.received[0]?.hl7).to.equal(undefined);
+      expect(hl7Of(run.received[0])).to.equal(undefined);
       peer.end();
     });
 
@@ -180,7 +180,7 @@ describe('mllp listener', function () {
       expect(nak.get('MSA-2')).to.equal('BIG-1');
       expect(nak.get('ERR-5.1')).to.equal('OSPREY_ERR_MLLP_FRAME_TOO_LARGE');
       expect(ack(okText as string).get('MSA-2')).to.equal('SMALL-2');
-      expect(run.received.map((m) => m.hl7?.controlId)).to.deep.equal(['BIG-1', 'SMALL-2']);
+      expect(run.received.map((m) => hl7Of(m)?.controlId)).to.deep.equal(['BIG-1', 'SMALL-2']);
       const [refused, small] = run.received;
       expect(refused!.refused?.code).to.equal('OSPREY_ERR_MLLP_FRAME_TOO_LARGE');
       expect(refused!.refused?.detail).to.match(/maxMessageSize of 300 bytes; the first 4096 bytes of it are kept/);
@@ -204,8 +204,8 @@ describe('mllp listener', function () {
       expect(acks.map((a) => ack(a).get('MSA-1'))).to.deep.equal(['AA', 'AA']);
       expect(run.received[0]?.raw.equals(bodies[0] as Buffer)).to.equal(true);
       expect(run.received[1]?.raw.equals(bodies[1] as Buffer)).to.equal(true);
-      expect(run.received[0]?.hl7?.get('PID-5.1')).to.equal('DOE');
-      expect(run.received[1]?.hl7?.toString()).to.equal(msg('CRLF-2'));
+      expect(hl7Of(run.received[0])?.get('PID-5.1')).to.equal('DOE');
+      expect(hl7Of(run.received[1])?.toString()).to.equal(msg('CRLF-2'));
       peer.end();
     });
   });
@@ -219,7 +219,7 @@ describe('mllp listener', function () {
       await peer.write(frame(bytes));
       const [a] = await peer.waitForAcks(1);
       expect(run.received[0]?.encoding).to.equal('iso-8859-1');
-      expect(run.received[0]?.hl7?.get('PID-5.2')).to.equal('Zoë');
+      expect(hl7Of(run.received[0])?.get('PID-5.2')).to.equal('Zoë');
       expect(run.received[0]?.parseError).to.equal(undefined);
       // The ACK's MSH-3 is the original MSH-5 ("Rü"), written as one Latin-1 byte.
       expect(ack(a as string).get('MSH-3')).to.equal('Rü');
@@ -235,7 +235,7 @@ describe('mllp listener', function () {
       expect(nak.get('MSA-1')).to.equal('AR');
       expect(nak.get('MSA-2')).to.equal('LAT-2');
       expect(run.received[0]?.parseError?.code).to.equal('OSPREY_ERR_HL7_CHARSET');
-      expect(run.received[0]?.hl7?.controlId).to.equal('LAT-2');
+      expect(hl7Of(run.received[0])?.controlId).to.equal('LAT-2');
       peer.end();
     });
 
@@ -244,7 +244,7 @@ describe('mllp listener', function () {
       const peer = await RawPeer.connect(run.port);
       await peer.write(frame(iconv.encode(msg('W-1', 'PID|1||1||MÜLLER'), 'windows-1252')));
       await peer.waitForAcks(1);
-      expect(run.received[0]?.hl7?.get('PID-5')).to.equal('MÜLLER');
+      expect(hl7Of(run.received[0])?.get('PID-5')).to.equal('MÜLLER');
       peer.end();
     });
 
@@ -354,7 +354,7 @@ describe('mllp listener', function () {
       let count = 0;
       run = await startListener({}, async (m) => {
         if (++count === 2) handed();
-        if (m.hl7?.controlId === 'GONE-1') await gate;
+        if (hl7Of(m)?.controlId === 'GONE-1') await gate;
         return { ackCode: 'AA' };
       });
       const peer = await RawPeer.connect(run.port);
@@ -376,7 +376,7 @@ describe('mllp listener', function () {
   describe('handler throwing', () => {
     it('answers AE naming OSPREY_ERR_MLLP_HANDLER_FAILED and keeps going', async () => {
       run = await startListener({}, async (m) => {
-        if (m.hl7?.controlId === 'THROW-1') throw new Error('store exploded with PATIENT DOE');
+        if (hl7Of(m)?.controlId === 'THROW-1') throw new Error('store exploded with PATIENT DOE');
         return { ackCode: 'AA' };
       });
       const peer = await RawPeer.connect(run.port);
@@ -432,7 +432,7 @@ describe('mllp listener', function () {
       expect(a.get('MSA-2')).to.equal('DOUBLED-1');
       expect(a.rawField('MSH', 2)).to.equal('^~\\&');
       expect(run.received[0]!.raw.toString('latin1')).to.equal(text);
-      expect(run.received[0]!.hl7?.leniencies).to.deep.equal(['msh2-escape-doubled']);
+      expect(hl7Of(run.received[0])?.leniencies).to.deep.equal(['msh2-escape-doubled']);
       const warning = run.logger.entries.find((e) => e.message.startsWith('mllp message header tolerated'));
       expect(warning?.level).to.equal('warn');
       expect(JSON.stringify(run.logger.entries)).to.not.include('DOE');

@@ -56,9 +56,14 @@ export function recordingLogger(): MllpLogger & {
 /** The listener's debug line after a read that leaves a frame incomplete (it has read that far). */
 export const PARTIAL_FRAME = 'mllp partial frame held until the rest arrives';
 
+/** The HL7 message the listener handed over (its `message`, in the hl7v2 format), when it parsed. */
+export function hl7Of(m: InboundMessage | undefined): Hl7Message | undefined {
+  return m?.message as Hl7Message | undefined;
+}
+
 /** The default engine stand-in: AA for what parsed, AR with the parse error otherwise. */
 export const acceptAll: InboundHandler = async (m: InboundMessage): Promise<IngestOutcome> =>
-  (m.refused ?? m.parseError) !== undefined ? { ackCode: 'AR', error: (m.refused ?? m.parseError)! } : { ackCode: 'AA', messageId: `id-${m.hl7?.controlId}` };
+  (m.refused ?? m.parseError) !== undefined ? { ackCode: 'AR', error: (m.refused ?? m.parseError)! } : { ackCode: 'AA', messageId: `id-${hl7Of(m)?.controlId}` };
 
 export interface Running {
   listener: InboundAdapter;

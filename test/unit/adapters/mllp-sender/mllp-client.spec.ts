@@ -4,7 +4,7 @@ import net from 'node:net';
 import { MllpClient } from '../../../../adapters/outbound/mllp-sender/mllp-client.ts';
 import { Hl7Message, MllpFramer, mllpFrame } from '../../../../engine/message-formats/hl7v2/index.ts';
 import type { OspreyError } from '../../../../engine/errors/error-codes.ts';
-import { msg, startListener, type Running } from '../mllp-listener/mllp-test-kit.ts';
+import { hl7Of, msg, startListener, type Running } from '../mllp-listener/mllp-test-kit.ts';
 
 describe('mllp client', () => {
   let run: Running | undefined;
@@ -15,7 +15,7 @@ describe('mllp client', () => {
 
   it('sends many messages outstanding at once on one connection and matches ACKs in order', async () => {
     run = await startListener({}, async (m) => {
-      await new Promise((r) => setTimeout(r, Number(m.hl7?.controlId?.slice(2)) % 3));
+      await new Promise((r) => setTimeout(r, Number(hl7Of(m)?.controlId?.slice(2)) % 3));
       return { ackCode: 'AA' };
     });
     const client = new MllpClient({ host: '127.0.0.1', port: run.port });
