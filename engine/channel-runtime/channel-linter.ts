@@ -11,6 +11,7 @@
  * Checks after the schema run on the raw value too, guarded by type tests, so a file with a schema
  * error still gets its missing transform reported in the same run.
  */
+import { sourceDefinition } from './adapter-registry.ts';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -209,8 +210,13 @@ async function checkSemantics(file: string, value: unknown, context: ChannelLint
   }
 
   const steps = Array.isArray(spec.steps) ? spec.steps : [];
+  const format = sourceFormat(sourceSpec);
+  let firstTransform = true;
   for (const [i, step] of steps.entries()) {
     if (!isRecord(step)) continue;
+    if (step.validate === 'hl7' && format !== undefined && format !== 'hl7v2') {
+      add('OSPREY_ERR_CHANNEL_SCHEMA', ['spec', 'steps', i, 'validate'], `validate: hl7 checks HL7 v2 messages; this channel's source gives ${format} records`, '(remove the step: the source checks its own format)');
+    }
     if (isRecord(step.filter)) {
       const hasIn = step.filter.in !== undefined;
       const hasNotIn = step.filter.notIn !== undefined;
@@ -218,7 +224,16 @@ async function checkSemantics(file: string, value: unknown, context: ChannelLint
         add('OSPREY_ERR_CHANNEL_SCHEMA', ['spec', 'steps', i, 'filter'], `a filter needs exactly one of in, notIn${hasIn ? ' (it has both)' : ''}`, `filter: { field: ${String(step.filter.field ?? 'PV1-2')}, in: [I, O, E] }`);
       }
     }
-    if (typeof step.transform === 'string') await checkTransform(step.transform, ['spec', 'steps', i, 'transform'], context, result, add);
+    if (typeof step.transform === 'string') {
+      await checkTransform(step.transform, ['spec', 'steps', i, 'transform'], context, result, add);
+      // The first transform reads the source's message; every later one the events before it.
+      const expected = firstTransform ? format : 'event';
+      const input = result.transforms.get(step.transform)?.input;
+      if (expected !== undefined && input !== undefined && input !== expected) {
+        add('OSPREY_ERR_CHANNEL_TRANSFORM', ['spec', 'steps', i, 'transform'], `transform ${step.transform} reads ${input} input, but here it gets ${expected === 'event' ? 'the events of the step before' : `${expected} messages from the source`}`, `input: '${expected}'   (in the transform)`);
+      }
+      firstTransform = false;
+    }
     if (isRecord(step.enrich) && typeof step.enrich.lookup === 'string') {
       await checkLookup(step.enrich.lookup, ['spec', 'steps', i, 'enrich', 'lookup'], context, add);
     }
@@ -253,6 +268,16 @@ async function checkSemantics(file: string, value: unknown, context: ChannelLint
         );
       }
     }
+  }
+}
+
+/** The message format the channel's source gives (undefined when the source block is not valid enough to tell). */
+function sourceFormat(source: Record<string, unknown> | undefined): string | undefined {
+  if (!source || typeof source.type !== 'string') return undefined;
+  try {
+    return sourceDefinition(source.type).ingest(source).format;
+  } catch {
+    return undefined;
   }
 }
 

@@ -26,6 +26,21 @@ export interface Hl7Reader {
   segmentIds(): string[];
 }
 
+/**
+ * Read access to a message of any format, with its format's path notation: an X12 segment's element
+ * (`CLP-1`, `CAS[2]-3`, `SVC-1.2`), a CSV record's column (`charge_id`), an HL7 v2 field (`PID-5.1`).
+ */
+export interface MessageReader {
+  /** `hl7v2`, `x12`, `csv-record` … */
+  readonly format: string;
+  /** The value at a path; `undefined` when absent, `null` for an explicit null. */
+  get(path: string): string | null | undefined;
+  /** Every value at a path (repetitions, or every occurrence of a segment). */
+  getAll(path: string): Array<string | null>;
+  /** The message as stored, as text. */
+  toString(): string;
+}
+
 /** Returned by `ctx.filter()`: the message is FILTERED for this step, not an error. */
 export interface Filtered {
   readonly filtered: true;
@@ -84,8 +99,12 @@ export interface Transform<In, Out> {
   readonly name: string;
   /** Semver; channels may pin the major. */
   readonly version: string;
-  /** What the transform reads: an HL7 message, or the canonical event of an earlier step. */
-  readonly input: 'hl7v2' | 'event';
+  /**
+   * What the transform reads: a message of the channel source's format (an HL7 v2 message, an X12
+   * 835 claim payment, a CSV record), or the canonical event of an earlier step. `osprey validate`
+   * checks it against the channel's source.
+   */
+  readonly input: 'hl7v2' | 'x12' | 'csv-record' | 'event';
   map(input: In, ctx: TransformContext): TransformResult<Out>;
 }
 
