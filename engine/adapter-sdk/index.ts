@@ -98,3 +98,5 @@ export interface OutboundResult {
   /** The request as sent, with secrets redacted, for the attempt log. */
   sentRequest: OutboundRequest;
 }
+export { FILE_LEDGER, SINGLE_ACTIVE, InboundFileState } from './file-source-services.ts';
+export type { FileLedger, InboundFile, InboundFileUpdate, Lease, NewInboundFile, SingleActive } from './file-source-services.ts';
