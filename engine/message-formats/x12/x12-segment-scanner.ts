@@ -112,6 +112,8 @@ export class X12SegmentScanner {
     for (;;) {
       pos = skipPadding(buf, pos);
       if (pos >= buf.length) return pos;
+      // A BOM cut by a chunk boundary: wait for its other bytes.
+      if (!atEnd && buf[pos] === BOM[0] && buf.length - pos < BOM.length) return pos;
       if (this.#expectIsa || this.#delimiters === undefined) {
         const startsIsa = buf[pos] === 0x49 && (pos + 1 >= buf.length || buf[pos + 1] === 0x53) && (pos + 2 >= buf.length || buf[pos + 2] === 0x41);
         if (!startsIsa && this.#delimiters !== undefined) {
