@@ -55,6 +55,8 @@ export interface X12EnvelopeIssue {
 /** Counts from one pass over a file, with its issues. */
 export interface X12EnvelopeSummary {
   readonly issues: X12EnvelopeIssue[];
+  /** Issues found past `maxIssues` and not kept. */
+  readonly moreIssues: number;
   readonly interchanges: number;
   readonly groups: number;
   readonly transactions: number;
@@ -217,6 +219,5 @@ export async function scanX12Envelope(readable: AsyncIterable<unknown>, options:
     const code = err.code === 'OSPREY_ERR_X12_NO_ISA' ? X12EnvelopeIssueCode.noIsa : X12EnvelopeIssueCode.badSegment;
     issue(code, `${err.message} (${err.code})`);
   }
-  if (dropped > 0) issues.push({ code: issues[issues.length - 1]?.code ?? X12EnvelopeIssueCode.outside, message: `… and ${dropped} more issues` });
-  return { issues, interchanges, groups, transactions, claims, segments, bytes };
+  return { issues, moreIssues: dropped, interchanges, groups, transactions, claims, segments, bytes };
 }
