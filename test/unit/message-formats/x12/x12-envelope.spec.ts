@@ -73,6 +73,13 @@ describe('x12 envelope validation (validateX12Envelope)', () => {
     expect(await codes('MSH|^~\\&|X\r')).to.deep.equal(['NO_ISA']);
   });
 
+  it('keeps at most maxIssues issues and counts the rest', async () => {
+    const text = (await generated({ claims: 2 })).toString('utf8').replace(/IEA\*1\*\d+/, 'IEA*1*1');
+    const s = await scanX12Envelope(streamOf(text.repeat(5)), { maxIssues: 2 });
+    expect(s.issues.map((i) => i.code)).to.deep.equal(['IEA02_MISMATCH', 'IEA02_MISMATCH']);
+    expect(s.moreIssues).to.equal(3);
+  });
+
   it('a file whose terminator is not the ISA one is reported, not held whole (segment limit)', async () => {
     const text = corpusText('databricks_835_sample.x12').replace(/~/g, '\u0007').replace(/^(.{105})\u0007/, '$1~');
     const issues = await validateX12Envelope(streamOf(text, 100), { maxSegmentBytes: 512 });
