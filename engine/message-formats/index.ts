@@ -5,12 +5,14 @@
  */
 import iconv from 'iconv-lite';
 import { hl7v2Format } from './hl7v2/hl7v2-format.ts';
+import { x12Format } from './x12/x12-format.ts';
 import type { FormatMessage, MessageFormat, MessageFormatName } from './message-format.ts';
 
 export * from './message-format.ts';
 
 const FORMATS: { readonly [F in MessageFormatName]?: MessageFormat } = {
   hl7v2: hl7v2Format as MessageFormat,
+  x12: x12Format as MessageFormat,
 };
 
 /** The module of a format; throws for one that is not registered (a store row from a newer engine). */
