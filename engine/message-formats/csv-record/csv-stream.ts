@@ -118,7 +118,9 @@ async function* rowEvents(source: CsvSource, s: CsvRecordSettings): AsyncGenerat
   let resync = false;
   let headerSeen = s.header !== true;
   for await (const item of parser as AsyncIterable<ParsedRecord>) {
-    while (skipped.length > 0) {
+    // csv-parse reports a skip as it parses, ahead of records still buffered for this loop: a
+    // skip belongs before this record only when it happened on a line this record does not pass.
+    while (skipped.length > 0 && (skipped[0]?.line ?? 0) <= item.info.lines) {
       const sk = skipped.shift() as { line: number; detail: string };
       yield { kind: 'malformed', line: sk.line, detail: sk.detail };
       resync = true;
