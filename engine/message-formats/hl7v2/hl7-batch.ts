@@ -109,6 +109,7 @@ export class Hl7BatchSplitter {
   #currentLine = 0;
   #batch: Hl7BatchSummary | undefined;
   #batchLine = 0;
+  #batchTrailerLine = 0;
   #batches = 0;
   #messages = 0;
   #stray = 0;
@@ -181,7 +182,7 @@ export class Hl7BatchSplitter {
       this.#issue('trailer', `The batch opened by BHS on line ${this.#batchLine} has no BTS.`, this.#batchLine);
     }
     if (b.declaredMessageCount !== undefined && b.declaredMessageCount !== b.messageCount) {
-      this.#issue('count', `BTS-1 of batch ${b.index + 1} declares ${b.declaredMessageCount} message(s) but the batch holds ${b.messageCount}.`);
+      this.#issue('count', `BTS-1 of batch ${b.index + 1} declares ${b.declaredMessageCount} message(s) but the batch holds ${b.messageCount}.`, this.#batchTrailerLine);
     }
     this.#listener.batch?.(b);
     this.#batch = undefined;
@@ -213,6 +214,7 @@ export class Hl7BatchSplitter {
       const batch = this.#batch ?? this.#openBatch(undefined, lineNo);
       if (batch.header === undefined) this.#issue('trailer', `BTS on line ${lineNo} closes a batch that has no BHS.`, lineNo);
       batch.trailer = line;
+      this.#batchTrailerLine = lineNo;
       const n = declaredCount(line);
       if (n !== undefined) batch.declaredMessageCount = n;
       this.#closeBatch(); // a message after BTS without a new BHS opens an implicit batch
