@@ -28,12 +28,20 @@ export const ErrorCodes = {
   OSPREY_ERR_HL7_STRUCTURE: { class: 'permanent', description: 'The message structure does not match the HL7 definition of its type.' },
   OSPREY_ERR_HL7_UNKNOWN_VERSION: { class: 'permanent', description: 'MSH-12 is not an HL7 v2 version Osprey knows (2.1 … 2.9).' },
   OSPREY_ERR_HL7_BATCH_COUNT: { class: 'permanent', description: 'A batch trailer (BTS-1, FTS-1) declares a count that differs from what the file holds, or lines lie outside any message.' },
+  OSPREY_ERR_HL7_BATCH_TRAILER: { class: 'permanent', description: 'An HL7 batch file opens an envelope (FHS, BHS) without its trailer (FTS, BTS), or a trailer has no header: a truncated or damaged file.' },
   // X12 (835 remittances)
   OSPREY_ERR_X12_NO_ISA: { class: 'permanent', description: 'The text does not start with an ISA segment (a UTF-8 BOM and white space before it are allowed).' },
   OSPREY_ERR_X12_BAD_ISA: { class: 'permanent', description: 'The ISA segment is too short or its delimiters (element, component, segment terminator) are missing or not distinct.' },
   OSPREY_ERR_X12_BAD_PATH: { class: 'permanent', description: 'An X12 path such as CAS[2]-3 or SVC-1.2 is not well formed.' },
   OSPREY_ERR_X12_ENVELOPE: { class: 'permanent', description: 'The interchange envelope is broken: control numbers (ISA13/IEA02, GS06/GE02, ST02/SE02) or counts (IEA01, GE01, SE01) disagree, a trailer is missing, or the file is truncated.' },
   OSPREY_ERR_X12_TOO_LARGE: { class: 'permanent', description: 'A segment or a claim payment is larger than the splitter allows (a file with no segment terminators, or a runaway loop); nothing is held beyond the limit.' },
+  // CSV records (batch files)
+  OSPREY_ERR_CSV_MALFORMED: { class: 'permanent', description: 'The CSV text cannot be parsed at a line (an unclosed or stray quote); the rows it swallowed are unreadable.' },
+  OSPREY_ERR_CSV_HEADER: { class: 'permanent', description: 'The CSV header is missing, repeats a column, or lacks a required or key column of the channel’s record schema.' },
+  OSPREY_ERR_CSV_COLUMN_COUNT: { class: 'permanent', description: 'A CSV row has more or fewer fields than the header.' },
+  OSPREY_ERR_CSV_ROW_INVALID: { class: 'permanent', description: 'A CSV row fails the record schema: a required column is empty or a value is not of its column’s type (the error names the line and column).' },
+  OSPREY_ERR_CSV_TRAILER: { class: 'permanent', description: 'The CSV trailer is missing, not the last line, or its record count or total differs from the rows of the file.' },
+  OSPREY_ERR_CSV_BAD_RECORD: { class: 'permanent', description: 'The stored text is not a CSV record as Osprey stores one (a JSON object of columns and values).' },
   // MLLP transport
   OSPREY_ERR_MLLP_FRAME_TOO_LARGE: { class: 'permanent', description: 'A frame exceeded the listener’s maxMessageSize.' },
   OSPREY_ERR_MLLP_GARBAGE: { class: 'permanent', description: 'Bytes outside an MLLP frame were discarded; the first such bytes of a connection are stored as one ERROR message.' },

@@ -6,6 +6,7 @@
 import iconv from 'iconv-lite';
 import { hl7v2Format } from './hl7v2/hl7v2-format.ts';
 import { x12Format } from './x12/x12-format.ts';
+import { csvRecordFormat } from './csv-record/csv-record.ts';
 import type { FormatMessage, MessageFormat, MessageFormatName } from './message-format.ts';
 
 export * from './message-format.ts';
@@ -13,6 +14,7 @@ export * from './message-format.ts';
 const FORMATS: { readonly [F in MessageFormatName]?: MessageFormat } = {
   hl7v2: hl7v2Format as MessageFormat,
   x12: x12Format as MessageFormat,
+  'csv-record': csvRecordFormat as MessageFormat,
 };
 
 /** The module of a format; throws for one that is not registered (a store row from a newer engine). */
