@@ -54,6 +54,13 @@ describe('SFTP destination (real OpenSSH)', function () {
     expect(renderFileName('{idempotencyKey}.json', tokens)).to.equal('01ARZ3NDEKTSV4RRFFQ69G5FAV_erp_0.json');
   });
 
+  it('toSftpWriterConfig fills defaults and refuses settings with no credential or a temp name equal to the final one', () => {
+    const base = { host: 'h', user: 'u', hostKey: 'SHA256:x', directory: '/out' };
+    expect(toSftpWriterConfig({ ...base, keyFile: 'k' }, (p) => `/root/${p}`)).to.include({ port: 22, keyFile: '/root/k', format: 'json', tempSuffix: '.tmp', ifExists: 'fail', connectTimeoutMs: 20_000 });
+    expect(() => toSftpWriterConfig(base)).to.throw(TypeError, /keyFile, privateKey or password/);
+    expect(() => toSftpWriterConfig({ ...base, password: 'p', tempSuffix: '' })).to.throw(TypeError, /tempPrefix or tempSuffix/);
+  });
+
   it('writes under the temporary name, renames into place, then writes the marker; a polling reader never sees a partial final file', async () => {
     const dir = join(sshd.root, 'atomic');
     const w = writer('atomic', { marker: '.done', tempPrefix: '.', tempSuffix: '.filepart' });
