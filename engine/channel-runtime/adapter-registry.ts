@@ -7,10 +7,12 @@
 import type { TObject } from '@sinclair/typebox';
 import type { SourceDefinition } from '../adapter-sdk/source-definition.ts';
 import { mllpListenerSource } from '../../adapters/inbound/mllp-listener/mllp-listener.source.ts';
+import { sftpBatchPollerSource } from '../../adapters/inbound/sftp-batch-poller/sftp-batch-poller.source.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each entry has its own settings type
 export const SOURCES: ReadonlyArray<SourceDefinition<any, any>> = [
   mllpListenerSource,
+  sftpBatchPollerSource,
 ];
 
 /** The `source` union's variants, for the channel schema. */

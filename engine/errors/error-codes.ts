@@ -98,6 +98,18 @@ export const ErrorCodes = {
   OSPREY_ERR_API_BAD_REQUEST: { class: 'permanent', description: 'A query parameter or body is invalid.' },
   OSPREY_ERR_API_NOT_REPLAYABLE: { class: 'permanent', description: 'The message is in a state that cannot be replayed.' },
   OSPREY_ERR_API_UNAUTHORIZED: { class: 'permanent', description: 'The request to /api/ carries no valid bearer token (http.apiToken is set).' },
+  // SFTP (source and destination)
+  OSPREY_ERR_SFTP_UNREACHABLE: { class: 'transient', description: 'The SFTP server could not be reached: connection refused, address not found, or no SSH handshake within the connect timeout.' },
+  OSPREY_ERR_SFTP_CONNECTION_LOST: { class: 'transient', description: 'The SFTP connection was reset or closed by the server (or stopped answering keepalives) during an operation.' },
+  OSPREY_ERR_SFTP_HOST_KEY: { class: 'permanent', description: 'The SFTP server presented a host key other than the pinned fingerprint (hostKey); the error names both. Nothing was sent.' },
+  OSPREY_ERR_SFTP_AUTH: { class: 'permanent', description: 'The SFTP server refused the user, key or password.' },
+  OSPREY_ERR_SFTP_BAD_KEY: { class: 'permanent', description: 'The private key cannot be read or parsed (wrong path, passphrase, format), or hostKey is not a SHA256:… fingerprint.' },
+  OSPREY_ERR_SFTP_PERMISSION_DENIED: { class: 'permanent', description: 'The SFTP server denied the operation on a path (permissions of the remote user).' },
+  OSPREY_ERR_SFTP_NO_SUCH_FILE: { class: 'permanent', description: 'A remote file or directory does not exist.' },
+  OSPREY_ERR_SFTP_FAILURE: { class: 'transient', description: 'The SFTP server reported a generic failure (a full disk, a path in use, an operation it does not support).' },
+  OSPREY_ERR_SFTP_FILE_GONE: { class: 'permanent', description: 'A file the SFTP source had begun left the inbox before it was finished; the records stored before stand.' },
+  OSPREY_ERR_SFTP_FILE_CHANGED: { class: 'permanent', description: 'A file the SFTP source had begun was replaced on the server before it was finished; the records stored before stand and the new content is taken as a new version.' },
+  OSPREY_ERR_SFTP_FILE_EXISTS: { class: 'permanent', description: 'The SFTP destination\'s file name is taken by a file with other content and ifExists is fail; nothing was overwritten.' },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The adapters' house rule, checked mechanically: an adapter imports only the adapter SDK, the
- * errors module and the message formats of the engine (plus npm packages and `node:` builtins),
- * and never another adapter. What else it needs, the SDK re-exports.
+ * errors module and the message formats of the engine, and code shared between adapters under
+ * `adapters/shared/` (plus npm packages and `node:` builtins), and never another adapter. What else
+ * it needs, the SDK re-exports. Shared code follows the same rule, so it never reaches into an adapter.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -11,7 +12,7 @@ import { expect } from 'chai';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const ADAPTERS = join(ROOT, 'adapters');
-const ALLOWED = ['engine/adapter-sdk/', 'engine/errors/', 'engine/message-formats/'];
+const ALLOWED = ['engine/adapter-sdk/', 'engine/errors/', 'engine/message-formats/', 'adapters/shared/'];
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -38,7 +39,7 @@ describe('adapters/ house rules', () => {
     expect(files.map(adapterRoot)).to.include.members(['adapters/inbound/mllp-listener/', 'adapters/outbound/rest/']);
   });
 
-  it('import of the engine only the adapter SDK, the errors module and the message formats, and no other adapter', () => {
+  it('import of the engine only the adapter SDK, the errors module and the message formats, and no other adapter (adapters/shared/ is allowed)', () => {
     const offences: string[] = [];
     for (const file of files) {
       const own = adapterRoot(file);
@@ -47,6 +48,18 @@ describe('adapters/ house rules', () => {
         const target = relative(ROOT, resolve(dirname(file), spec)).split(sep).join('/');
         if (target.startsWith(own) || ALLOWED.some((a) => target.startsWith(a))) continue;
         offences.push(`${relative(ROOT, file)} imports ${spec}`);
+      }
+    }
+    expect(offences).to.deep.equal([]);
+  });
+
+  it('holds shared code to the same rule: adapters/shared/ imports no adapter', () => {
+    const offences: string[] = [];
+    for (const file of files.filter((f) => adapterRoot(f).startsWith('adapters/shared/'))) {
+      for (const spec of specifiers(readFileSync(file, 'utf8'))) {
+        if (!spec.startsWith('.')) continue;
+        const target = relative(ROOT, resolve(dirname(file), spec)).split(sep).join('/');
+        if (target.startsWith('adapters/') && !target.startsWith('adapters/shared/')) offences.push(`${relative(ROOT, file)} imports ${spec}`);
       }
     }
     expect(offences).to.deep.equal([]);
