@@ -324,7 +324,7 @@ spec:
     project.write('channels/b.channel.yaml', 'apiVersion: osprey/v1\n---\nkind: Channel\n');
     const { issues } = await loadChannels(options);
     expect(issues.map((i) => `${i.file.endsWith('a.channel.yaml') ? 'a' : 'b'}:${i.line}:${i.column} ${i.message}`)).to.deep.equal([
-      'a:8:3 spec.source has no value (expected a map)',
+      'a:8:3 spec.source must be a map with \"type: <mllp-listener | sftp-batch-poller>\"',
       'a:9:17 spec.destinations needs at least 1 entry',
       'b:2:1 YAML syntax: the file holds more than one YAML document (a --- separator)',
     ]);
