@@ -25,7 +25,8 @@ import { SandboxReceiver } from './management-api/sandbox-receiver.ts';
 import { ChannelInstance, ChannelStatus } from './channel-runtime/channel-instance.ts';
 import type { ChannelRuntime, LintIssue } from './channel-runtime/channel-loader.ts';
 import { DestinationWorker } from './channel-runtime/destination-worker.ts';
-import { sourceDefinition } from './channel-runtime/adapter-registry.ts';
+import { destinationDefinition, sourceDefinition } from './channel-runtime/adapter-registry.ts';
+import { isRestDestination } from './channel-runtime/channel-runtime-view.ts';
 import { PendingWrites } from './channel-runtime/pending-writes.ts';
 import { loadProject, type LoadedProject } from './channel-runtime/load-project.ts';
 import type { LookupTables } from './channel-runtime/lookup-tables.ts';
@@ -230,9 +231,11 @@ export class Engine {
     for (const d of spec.destinations) {
       const logger = this.logger.child({ channel: spec.name, destination: d.name });
       const worker = new DestinationWorker(
-        { channel: spec.name, name: d.name, retry: resolveRetryPolicy(d.retry), rateLimiter: d.rateLimit ? shared.rateLimiters.get(d.rateLimit) : undefined, batch: d.batch },
-        // The client classifies with the same status lists as the retry policy, so a `treatAsSuccess` 409 is a success.
-        new RestClient({ url: d.url, method: d.method, headers: d.headers, auth: d.auth, timeoutMs: d.timeoutMs, retryOn: d.retry.retryOn, treatAsSuccess: d.retry.treatAsSuccess }),
+        { channel: spec.name, name: d.name, retry: resolveRetryPolicy(d.retry), rateLimiter: d.rateLimit ? shared.rateLimiters.get(d.rateLimit) : undefined, batch: isRestDestination(d) ? d.batch : undefined },
+        isRestDestination(d)
+          ? // The client classifies with the same status lists as the retry policy, so a `treatAsSuccess` 409 is a success.
+            new RestClient({ url: d.url, method: d.method, headers: d.headers, auth: d.auth, timeoutMs: d.timeoutMs, retryOn: d.retry.retryOn, treatAsSuccess: d.retry.treatAsSuccess })
+          : destinationDefinition(d.type).create(d.config),
         this.store,
         logger,
         this.pendingWrites,

@@ -12,6 +12,7 @@
  * error still gets its missing transform reported in the same run.
  */
 import { sourceDefinition } from './adapter-registry.ts';
+import { HL7_PATH_PATTERN } from '../config-schemas/common.schema.ts';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -211,9 +212,19 @@ async function checkSemantics(file: string, value: unknown, context: ChannelLint
 
   const steps = Array.isArray(spec.steps) ? spec.steps : [];
   const format = sourceFormat(sourceSpec);
+  // The schema takes a segment path or a column name; only CSV records have columns.
+  const segmentPath = new RegExp(HL7_PATH_PATTERN);
+  const checkPath = (value: unknown, at: FieldPath) => {
+    if (format !== undefined && format !== 'csv-record' && typeof value === 'string' && !segmentPath.test(value)) {
+      add('OSPREY_ERR_CHANNEL_SCHEMA', at, `"${value}" is a column name, but ${format} messages are read by segment path`, `${String(at[at.length - 1])}: PID-3.1   (segment-field[.component])`);
+    }
+  };
+  checkPath(spec.orderBy, ['spec', 'orderBy']);
   let firstTransform = true;
   for (const [i, step] of steps.entries()) {
     if (!isRecord(step)) continue;
+    if (isRecord(step.filter)) checkPath(step.filter.field, ['spec', 'steps', i, 'filter', 'field']);
+    if (isRecord(step.enrich)) checkPath(step.enrich.from, ['spec', 'steps', i, 'enrich', 'from']);
     if (step.validate === 'hl7' && format !== undefined && format !== 'hl7v2') {
       add('OSPREY_ERR_CHANNEL_SCHEMA', ['spec', 'steps', i, 'validate'], `validate: hl7 checks HL7 v2 messages; this channel's source gives ${format} records`, '(remove the step: the source checks its own format)');
     }

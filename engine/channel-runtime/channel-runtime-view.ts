@@ -9,10 +9,12 @@
  * the project root, so the source does not depend on the process's working directory.
  */
 import { isAbsolute, resolve } from 'node:path';
+import type { Static } from '@sinclair/typebox';
+import type { RestDestinationSchema } from '../config-schemas/channel.schema.ts';
 import type { ChannelDefinition, ChannelSource, ChannelStep, RestAuthDefinition } from '../config-schemas/channel.schema.ts';
 import { parseDuration } from '../config-schemas/units.ts';
 import type { SourceIngestSettings } from '../adapter-sdk/source-definition.ts';
-import { sourceDefinition } from './adapter-registry.ts';
+import { destinationDefinition, sourceDefinition } from './adapter-registry.ts';
 import type { Transform } from '../transform-sdk/index.ts';
 
 /** A channel's source: how ingest treats its messages, and the adapter's own runtime config. */
@@ -64,8 +66,24 @@ export interface RestDestinationRuntime {
   batch?: { maxItems: number; maxWaitMs: number };
 }
 
-/** A destination of any supported type (one for now). */
-export type DestinationRuntime = RestDestinationRuntime;
+/** A destination of a registered type (adapter-registry.ts): the channel's part, and the adapter's config. */
+export interface RegisteredDestinationRuntime {
+  name: string;
+  type: string;
+  transform?: string;
+  contract?: string;
+  retry: RetryRuntime;
+  rateLimit?: string;
+  /** What the definition's `toConfig` made of the adapter's settings. */
+  config: unknown;
+}
+
+/** A destination: `rest`, or a registered type. */
+export type DestinationRuntime = RestDestinationRuntime | RegisteredDestinationRuntime;
+
+export function isRestDestination(d: DestinationRuntime): d is RestDestinationRuntime {
+  return d.type === 'rest';
+}
 
 /** Steps as written, defaults filled in (`enrich.required` is always set). */
 export type StepRuntime = ChannelStep;
@@ -121,20 +139,33 @@ export function toChannelRuntime(
       treatAsSuccess: [...(d.retry?.treatAsSuccess ?? [])],
       ...(d.retry?.maxElapsed !== undefined ? { maxElapsedMs: parseDuration(d.retry.maxElapsed) } : {}),
     };
+    if (d.type !== 'rest') {
+      const { name, type, transform, contract, retry: _retry, rateLimit, ...settings } = d as { name: string; type: string; transform?: string; contract?: string; retry?: unknown; rateLimit?: string };
+      return {
+        name,
+        type,
+        ...(transform !== undefined ? { transform } : {}),
+        ...(contract !== undefined ? { contract } : {}),
+        retry,
+        ...(rateLimit !== undefined ? { rateLimit } : {}),
+        config: destinationDefinition(type).toConfig(settings, { abs }),
+      } satisfies RegisteredDestinationRuntime;
+    }
+    const rest = d as Static<typeof RestDestinationSchema>;
     return {
-      name: d.name,
-      type: d.type,
-      url: d.url,
-      method: d.method ?? 'POST',
-      headers: { ...(d.headers ?? {}) },
-      ...(d.transform !== undefined ? { transform: d.transform } : {}),
-      ...(d.contract !== undefined ? { contract: d.contract } : {}),
-      auth: d.auth ?? { type: 'none' },
-      timeoutMs: parseDuration(d.timeout ?? '10s'),
+      name: rest.name,
+      type: 'rest',
+      url: rest.url,
+      method: rest.method ?? 'POST',
+      headers: { ...(rest.headers ?? {}) },
+      ...(rest.transform !== undefined ? { transform: rest.transform } : {}),
+      ...(rest.contract !== undefined ? { contract: rest.contract } : {}),
+      auth: rest.auth ?? { type: 'none' },
+      timeoutMs: parseDuration(rest.timeout ?? '10s'),
       retry,
-      ...(d.rateLimit !== undefined ? { rateLimit: d.rateLimit } : {}),
-      ...(d.batch ? { batch: { maxItems: d.batch.maxItems, maxWaitMs: parseDuration(d.batch.maxWait) } } : {}),
-    };
+      ...(rest.rateLimit !== undefined ? { rateLimit: rest.rateLimit } : {}),
+      ...(rest.batch ? { batch: { maxItems: rest.batch.maxItems, maxWaitMs: parseDuration(rest.batch.maxWait) } } : {}),
+    } satisfies RestDestinationRuntime;
   });
   return {
     name: metadata.name,

@@ -16,11 +16,9 @@ import type { AttemptRecord, BatchAttemptRecord, MessageStore, StoredDelivery } 
 import type { Logger } from '../observability/logger.ts';
 import { AHEAD_ROW_WAITS_MS, type PendingWrites } from './pending-writes.ts';
 
-/** Sends one body with an idempotency key and classifies the outcome (the REST client, or a test double). */
-export interface DeliverySender {
-  send(body: unknown, idempotencyKey: string): Promise<OutboundResult>;
-  close(): Promise<void> | void;
-}
+/** Sends one body with an idempotency key and classifies the outcome (the REST client, an SFTP writer, a test double). */
+export type { DeliverySender } from '../adapter-sdk/destination-definition.ts';
+import type { DeliverySender } from '../adapter-sdk/destination-definition.ts';
 
 export interface DestinationSettings {
   channel: string;

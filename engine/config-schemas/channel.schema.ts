@@ -14,7 +14,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import {
   CONTRACT_REF_PATTERN,
   Duration,
-  Hl7Path,
+  MessagePath,
   KebabName,
   SecretString,
   SEMVER_PATTERN,
@@ -22,7 +22,7 @@ import {
   StringEnum,
   TS_PATH_PATTERN,
 } from './common.schema.ts';
-import { SOURCE_SCHEMAS } from '../channel-runtime/adapter-registry.ts';
+import { DESTINATIONS, SOURCE_SCHEMAS } from '../channel-runtime/adapter-registry.ts';
 
 const closed = { additionalProperties: false } as const;
 
@@ -106,7 +106,7 @@ export const FilterStepSchema = Type.Object(
   {
     filter: Type.Object(
       {
-        field: Hl7Path({ description: 'HL7 path of the value to test.', examples: ['PV1-2'] }),
+        field: MessagePath({ description: 'Path of the value to test (HL7 `PV1-2`, X12 `CLP-2`, a CSV column).', examples: ['PV1-2'] }),
         in: Type.Optional(
           Type.Array(Type.String(), { description: 'Keep the message only when the value is one of these.', examples: [['I', 'O', 'E']] }),
         ),
@@ -128,7 +128,7 @@ export const EnrichStepSchema = Type.Object(
           description: 'Lookup table name: a file <lookups dir>/<name>.yaml, .json or .csv.',
           examples: ['departments'],
         }),
-        from: Hl7Path({ description: 'HL7 path of the key to look up.', examples: ['PV1-3.1'] }),
+        from: MessagePath({ description: 'Path of the key to look up (HL7 `PV1-3.1`, X12 `N1-4`, a CSV column).', examples: ['PV1-3.1'] }),
         as: Type.String({
           pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
           'x-expected': 'an identifier (letters, digits, underscore)',
@@ -341,8 +341,24 @@ export const RestDestinationSchema = Type.Object(
   { ...closed, description: 'Deliver JSON to a REST endpoint.' },
 );
 
-/** Outbound adapters by `type`. Only `rest` for now; add variants here. */
-export const ChannelDestinationSchema = Type.Union([RestDestinationSchema], {
+/** A registered destination type: the adapter's settings plus what the channel gives every destination. */
+function registeredDestinationSchema(definition: (typeof DESTINATIONS)[number]) {
+  return Type.Object(
+    {
+      name: RestDestinationSchema.properties.name,
+      type: Type.Literal(definition.type, { description: definition.description }),
+      ...definition.settings.properties,
+      transform: RestDestinationSchema.properties.transform,
+      contract: RestDestinationSchema.properties.contract,
+      retry: RestDestinationSchema.properties.retry,
+      rateLimit: RestDestinationSchema.properties.rateLimit,
+    },
+    { ...closed, description: definition.description },
+  );
+}
+
+/** Outbound adapters by `type`: `rest`, then one variant per registered destination (adapter-registry.ts). */
+export const ChannelDestinationSchema = Type.Union([RestDestinationSchema, ...DESTINATIONS.map(registeredDestinationSchema)], {
   'x-discriminator': 'type',
   description: 'Where payloads go (one outbound adapter each).',
 });
@@ -354,9 +370,10 @@ export const ChannelSpecSchema = Type.Object(
   {
     source: ChannelSourceSchema,
     orderBy: Type.Optional(
-      Hl7Path({
+      MessagePath({
         default: 'MSH-10',
-        description: 'HL7 path of the ordering key: messages with the same key are processed and delivered in arrival order. MSH-10 means no ordering across messages.',
+        description:
+          'Path of the ordering key in the source format (HL7 `PID-3.1`, X12 `CLP-1`, a CSV column): messages with the same key are processed and delivered in arrival order. MSH-10 (the default) means no ordering across messages; a message without the path is ordered by its own id.',
         examples: ['PID-3.1'],
       }),
     ),

@@ -70,6 +70,21 @@ export function Hl7Path(options: StringOptions = {}) {
   });
 }
 
+/** A CSV column name, as a path into a `csv-record` message. */
+export const COLUMN_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
+
+/**
+ * A path into the channel's message, in its format's notation: `PID-3.1` (HL7 v2), `CLP-1` (X12)
+ * or a column name (CSV). `osprey validate` holds HL7 and X12 channels to the segment notation.
+ */
+export function MessagePath(options: StringOptions = {}) {
+  return Type.String({
+    pattern: `^(?:${HL7_PATH_PATTERN.slice(1, -1)}|${COLUMN_NAME_PATTERN.slice(1, -1)})$`,
+    'x-expected': 'a path of the source format: segment-field[.component] such as PID-3.1 or CLP-1, or a CSV column name such as account_id',
+    ...options,
+  });
+}
+
 /** A field that holds a credential or a key file path: only `${VAR}` references are accepted. */
 export function SecretString(options: StringOptions = {}) {
   return Type.String({ minLength: 1, 'x-secret': true, ...options });

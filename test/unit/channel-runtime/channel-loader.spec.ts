@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { loadChannels, type LoadChannelsOptions } from '../../../engine/channel-runtime/channel-loader.ts';
 import type { LintIssue } from '../../../engine/channel-runtime/channel-linter.ts';
+import type { RestDestinationRuntime } from '../../../engine/channel-runtime/channel-runtime-view.ts';
 import { createFixtureProject, validChannel, validEnv, type FixtureProject } from './fixture-project.ts';
 
 describe('channel-runtime/channel-loader', () => {
@@ -38,7 +39,7 @@ describe('channel-runtime/channel-loader', () => {
       expect(def.spec.source.port).to.equal(6661); // ${ADT_PORT:-6661}, typed as YAML would
       expect(def.spec.source.host).to.equal('0.0.0.0');
       expect(def.spec.source.idleTimeout).to.equal('90s');
-      expect(def.spec.destinations[1]?.method).to.equal('POST');
+      expect((def.spec.destinations[1] as { method?: string } | undefined)?.method).to.equal('POST');
 
       const rt = channel!.runtime;
       expect(rt.name).to.equal('adt-to-rcm');
@@ -61,7 +62,7 @@ describe('channel-runtime/channel-loader', () => {
       expect(rt.orderBy).to.equal('PID-3.1');
       expect(rt.steps[2]).to.deep.equal({ enrich: { lookup: 'departments', from: 'PV1-3.1', as: 'department', required: true } });
 
-      const [rcm, erp] = rt.destinations;
+      const [rcm, erp] = rt.destinations as RestDestinationRuntime[];
       expect(rcm).to.deep.include({
         name: 'rcm',
         url: 'http://127.0.0.1:8080/sandbox/rcm/billing',
@@ -96,7 +97,7 @@ describe('channel-runtime/channel-loader', () => {
       project.write('channels/adt-to-rcm.channel.yaml', validChannel());
       const { channels } = await loadChannels({ ...options, env: { ...validEnv, ADT_PORT: '7001', RCM_URL: 'https://rcm.example.org' } });
       expect((channels[0]?.runtime.source.config as { port: number }).port).to.equal(7001);
-      expect(channels[0]?.runtime.destinations[0]?.url).to.equal('https://rcm.example.org/billing');
+      expect((channels[0]?.runtime.destinations[0] as RestDestinationRuntime | undefined)?.url).to.equal('https://rcm.example.org/billing');
     });
 
     it('ignores channel test files and warns about other YAML files', async () => {
