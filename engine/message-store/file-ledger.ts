@@ -132,7 +132,7 @@ export function fileFromRow(r: Row): InboundFile {
 }
 
 function checkState(state: unknown): InboundFileState {
-  if (typeof state !== 'string' || !(state in InboundFileState)) throw new TypeError(`state must be one of ${Object.keys(InboundFileState).join(', ')}`);
+  if (typeof state !== 'string' || !Object.hasOwn(InboundFileState, state)) throw new TypeError(`state must be one of ${Object.keys(InboundFileState).join(', ')}`);
   return state as InboundFileState;
 }
 
