@@ -17,6 +17,7 @@ import { createBus, createStore } from './engine-components.ts';
 import { isOspreyError, OspreyError } from './errors/error-codes.ts';
 import { channelEnvironment, isLoopback, sandboxExposureProblem } from './engine-config/http-exposure.ts';
 import type { SourceServices } from './adapter-sdk/source-definition.ts';
+import { FILE_LEDGER, SINGLE_ACTIVE } from './adapter-sdk/file-source-services.ts';
 import type { MessageStore, ReplayPlan } from './message-store/message-store.ts';
 import { OutboxRecovery } from './recovery/outbox-recovery.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -63,13 +64,15 @@ export class Engine {
   private readonly outbox: OutboxRecovery;
   private readonly pendingWrites = new PendingWrites();
   /** What sources may use of the engine beyond the handler (engine/adapter-sdk/source-definition.ts). */
-  private readonly sourceServices: SourceServices = {};
+  private readonly sourceServices: SourceServices;
   private project?: LoadedProject;
 
   constructor(private readonly options: EngineOptions) {
     this.logger = options.logger ?? createLogger(options.config.logging);
     this.projectRoot = resolve(options.projectRoot ?? process.cwd());
     this.store = createStore(options.config.store, this.projectRoot);
+    // File sources keep their ledger in the store and take their channel's lease from it (usable once it is open).
+    this.sourceServices = { [FILE_LEDGER]: this.store.files, [SINGLE_ACTIVE]: this.store.singleActive };
     this.bus = createBus(options.config.bus, this.logger);
     if (options.config.sandbox?.enabled) this.sandbox = new SandboxReceiver();
     this.outbox = new OutboxRecovery({ store: this.store, bus: this.bus, logger: this.logger, isRunning: (channel) => this.channels.has(channel) });

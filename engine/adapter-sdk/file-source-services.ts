@@ -80,7 +80,10 @@ export interface FileLedger {
   findByHash(channel: string, contentHash: string): Promise<InboundFile | undefined>;
   /** The channel's files left PROCESSING (a crash): resumed before new files are taken. */
   unfinished(channel: string): Promise<InboundFile[]>;
-  /** Records a pickup; its `version` counts the earlier pickups of the same name on the channel. */
+  /**
+   * Records a pickup. Its `version` counts the different contents taken under the same name on the
+   * channel: a corrected file is the next version, a re-drop of the same bytes keeps its version.
+   */
   begin(file: NewInboundFile): Promise<InboundFile>;
   update(id: string, update: InboundFileUpdate): Promise<void>;
   /** Record indexes of the file already stored as messages of the channel: the per-record checkpoint. */
@@ -91,7 +94,11 @@ export interface FileLedger {
 
 /** Held by one engine instance at a time; lost when its holder's connection to the store is. */
 export interface Lease {
-  /** Resolves when the lease is lost (the store connection dropped): stop working, then try again. */
+  /**
+   * Resolves when the lease is lost (the store connection dropped, or the store closed as the engine
+   * stops): stop working, then try again (a try rejects while the store is closed or unreachable).
+   * A lease its holder released is not lost: this never resolves then.
+   */
   readonly lost: Promise<void>;
   release(): Promise<void>;
 }

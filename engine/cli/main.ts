@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `osprey <command>`: start | validate | test | send | messages. Each command lives in
- * `commands/` and is imported only when it runs: `messages` and `send` never load the engine,
+ * `osprey <command>`: start | validate | test | send | messages | files. Each command lives in
+ * `commands/` and is imported only when it runs: `messages`, `files` and `send` never load the engine,
  * its store drivers or any transform, so they start in a fraction of the time `start` needs.
  * This file only dispatches and prints help (`usage.ts`).
  */
@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<Command>> = {
   test: async () => (await import('./commands/test.ts')).testCommand,
   send: async () => (await import('./commands/send.ts')).sendCommand,
   messages: async () => (await import('./commands/messages.ts')).messagesCommand,
+  files: async () => (await import('./commands/files.ts')).filesCommand,
 };
 
 /** The error and its causes ("store could not be opened: connect ECONNREFUSED …"), so an operator sees why. */

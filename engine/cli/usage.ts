@@ -7,7 +7,7 @@
 /** The environment variables the CLI itself reads (the engine's own are in config/.env.example). */
 const ENVIRONMENT = `Environment:
   OSPREY_CONFIG         engine configuration file when --config is not given (start, validate, test)
-  OSPREY_API_URL        management API of messages and send when --api is not given
+  OSPREY_API_URL        management API of messages, files and send when --api is not given
   OSPREY_HTTP_PORT      port of that API when OSPREY_API_URL is not set either (default 8080)
   OSPREY_API_TOKEN      bearer token sent to the API (the first, when it lists several)
   OSPREY_SEND_VERBOSE   any value: send prints each whole ACK too
@@ -86,6 +86,21 @@ Options:
                     else http://127.0.0.1:8080)
   -h, --help        this help
 `,
+  files: `Usage: osprey files [--channel C] [--state S] [--limit N] [--json] [--api URL]
+
+Lists the files the file sources (SFTP) took, newest first, through the management API: name
+(with its version when a corrected file came under the same name), channel, state, records
+stored / in the file, records stored as ERROR or BUSINESS_EXCEPTION, and when it was picked up.
+
+Options:
+  --channel C       one channel
+  --state S         PROCESSING, DONE, QUARANTINED, DUPLICATE
+  --limit N         at most N files (1–1000, default 50)
+  --json            JSON instead of a table (with path, content hash, error, where it was moved)
+  --api URL         management API (default: $OSPREY_API_URL, else http://127.0.0.1:$OSPREY_HTTP_PORT,
+                    else http://127.0.0.1:8080)
+  -h, --help        this help
+`,
 };
 
 /** The overview: every command, its main options, and the environment. */
@@ -101,6 +116,8 @@ Usage:
   osprey messages [--channel C] [--state S] [--control-id X] [--patient-id P] [--since T] [--until T]
                   [--limit N] [--json] [--id ID] [--replay ID] [--api URL]
                                                        query (or replay) messages through the API
+  osprey files [--channel C] [--state S] [--limit N] [--json] [--api URL]
+                                                       files taken by file sources, with their progress
   osprey <command> --help                             a command's options in full
 
 ${ENVIRONMENT}`;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The management API (Fastify): health, channels with counts per state, message search, one
- * message's whole history, replay; and the sandbox ERP/RCM receiver under `/sandbox/`.
+ * message's whole history, replay, the files file sources took with their progress; and the
+ * sandbox ERP/RCM receiver under `/sandbox/`.
  * Every error is JSON `{ error: { code, message } }` with a stable OSPREY_ERR_* code.
  * With `apiTokens`, every `/api/` request, and what the sandbox received, needs one of them as a
  * bearer token; the probes (`/livez`, `/healthz`, `/readyz`) stay open, as load balancers call them
@@ -14,6 +15,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { InboundFileState, type InboundFile } from '../adapter-sdk/file-source-services.ts';
 import type { ErrorCode } from '../errors/error-codes.ts';
 import {
   MAX_ATTEMPTS,
@@ -116,6 +118,15 @@ export function buildManagementApi(deps: ManagementApiDeps): FastifyInstance {
       startedAt: iso(batch.startedAt),
       nextAttemptAt: batch.nextAttemptAt !== undefined ? iso(batch.nextAttemptAt) : undefined,
     };
+  });
+
+  // The files file sources took, newest first, with records done / total counted from the store:
+  // a file in progress shows how far it got. Names and paths only, no content.
+  app.get('/api/files', async (req, reply) => {
+    const parsed = parseFileQuery(req.query as Record<string, string | undefined>);
+    if ('error' in parsed) return sendError(reply, 400, 'OSPREY_ERR_API_BAD_REQUEST', parsed.error);
+    const files = await deps.store.files.list(parsed.query);
+    return { files: files.map(presentFile) };
   });
 
   app.post('/api/messages/:id/replay', async (req, reply) => {
@@ -250,6 +261,26 @@ function parseMessageQuery(q: Record<string, string | undefined>): { query: Mess
     query.beforeSeq = before;
   }
   return { query };
+}
+
+/** `?channel=&state=&limit=` of `GET /api/files`. */
+function parseFileQuery(q: Record<string, string | undefined>): { query: { channel?: string; state?: InboundFileState; limit?: number } } | { error: string } {
+  const query: { channel?: string; state?: InboundFileState; limit?: number } = {};
+  if (q.channel) query.channel = q.channel;
+  if (q.state) {
+    if (!Object.hasOwn(InboundFileState, q.state)) return { error: `state must be one of ${Object.keys(InboundFileState).join(', ')}` };
+    query.state = q.state as InboundFileState;
+  }
+  if (q.limit) {
+    const limit = Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return { error: 'limit must be an integer from 1 to 1000' };
+    query.limit = limit;
+  }
+  return { query };
+}
+
+function presentFile(file: InboundFile) {
+  return { ...file, pickedAt: iso(file.pickedAt), finishedAt: file.finishedAt !== undefined ? iso(file.finishedAt) : undefined };
 }
 
 /** `?attempts=N&attemptsBefore=SEQ` of `GET /api/messages/:id`: which page of each delivery's attempt log. */

@@ -9,6 +9,7 @@
  * resolves only after the transaction holding its write has committed, so "resolved" means
  * "durable" — the MLLP listener ACKs on that.
  */
+import type { FileLedger, SingleActive } from '../adapter-sdk/file-source-services.ts';
 import type { ErrorCode } from '../errors/error-codes.ts';
 import type { MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 
@@ -398,6 +399,19 @@ export interface MessageStore {
   findMessages(query: MessageQuery): Promise<MessageSummary[]>;
   /** Counts per channel and state. */
   countByChannel(): Promise<Record<string, Partial<Record<MessageState, number>>>>;
+
+  /**
+   * The files file sources have taken, with each one's progress counted from the records stored
+   * (the per-record checkpoint). Usable between `open` and `close`.
+   * @see engine/adapter-sdk/file-source-services.ts
+   */
+  readonly files: FileLedger;
+  /**
+   * Leases that make one engine instance the only active poller of a channel: one per process in
+   * the embedded mode, a PostgreSQL advisory lock in production. Usable between `open` and `close`;
+   * `close` loses every lease still held. @see docs/design/0013-file-sources.md
+   */
+  readonly singleActive: SingleActive;
 }
 
 /** Rows per page of {@link pendingWorkPages}: a few MB of work items, published a page at a time. */

@@ -69,6 +69,8 @@ import {
   type Row,
 } from './store-rows.ts';
 import { UnitOfWork, applyBatch, collectNeeds, deliveryFromRow, prepareOp, type PreparedOp, type Snapshot, type StoreOp, type StoreOpResult } from './unit-of-work.ts';
+import { PostgresFileLedger } from './postgres-file-ledger.ts';
+import { PostgresSingleActive } from './single-active.ts';
 import { DUPLICATE_FOUND, duplicateGuard, pipeline, snapshotReads, writeStatements, type Statement } from './postgres-batch.ts';
 
 export interface PostgresStoreOptions {
@@ -191,6 +193,10 @@ export class PostgresStore implements MessageStore {
    * them apart (docs/design/0003 § PostgreSQL).
    */
   #committer: ReceiveFirstCommitter<PreparedOp, StoreOpResult> | undefined;
+  /** Through the read pool: a few writes per file need no group commit. */
+  readonly files: PostgresFileLedger;
+  /** Session advisory locks, each on a connection of its own (single-active.ts). */
+  readonly singleActive: PostgresSingleActive;
 
   constructor(options: PostgresStoreOptions) {
     const schema = options.schema ?? 'osprey';
@@ -204,6 +210,8 @@ export class PostgresStore implements MessageStore {
       maxBatch: options.maxBatch ?? 1000,
       maxInFlight: options.maxInFlight ?? 1,
     };
+    this.files = new PostgresFileLedger(() => this.#requirePool(), schema);
+    this.singleActive = new PostgresSingleActive({ connectionString: options.connectionString, schema });
   }
 
   async open(): Promise<void> {
@@ -242,11 +250,13 @@ export class PostgresStore implements MessageStore {
     this.#pool = pool;
     this.#writers = writers;
     this.#committer = new ReceiveFirstCommitter((ops) => this.#flush(ops), { maxBatch, maxInFlight });
+    this.singleActive.open();
   }
 
   async close(): Promise<void> {
     const committer = this.#committer;
     if (!committer) return;
+    await this.singleActive.close();
     await committer.close();
     const pools = [this.#pool, this.#writers];
     this.#pool = undefined;

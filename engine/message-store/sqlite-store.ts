@@ -73,6 +73,8 @@ import {
   summaryFromRow,
   type Row,
 } from './store-rows.ts';
+import { SqliteFileLedger } from './sqlite-file-ledger.ts';
+import { InProcessSingleActive } from './single-active.ts';
 import { SqliteWriter, fromWireError, fromWireResults, type SqliteWriterOptions, type WireError, type WireResult } from './sqlite-writer.ts';
 import type { WriterRequest } from './sqlite-writer-worker.ts';
 import { deliveryFromRow, prepareOp, type PreparedOp, type StoreOp, type StoreOpResult } from './unit-of-work.ts';
@@ -279,6 +281,10 @@ export class SqliteStore implements MessageStore {
   #committer: ReceiveFirstCommitter<PreparedOp, StoreOpResult> | undefined;
   #opening: Promise<void> | undefined;
   readonly #findStatements = new Map<string, Stmt>();
+  /** On a connection of its own: see sqlite-file-ledger.ts for why not through the writer. */
+  readonly files = new SqliteFileLedger();
+  /** One engine process owns the file (the embedded mode): a lease per process is one per store. */
+  readonly singleActive = new InProcessSingleActive();
 
   constructor(options: SqliteStoreOptions) {
     const synchronous = options.synchronous ?? 'full';
@@ -315,11 +321,14 @@ export class SqliteStore implements MessageStore {
       reader = new Database(path, { readonly: true, fileMustExist: true });
       reader.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
       this.#r = prepareReads(reader);
+      this.files.open(writerOptions);
     } catch (err) {
       reader?.close();
+      this.files.close();
       await writer.close();
       throw err;
     }
+    this.singleActive.open();
     this.#reader = reader;
     this.#writer = writer;
     this.#committer = new ReceiveFirstCommitter((ops) => writer.flush(ops), { maxBatch, maxInFlight: 1 });
@@ -330,8 +339,10 @@ export class SqliteStore implements MessageStore {
     const committer = this.#committer;
     if (!committer) return;
     this.#committer = undefined;
+    this.singleActive.close();
     await committer.close();
     await this.#writer?.close();
+    this.files.close();
     this.#reader?.close();
     this.#writer = undefined;
     this.#reader = undefined;

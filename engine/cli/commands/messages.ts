@@ -92,7 +92,8 @@ export async function messagesCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-function printTable(header: string[], rows: string[][]): void {
+/** Prints rows under a header, columns padded to their widest cell. */
+export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);

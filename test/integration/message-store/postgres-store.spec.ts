@@ -322,6 +322,7 @@ describe('PostgresStore', function () {
           { version: 4, name: '0004-history-keys' },
           { version: 5, name: '0005-batch-attempts' },
           { version: 6, name: '0006-message-format' },
+          { version: 7, name: '0007-inbound-files' },
         ]);
       } finally {
         await client.end();

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `osprey messages` and `osprey send` start fast because they load little: no engine, no store
+ * `osprey messages`, `osprey files` and `osprey send` start fast because they load little: no engine, no store
  * driver, no transform — and on Node 22.18+/24 no tsx, which needs their modules to use only
  * TypeScript that erases to JavaScript (bin/osprey.js). This walks their static imports (type-only
  * imports excepted, as they vanish) and fails when one of those grows back.
@@ -24,9 +24,9 @@ function runtimeGraph(entry: string): string[] {
 }
 
 describe('cli: the light commands stay light', () => {
-  const graphs = Object.fromEntries(['engine/cli/main.ts', 'engine/cli/commands/messages.ts', 'engine/cli/commands/send.ts'].map((e) => [e, runtimeGraph(e)]));
+  const graphs = Object.fromEntries(['engine/cli/main.ts', 'engine/cli/commands/messages.ts', 'engine/cli/commands/files.ts', 'engine/cli/commands/send.ts'].map((e) => [e, runtimeGraph(e)]));
 
-  it('main, messages and send load no engine, store, bus, channel runtime, API server or transform', () => {
+  it('main, messages, files and send load no engine, store, bus, channel runtime, API server or transform', () => {
     for (const [entry, files] of Object.entries(graphs)) {
       const heavy = files.filter((f) => /^engine\/(engine\.ts|engine-components\.ts|message-store\/|message-bus\/|channel-runtime\/|management-api\/|config-schemas\/(?!did-you-mean)|engine-config\/)|^transforms\//.test(f));
       expect(heavy, `${entry} loads ${heavy.join(', ')}`).to.deep.equal([]);

@@ -25,7 +25,7 @@ async function run(argv: string[]): Promise<{ code: number | undefined; stdout: 
 }
 
 describe('cli/main', () => {
-  for (const command of ['start', 'validate', 'test', 'send', 'messages']) {
+  for (const command of ['start', 'validate', 'test', 'send', 'messages', 'files']) {
     it(`osprey ${command} --help prints its options and the environment, and runs nothing`, async () => {
       for (const flag of ['--help', '-h']) {
         const res = await run([command, flag]);
