@@ -14,8 +14,8 @@ export { decodeHl7, encodeHl7, findMsh18, hl7CharsetToEncoding } from './hl7-cha
 export type { DecodedHl7 } from './hl7-charset.ts';
 export { splitBatch } from './hl7-batch.ts';
 export type { Hl7Batch, Hl7BatchFile } from './hl7-batch.ts';
-export { buildAck, newControlId, hl7Timestamp, hl7ErrorCodeFor, AckCode, Hl7ErrorCondition } from './hl7-ack.ts';
-export type { AckError, AckOptions, Hl7ErrorLocation } from './hl7-ack.ts';
+export { buildAck, buildBatchAck, newControlId, hl7Timestamp, hl7ErrorCodeFor, AckCode, Hl7ErrorCondition } from './hl7-ack.ts';
+export type { AckError, AckOptions, BatchAckBatch, BatchAckOptions, Hl7ErrorLocation } from './hl7-ack.ts';
 export { validateStructure, validationAckError, isKnownHl7Version, KNOWN_HL7_VERSIONS, REQUIRED_SEGMENTS } from './hl7-validate.ts';
 export type { Hl7ValidationIssue } from './hl7-validate.ts';
 export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
