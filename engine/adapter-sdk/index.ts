@@ -14,7 +14,7 @@ export type { StoredError } from '../message-store/message-store.ts';
 export { classifyStatus, parseRetryAfter, type StatusClass } from '../delivery/retry-policy.ts';
 export { isSecretHeader, SECRET_HEADER_NAMES } from './secret-headers.ts';
 /** Schema blocks and unit parsers for an adapter's settings as a channel file writes them (`1MB`, `60s`, `${VAR}`). */
-export { Duration, SecretString, Size } from '../config-schemas/common.schema.ts';
+export { Duration, SecretString, Size, StringEnum } from '../config-schemas/common.schema.ts';
 export { parseDuration, parseSize } from '../config-schemas/units.ts';
 
 /** Why a message was not accepted, as the sender's ACK carries it (the store keeps code and detail). */
