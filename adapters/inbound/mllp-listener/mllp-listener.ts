@@ -295,7 +295,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
     };
 
     /**
-     * An HL7 batch in one frame (docs/design/0017-hl7-batches-over-mllp.md): checked as a whole
+     * An HL7 batch in one frame (docs/design/0016-hl7-batches-over-mllp.md): checked as a whole
      * first (BTS/FTS counts, lines outside messages); a batch that fails is stored once, as ERROR
      * with the reason, and every message of it answered AR: none was accepted. Otherwise each
      * message goes to the engine exactly like a single frame (stored, de-duplicated, processed),
