@@ -18,7 +18,8 @@ function segmentAt(bytes: Buffer, at: number, id: string): boolean {
 /**
  * True when the frame is an HL7 batch: its first segment (after a UTF-8 byte-order mark and blank
  * lines) is FHS or BHS. A frame that starts with MSH stays a single message, as before: plain
- * back-to-back messages in one frame are not a batch a sender announced.
+ * back-to-back messages in one frame are not a batch a sender announced. (A UTF-16 frame is never
+ * taken for a batch: its first bytes are a byte-order mark.)
  */
 export function isBatchFrame(payload: Buffer): boolean {
   let p = payload[0] === 0xef && payload[1] === 0xbb && payload[2] === 0xbf ? 3 : 0;
@@ -39,9 +40,12 @@ export interface ByteRange {
  * last non-blank line, that line's terminator included. `messageLines` are `splitBatch`'s 1-based
  * line numbers of each MSH; `lineCount` the number of lines `splitBatch` saw (text split on CRLF,
  * CR or LF). Lines are found in the bytes by the same rule, which holds for every ASCII-compatible
- * charset; when the counts disagree (UTF-16) it returns undefined and the caller re-encodes the text.
+ * charset; for UTF-16 (its byte-order mark), or when the counts disagree, it returns undefined and
+ * the caller re-encodes each message's text instead.
  */
 export function messageByteRanges(payload: Buffer, messageLines: readonly number[], lineCount: number): ByteRange[] | undefined {
+  // A UTF-16 CR is two bytes, one of them 0x0d: the line rule below would cut characters in half.
+  if ((payload[0] === 0xff && payload[1] === 0xfe) || (payload[0] === 0xfe && payload[1] === 0xff)) return undefined;
   // starts[i] is where line i + 1 starts; ends[i] where its content ends (before its terminator).
   const starts: number[] = [0];
   const ends: number[] = [];
