@@ -35,6 +35,8 @@ export interface TestChannelOptions {
   orderBy?: string;
   maxMessageSize?: string;
   idleTimeout?: string;
+  /** The listener's answer to an HL7 batch (absent: the listener's default). */
+  batchAck?: 'all' | 'errors-only';
   destinations: TestDestination[];
 }
 
@@ -54,6 +56,7 @@ export function testChannelYaml(o: TestChannelOptions): string {
     `    accept: [${(o.accept ?? ['ADT^A01', 'ADT^A03', 'ADT^A04', 'ADT^A08']).join(', ')}]`,
     ...(o.maxMessageSize ? [`    maxMessageSize: ${o.maxMessageSize}`] : []),
     ...(o.idleTimeout ? [`    idleTimeout: ${o.idleTimeout}`] : []),
+    ...(o.batchAck ? [`    batchAck: ${o.batchAck}`] : []),
     '    dedupe: { window: 24h }',
     `  orderBy: ${o.orderBy ?? 'PID-3.1'}`,
     '  steps:',

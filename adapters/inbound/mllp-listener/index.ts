@@ -5,8 +5,10 @@
  */
 export { createMllpListener } from './mllp-listener.ts';
 export type { MllpLogger, MllpListenerSeams, MllpListenerTimers } from './mllp-listener.ts';
-export { MllpListenerSettingsSchema, MllpListenerTlsSchema, MLLP_DEFAULTS, toMllpListenerConfig } from './mllp-listener.config.ts';
+export { BatchAckMode, MllpListenerSettingsSchema, MllpListenerTlsSchema, MLLP_DEFAULTS, toMllpListenerConfig } from './mllp-listener.config.ts';
 export type { MllpListenerConfig, MllpListenerSettings, ResolvedMllpListenerConfig } from './mllp-listener.config.ts';
+export { isBatchFrame, messageByteRanges } from './mllp-batch.ts';
+export type { ByteRange } from './mllp-batch.ts';
 export { MllpFramer, mllpFrame, MLLP_VT, MLLP_FS, MLLP_CR } from './mllp-framer.ts';
 export type { MllpFrameEvent, MllpFramerOptions } from './mllp-framer.ts';
 export { mllpListenerSource, MllpListenerSourceSchema } from './mllp-listener.source.ts';

@@ -7,7 +7,7 @@
  * contract with channel files: do not rename.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { Duration, SecretString, Size, parseDuration, parseSize } from '../../../engine/adapter-sdk/index.ts';
+import { Duration, SecretString, Size, StringEnum, parseDuration, parseSize } from '../../../engine/adapter-sdk/index.ts';
 
 /** Defaults, in the runtime's units (bytes, milliseconds). */
 export const MLLP_DEFAULTS = {
@@ -18,7 +18,15 @@ export const MLLP_DEFAULTS = {
   maxConnections: 100,
   maxBytesInFlight: 64 * 1024 * 1024,
   maxUnreadAckBytes: 1024 * 1024,
+  batchAck: 'all',
 } as const;
+
+/**
+ * What the answer to an HL7 batch (FHS/BHS … BTS/FTS in one frame) holds: `all`, one ACK per
+ * message; `errors-only`, only the messages not accepted (none: all were).
+ */
+export const BatchAckMode = { all: 'all', errorsOnly: 'errors-only' } as const;
+export type BatchAckMode = (typeof BatchAckMode)[keyof typeof BatchAckMode];
 
 export const MllpListenerTlsSchema = Type.Object(
   {
@@ -99,6 +107,14 @@ export const MllpListenerSettingsSchema = Type.Object(
       }),
     ),
     tls: Type.Optional(MllpListenerTlsSchema),
+    batchAck: Type.Optional(
+      StringEnum([BatchAckMode.all, BatchAckMode.errorsOnly] as const, {
+        default: MLLP_DEFAULTS.batchAck,
+        description:
+          'The answer to an HL7 batch (FHS/BHS … BTS/FTS) sent in one frame, whose messages are each stored and processed like single ones: one batch acknowledgement (FHS/BHS whose field 12 names the received file/batch control id, ACKs, BTS/FTS). `all`: one ACK per message, AA included. `errors-only`: only the messages not accepted (HL7’s exception-basis batch ACK; none means all were accepted). A batch whose BTS/FTS counts do not match is refused whole: every message answered AR, nothing accepted.',
+        examples: ['all', 'errors-only'],
+      }),
+    ),
   },
   { additionalProperties: false, description: 'An MLLP listener: receives HL7 v2 messages and answers each with an ACK.' },
 );
@@ -127,6 +143,8 @@ export interface MllpListenerConfig {
   allowFrom?: string[];
   /** Paths of PEM files. With `ca` and `requestCert: true`: mutual TLS. */
   tls?: { cert: string; key: string; ca?: string; requestCert?: boolean };
+  /** What an HL7 batch's acknowledgement holds (see {@link BatchAckMode}). @defaultValue 'all' */
+  batchAck?: BatchAckMode;
 }
 
 /** {@link MllpListenerConfig} with every default filled in, as the channel runtime holds it. */
@@ -148,6 +166,7 @@ export function toMllpListenerConfig(settings: MllpListenerSettings, resolvePath
     maxConnections: settings.maxConnections ?? MLLP_DEFAULTS.maxConnections,
     maxBytesInFlight: settings.maxBytesInFlight === undefined ? MLLP_DEFAULTS.maxBytesInFlight : parseSize(settings.maxBytesInFlight),
     maxUnreadAckBytes: settings.maxUnreadAckBytes === undefined ? MLLP_DEFAULTS.maxUnreadAckBytes : parseSize(settings.maxUnreadAckBytes),
+    batchAck: settings.batchAck ?? MLLP_DEFAULTS.batchAck,
     ...(settings.allowFrom ? { allowFrom: [...settings.allowFrom] } : {}),
     ...(tls
       ? {

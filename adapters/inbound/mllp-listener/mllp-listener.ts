@@ -22,7 +22,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { AdapterLogger, InboundAdapter, InboundHandler, InboundMessage, IngestOutcome, StoredError } from '../../../engine/adapter-sdk/index.ts';
 import { OspreyError, isOspreyError } from '../../../engine/errors/error-codes.ts';
-import { Hl7Message, MllpFramer, buildAck, decodeHl7, encodeHl7, hl7CharsetToEncoding, mllpFrame } from '../../../engine/message-formats/hl7v2/index.ts';
+import { Hl7Message, MllpFramer, buildAck, buildBatchAck, decodeHl7, encodeHl7, hl7CharsetToEncoding, mllpFrame, splitBatch } from '../../../engine/message-formats/hl7v2/index.ts';
+import { isBatchFrame, messageByteRanges } from './mllp-batch.ts';
 import { MLLP_DEFAULTS, type MllpListenerConfig } from './mllp-listener.config.ts';
 
 /** A winston-compatible logger (a winston `Logger` or child fits). */
@@ -70,6 +71,13 @@ function normaliseAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** True when an ACK built by `buildAck` says accepted (MSA-1 AA or CA): what errors-only batch ACKs leave out. */
+function isPositiveAck(ack: string): boolean {
+  const msa = ack.split('\r')[1] ?? '';
+  const code = msa.split(ack[3] ?? '|')[1];
+  return code === 'AA' || code === 'CA';
+}
+
 interface Slot {
   ack?: Buffer;
   done: boolean;
@@ -88,6 +96,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
   const maxConnections = config.maxConnections ?? MLLP_DEFAULTS.maxConnections;
   const maxBytesInFlight = config.maxBytesInFlight ?? MLLP_DEFAULTS.maxBytesInFlight;
   const maxUnreadAckBytes = config.maxUnreadAckBytes ?? MLLP_DEFAULTS.maxUnreadAckBytes;
+  const batchAck = config.batchAck ?? MLLP_DEFAULTS.batchAck;
   const allowFrom = config.allowFrom === undefined ? undefined : new Set(config.allowFrom.map(normaliseAddress));
   if (hl7CharsetToEncoding(charset) === undefined) {
     throw new OspreyError('OSPREY_ERR_CONFIG_INVALID', `MLLP listener charset ${JSON.stringify(charset)} is not a known character set.`);
@@ -220,8 +229,22 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         });
     };
 
-    /** `refused`: the frame's head only, of a frame the listener refuses whatever it holds. */
-    const handleFrame = async (payload: Buffer, refused?: StoredError): Promise<Buffer> => {
+    /** Calls the engine; a handler that throws becomes an AE. Calls `handler` before its first await, so calls made in a row reach the engine in that order. */
+    const callHandler = async (message: InboundMessage): Promise<IngestOutcome> => {
+      try {
+        return await handler(message);
+      } catch (err) {
+        logger.error('mllp handler failed; answering AE', { ...log, code: 'OSPREY_ERR_MLLP_HANDLER_FAILED', cause: isOspreyError(err) ? err.code : (err as Error)?.name });
+        return { ackCode: 'AE', error: { code: 'OSPREY_ERR_MLLP_HANDLER_FAILED', detail: 'The engine could not handle the message; resend it.' } };
+      }
+    };
+
+    /**
+     * Decodes and parses one message's bytes and hands it to the engine; resolves with the ACK text
+     * (not yet encoded) and the encoding to send it in. `refused`: the frame's head only, of a frame
+     * the listener refuses whatever it holds. The handler is called synchronously (see callHandler).
+     */
+    const handleMessage = async (payload: Buffer, refused?: StoredError): Promise<{ ack: string; encoding: string; outcome: IngestOutcome }> => {
       const decoded = decodeHl7(payload, charset);
       let hl7: Hl7Message | undefined;
       let parseError: StoredError | undefined;
@@ -245,13 +268,7 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         ...(parseError !== undefined ? { parseError } : {}),
         ...(refused !== undefined ? { refused } : {}),
       };
-      let outcome: IngestOutcome;
-      try {
-        outcome = await handler(message);
-      } catch (err) {
-        logger.error('mllp handler failed; answering AE', { ...log, code: 'OSPREY_ERR_MLLP_HANDLER_FAILED', cause: isOspreyError(err) ? err.code : (err as Error)?.name });
-        outcome = { ackCode: 'AE', error: { code: 'OSPREY_ERR_MLLP_HANDLER_FAILED', detail: 'The engine could not handle the message; resend it.' } };
-      }
+      const outcome = await callHandler(message);
       if (outcome.ackCode !== 'AA') {
         logger.warn('mllp message not accepted', { ...log, ack: outcome.ackCode, code: outcome.error?.code, bytes: payload.length });
       } else {
@@ -263,7 +280,73 @@ export function createMllpListener(config: MllpListenerConfig, logger: MllpLogge
         ...(outcome.error !== undefined && outcome.ackCode !== 'AA' ? { error: outcome.error } : {}),
         ...(hl7 === undefined ? { rawText: decoded.text } : {}),
       });
-      return encodeHl7(ack, decoded.encoding);
+      return { ack, encoding: decoded.encoding, outcome };
+    };
+
+    /** `refused`: the frame's head only, of a frame the listener refuses whatever it holds. */
+    const handleFrame = async (payload: Buffer, refused?: StoredError): Promise<Buffer> => {
+      if (refused === undefined && isBatchFrame(payload)) return handleBatch(payload);
+      const { ack, encoding } = await handleMessage(payload, refused);
+      return encodeHl7(ack, encoding);
+    };
+
+    /**
+     * An HL7 batch in one frame (docs/design/0015-hl7-batches-over-mllp.md): checked as a whole
+     * first (BTS/FTS counts, lines outside messages); a batch that fails is stored once, as ERROR
+     * with the reason, and every message of it answered AR: none was accepted. Otherwise each
+     * message goes to the engine exactly like a single frame (stored, de-duplicated, processed),
+     * handed over in batch order in one synchronous loop — the order pipelined frames on one
+     * connection get, which ingest keeps per key — and the sender gets one batch ACK.
+     */
+    const handleBatch = async (payload: Buffer): Promise<Buffer> => {
+      const decoded = decodeHl7(payload, charset);
+      const file = splitBatch(decoded.text);
+      const lineCount = decoded.text.split(/\r\n|\r|\n/).length;
+      if (file.messages.length === 0 && file.issues.length === 0) {
+        file.issues.push({ code: 'OSPREY_ERR_HL7_BATCH_COUNT', detail: 'The batch holds no message.' });
+      }
+      if (file.issues.length > 0) {
+        const detail = file.issues.map((i) => i.detail).join(' ');
+        const code = (file.issues[0] as (typeof file.issues)[number]).code;
+        logger.warn('mllp batch refused as a whole; stored as ERROR', { ...log, code, messages: file.messages.length, batches: file.batches.length, bytes: payload.length });
+        const { outcome } = await handleMessage(payload, { code, detail: `HL7 batch refused as a whole, none of its messages accepted: ${detail}` });
+        // AE (resend) when even the refusal could not be stored; AR (do not resend as is) otherwise.
+        const error = outcome.error ?? { code, detail };
+        const nak = (text: string): string => {
+          let original: Hl7Message | undefined;
+          try {
+            original = Hl7Message.parse(text);
+          } catch {
+            // A message that does not parse is answered from its salvaged header.
+          }
+          return buildAck(original, { code: outcome.ackCode === 'AA' ? 'AR' : outcome.ackCode, error, ...(original === undefined ? { rawText: text } : {}) });
+        };
+        const batches = file.batches.map((b) => ({ ...(b.header !== undefined ? { header: b.header } : {}), acks: b.messages.map(nak), comment: detail }));
+        if (batches.length === 0) batches.push({ acks: [], comment: detail });
+        // A batch of zero negative ACKs reads as "all accepted" (HL7 v2.5 §2.10.3.3): never send one for a refusal.
+        if (file.messages.length === 0) (batches[0] as { acks: string[] }).acks.push(nak(''));
+        const text = buildBatchAck({ ...(file.fileHeader !== undefined ? { fileHeader: file.fileHeader } : {}), batches, comment: detail });
+        return encodeHl7(text, decoded.encoding);
+      }
+      const ranges = messageByteRanges(payload, file.messageLines, lineCount);
+      // Started in batch order, all before the first answer is awaited (see callHandler).
+      const pending = file.messages.map((text, i) => {
+        const r = ranges?.[i];
+        return handleMessage(r !== undefined ? Buffer.from(payload.subarray(r.start, r.end)) : encodeHl7(text, decoded.encoding));
+      });
+      const results = await Promise.all(pending);
+      let at = 0;
+      let notAccepted = 0;
+      const batches = file.batches.map((b) => {
+        const mine = results.slice(at, at + b.messages.length);
+        at += b.messages.length;
+        const acks = mine.filter((r) => batchAck === 'all' || !isPositiveAck(r.ack)).map((r) => r.ack);
+        notAccepted += mine.filter((r) => r.outcome.ackCode !== 'AA').length;
+        return { ...(b.header !== undefined ? { header: b.header } : {}), acks };
+      });
+      logger.info('mllp batch answered', { ...log, messages: file.messages.length, batches: file.batches.length, notAccepted, batchAck });
+      const text = buildBatchAck({ ...(file.fileHeader !== undefined ? { fileHeader: file.fileHeader } : {}), batches });
+      return encodeHl7(text, decoded.encoding);
     };
 
     const armFrameTimer = (): void => {

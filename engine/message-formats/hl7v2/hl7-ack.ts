@@ -81,6 +81,7 @@ export function hl7ErrorCodeFor(code: string): Hl7ErrorCondition {
     case 'OSPREY_ERR_HL7_NO_MSH':
     case 'OSPREY_ERR_HL7_BAD_SEGMENT':
     case 'OSPREY_ERR_HL7_STRUCTURE':
+    case 'OSPREY_ERR_HL7_BATCH_COUNT':
       return '100';
     case 'OSPREY_ERR_HL7_MISSING_FIELD':
       return '101';
@@ -300,6 +301,98 @@ export function buildAck(original: Hl7Message | undefined, options: AckOptions):
       const ce = ss === undefined ? esc(cond) : [esc(cond), esc(condText), 'HL70357'].join(ss);
       segments.push(['ERR', [...where, ce].join(d.component)].join(fs));
     }
+  }
+  return segments.join('\r');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch acknowledgements
+
+/** One received batch (BHS … BTS, or the implicit batch of a file without BHS), as its ACK batch answers it. */
+export interface BatchAckBatch {
+  /** The BHS as received; absent for an implicit batch (the ACK batch then references nothing). */
+  header?: string;
+  /**
+   * The acknowledgements this batch carries back, in the order of the messages they answer (each
+   * as {@link buildAck} returns it). Empty in errors-only mode when every message was accepted:
+   * HL7 reads a batch of zero negative acknowledgements as "all accepted".
+   */
+  acks: string[];
+  /** BTS-2 (batch comment): why the batch was refused, in safe text (no message content). */
+  comment?: string;
+}
+
+/** Options of {@link buildBatchAck}. */
+export interface BatchAckOptions {
+  /** The FHS as received. When present the answer is a file (FHS … FTS) referencing it; otherwise batches only. */
+  fileHeader?: string;
+  batches: BatchAckBatch[];
+  /** FTS-2 (file trailer comment), in safe text. */
+  comment?: string;
+  /** The clock, for tests. */
+  now?: Date;
+  /** Control ids for FHS-11 and each BHS-11, in that order, for tests; by default unique ids ({@link newControlId}). */
+  controlIds?: () => string;
+}
+
+/** The delimiters an FHS/BHS declares (its 4th character and FHS-2/BHS-2); the defaults where unusable. */
+function envelopeDelimiters(line: string | undefined): Hl7Delimiters {
+  const fs = line?.[3];
+  if (line === undefined || fs === undefined || /[A-Za-z0-9\s]/.test(fs)) return DEFAULT_HL7_DELIMITERS;
+  const enc = line.slice(4).split(fs, 1)[0] ?? '';
+  if (enc.length < 2) return DEFAULT_HL7_DELIMITERS;
+  return { field: fs, component: enc[0] as string, repetition: enc[1] as string, escape: enc[2], subcomponent: enc[3], truncation: enc[4] };
+}
+
+/**
+ * The answering envelope segment (FHS or BHS) for a received one: the received delimiters, its
+ * sender and receiver swapped as whole fields (as sent, like an ACK's MSH), a new control id in
+ * field 11, and field 12 (reference file / batch control id) the received field 11, as sent — the
+ * HL7 batch protocol's way of saying which file or batch this answers (HL7 v2.5 §2.10.3.3).
+ */
+function answeringEnvelope(id: 'FHS' | 'BHS', received: string | undefined, fallback: string | undefined, now: Date, controlId: string): string {
+  const source = received ?? fallback;
+  const d = envelopeDelimiters(source);
+  const fs = d.field;
+  const enc = d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
+  // fields[n - 1] is field n (the separator itself is field 1, so fields[1] is field 2).
+  const fields = source !== undefined && source[3] === fs ? source.split(fs) : [];
+  const f = (n: number): string => fields[n - 1] ?? '';
+  return [id, enc, f(5), f(6), f(3), f(4), hl7Timestamp(now), '', '', '', controlId, received !== undefined ? f(11) : ''].join(fs);
+}
+
+/**
+ * Builds the acknowledgement of a received HL7 batch (HL7 v2.5 §2.10.3, "HL7 batch protocol"):
+ * `FHS` (only when the received file had one) `{ BHS ACK… BTS }` `FTS`, segments joined by CR
+ * (no trailing CR; the framer adds FS CR).
+ *
+ * - FHS-12 / BHS-12 (reference file / batch control id) carry the received FHS-11 / BHS-11 as
+ *   sent; FHS-11 / BHS-11 are new unique ids; FHS-3…6 / BHS-3…6 are the received ones swapped
+ *   (sender ↔ receiver); the received envelope's delimiters are kept.
+ * - One BHS … BTS per received batch (an implicit batch, without BHS, gets one too, referencing
+ *   nothing), with its ACK messages and BTS-1 their count; FTS-1 is the number of batches.
+ * - BTS-2 / FTS-2 carry a refusal's reason, escaped.
+ */
+export function buildBatchAck(options: BatchAckOptions): string {
+  const now = options.now ?? new Date();
+  const nextId = options.controlIds ?? (() => newControlId(now.getTime()));
+  const file = options.fileHeader;
+  const segments: string[] = [];
+  if (file !== undefined) segments.push(answeringEnvelope('FHS', file, undefined, now, nextId()));
+  const fileD = envelopeDelimiters(file);
+  for (const batch of options.batches) {
+    const bhs = answeringEnvelope('BHS', batch.header, file, now, nextId());
+    segments.push(bhs);
+    for (const ack of batch.acks) segments.push(normalizeHl7Text(ack));
+    const d = envelopeDelimiters(bhs);
+    const bts = ['BTS', String(batch.acks.length)];
+    if (batch.comment !== undefined) bts.push(encodeHl7Escapes(batch.comment, d));
+    segments.push(bts.join(d.field));
+  }
+  if (file !== undefined) {
+    const fts = ['FTS', String(options.batches.length)];
+    if (options.comment !== undefined) fts.push(encodeHl7Escapes(options.comment, fileD));
+    segments.push(fts.join(fileD.field));
   }
   return segments.join('\r');
 }

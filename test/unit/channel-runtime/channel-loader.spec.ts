@@ -53,6 +53,7 @@ describe('channel-runtime/channel-loader', () => {
         maxConnections: 100,
         maxBytesInFlight: 64 * 1024 * 1024,
         maxUnreadAckBytes: 1024 * 1024,
+        batchAck: 'all',
         allowFrom: ['127.0.0.1'],
         tls: { cert: join(project.root, 'certs/server.pem'), key: join(project.root, 'certs/server.key'), requestCert: false },
       });
