@@ -27,7 +27,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   FILE_LEDGER,
@@ -215,7 +215,11 @@ export class SftpBatchPoller implements InboundAdapter {
     const decision = pickReadyFiles(listing, { globs: this.#config.globs, ...this.#config.pickup }, this.#seams.now(), this.#previous);
     this.#previous = decision.seen;
     const batch = decision.ready.slice(0, this.#config.filesAtOnce);
-    await Promise.all(batch.map((file) => this.#take(connection, file, decision.markers.get(file.name), isLost)));
+    // Every file of the batch ends (done, quarantined or interrupted) before a failure is reported:
+    // the connection is dropped on a failure, and must not be pulled from under a file still going.
+    const results = await Promise.allSettled(batch.map((file) => this.#take(connection, file, decision.markers.get(file.name), isLost)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** A file the ledger shows PROCESSING: downloaded again and resumed after its stored records. */
@@ -236,7 +240,7 @@ export class SftpBatchPoller implements InboundAdapter {
     const local = join(dir, 'file');
     try {
       const contentHash = await download(connection, path, local);
-      const open = () => createReadStream(local);
+      const open = (): Readable => createReadStream(local);
       let file = resuming;
       if (file && file.contentHash !== contentHash) {
         // Replaced on the server mid-way: what was stored stands; the new content is a new version.
@@ -282,7 +286,7 @@ export class SftpBatchPoller implements InboundAdapter {
    * Hands the file's records not yet stored to the engine, many at a time (the store commits them
    * in groups), in file order. Returns how many it stored now.
    */
-  async #records(file: InboundFile, open: () => NodeJS.ReadableStream & AsyncIterable<unknown>, total: number, isLost: () => boolean): Promise<number> {
+  async #records(file: InboundFile, open: () => Readable, total: number, isLost: () => boolean): Promise<number> {
     const stored = await this.#ledger.storedRecords(this.#channel, file.contentHash);
     const handler = this.#handler!;
     const inFlight = new Set<Promise<void>>();
@@ -291,7 +295,7 @@ export class SftpBatchPoller implements InboundAdapter {
     let lastProgress = this.#seams.now();
     const format = messageFormat(this.#reader.format);
     const remote = `sftp://${this.#config.host}:${this.#config.port}${file.path}`;
-    for await (const record of this.#reader.records(open as () => never)) {
+    for await (const record of this.#reader.records(open)) {
       if (failure) break;
       if (this.#stopping || isLost()) break;
       if (stored.has(record.lineage.recordIndex)) continue;
