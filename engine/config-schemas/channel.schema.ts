@@ -354,10 +354,14 @@ export const ChannelSpecSchema = Type.Object(
   {
     source: ChannelSourceSchema,
     orderBy: Type.Optional(
-      Hl7Path({
+      // A path in the notation of the source's format (HL7 `PID-3.1`, X12 `CLP-1`, a CSV column):
+      // the format module reads it, so the schema only refuses blanks.
+      Type.String({
+        pattern: '^\\S+$',
         default: 'MSH-10',
-        description: 'HL7 path of the ordering key: messages with the same key are processed and delivered in arrival order. MSH-10 means no ordering across messages.',
-        examples: ['PID-3.1'],
+        'x-expected': "a path in the source format's notation: PID-3.1 (HL7 v2), CLP-1 (X12), a column name (CSV)",
+        description: "Path of the ordering key, in the notation of the source's format (HL7 v2 `PID-3.1`, X12 `CLP-1`, a CSV column name): messages with the same key are processed and delivered in arrival order. MSH-10 means no ordering across messages.",
+        examples: ['PID-3.1', 'CLP-1', 'mrn'],
       }),
     ),
     steps: Type.Optional(
