@@ -67,6 +67,11 @@ export type SampleFile = { ok: true; records: SampleRecord[] } | { ok: false; er
 export interface SourceDefinition<Settings = never, Config = unknown> {
   /** The `type` of the channel file's `source` (kebab-case, e.g. `mllp-listener`). */
   readonly type: string;
+  /**
+   * True when the source binds its `port` on this machine (a listener): two such channels on one
+   * port are refused by `osprey validate`. A client's `port` (an SFTP server's 22) is not checked.
+   */
+  readonly listens?: boolean;
   /** The whole `source` block as a channel file writes it, `type` literal included (closed object). */
   readonly schema: TObject;
   /** The adapter's runtime config from validated settings: units resolved, defaults filled, paths absolute. */
