@@ -17,7 +17,7 @@ export { isSecretHeader, SECRET_HEADER_NAMES } from './secret-headers.ts';
 /** Schema blocks and unit parsers for an adapter's settings as a channel file writes them (`1MB`, `60s`, `${VAR}`). */
 export { Duration, SecretString, Size, StringEnum, MESSAGE_TYPE_PATTERN } from '../config-schemas/common.schema.ts';
 export type { DeliverySender, DestinationDefinition } from './destination-definition.ts';
-export type { AdapterLogger, SourceDefinition, SourceDeps, SourceIngestSettings, SourceServices } from './source-definition.ts';
+export type { AdapterLogger, SampleFile, SampleRecord, SourceDefinition, SourceDeps, SourceIngestSettings, SourceServices } from './source-definition.ts';
 export type { FormatMessage, MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 export { parseDuration, parseSize } from '../config-schemas/units.ts';
 

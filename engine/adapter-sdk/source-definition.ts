@@ -12,6 +12,7 @@
  */
 import type { TObject } from '@sinclair/typebox';
 import type { MessageFormatName } from '../message-formats/message-format.ts';
+import type { StoredError } from '../message-store/message-store.ts';
 import type { InboundAdapter } from './index.ts';
 
 /** A winston-compatible logger (a winston `Logger` or child fits). */
@@ -52,9 +53,25 @@ export interface SourceServices {
   [service: string]: unknown;
 }
 
+/** One record of a sample file, as the source would hand it to ingest. */
+export interface SampleRecord {
+  /** The record's stored text (what its format's `parse` reads). */
+  text: string;
+  /** A record the source refuses on its own (a CSV row failing its schema): stored as ERROR with this. */
+  error?: StoredError;
+}
+
+/** A sample file read the way a file source reads its files: refused whole, or its records in order. */
+export type SampleFile = { ok: true; records: SampleRecord[] } | { ok: false; error: StoredError };
+
 export interface SourceDefinition<Settings = never, Config = unknown> {
   /** The `type` of the channel file's `source` (kebab-case, e.g. `mllp-listener`). */
   readonly type: string;
+  /**
+   * True when the source binds its `port` on this machine (a listener): two such channels on one
+   * port are refused by `osprey validate`. A client's `port` (an SFTP server's 22) is not checked.
+   */
+  readonly listens?: boolean;
   /** The whole `source` block as a channel file writes it, `type` literal included (closed object). */
   readonly schema: TObject;
   /** The adapter's runtime config from validated settings: units resolved, defaults filled, paths absolute. */
@@ -70,6 +87,12 @@ export interface SourceDefinition<Settings = never, Config = unknown> {
   create(config: Config, deps: SourceDeps): InboundAdapter;
   /** What the API shows of the source besides its type (bound address, remote directory …). */
   describe(config: Config, adapter?: InboundAdapter): Record<string, string | number | undefined>;
+  /**
+   * For sources that read whole files (a batch poller): read a local sample file as the source
+   * would, checked whole first, then split into records. `osprey test` uses it so that a channel
+   * test's input is a file as dropped, not one record. Absent: a sample is one message.
+   */
+  readSample?(file: string, config: Config): Promise<SampleFile>;
   /** The first line `osprey start` prints after the channel's state (`MLLP :6661`). */
   summary?(config: Config, adapter?: InboundAdapter): string | undefined;
 }

@@ -282,6 +282,15 @@ async function checkSemantics(file: string, value: unknown, context: ChannelLint
   }
 }
 
+/** Whether a source type binds its port on this machine (unknown types: reported elsewhere, not here). */
+function listens(type: unknown): boolean {
+  try {
+    return typeof type === 'string' && sourceDefinition(type).listens === true;
+  } catch {
+    return false;
+  }
+}
+
 /** The message format the channel's source gives (undefined when the source block is not valid enough to tell). */
 function sourceFormat(source: Record<string, unknown> | undefined): string | undefined {
   if (!source || typeof source.type !== 'string') return undefined;
@@ -435,8 +444,9 @@ export function lintAcrossChannels(files: readonly LintedChannelFile[]): LintIss
     const spec = isRecord(f.value.spec) ? f.value.spec : undefined;
     const src = spec && isRecord(spec.source) ? spec.source : undefined;
     const port = src?.port;
-    // Port 0 asks the OS for a free port (tests): never a conflict.
-    if (typeof port === 'number' && Number.isInteger(port) && port > 0) {
+    // Only a listener binds its port here (an SFTP poller's port is the server's). Port 0 asks the
+    // OS for a free port (tests): never a conflict.
+    if (listens(src?.type) && typeof port === 'number' && Number.isInteger(port) && port > 0) {
       const first = ports.get(port);
       if (first) {
         const at = position(f, ['spec', 'source', 'port']);

@@ -22,6 +22,8 @@ export const ExceptionCategory = {
   incompleteMessage: 'incomplete-message',
   /** A time without an offset from a facility with no time zone in `config/lookups/facilities.yaml`. */
   unknownTimeZone: 'unknown-time-zone',
+  /** An 835 claim payment whose payer has no id (N1*PR N104, REF*2U, TRN03): it cannot be posted to a payer. */
+  missingPayer: 'missing-payer',
 } as const;
 export type ExceptionCategory = (typeof ExceptionCategory)[keyof typeof ExceptionCategory];
 

@@ -74,6 +74,7 @@ export type MllpListenerSource = Static<typeof MllpListenerSourceSchema>;
 
 export const mllpListenerSource: SourceDefinition<MllpListenerSource, ResolvedMllpListenerConfig> = {
   type: 'mllp-listener',
+  listens: true,
   schema: MllpListenerSourceSchema,
   toConfig: (settings, { abs }) => toMllpListenerConfig(settings, abs),
   ingest: (settings) => ({

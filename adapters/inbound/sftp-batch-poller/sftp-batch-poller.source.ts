@@ -4,7 +4,9 @@
  * ingest treats its records (the file format's message format, a long duplicate window), and how
  * the engine builds and shows it. A channel whose host is left empty is not run, on purpose.
  */
-import { parseDuration, type SourceDefinition } from '../../../engine/adapter-sdk/index.ts';
+import { createReadStream } from 'node:fs';
+import { parseDuration, type SampleRecord, type SourceDefinition } from '../../../engine/adapter-sdk/index.ts';
+import { fileRecordReader } from './file-records.ts';
 import { SftpBatchPoller } from './sftp-batch-poller.ts';
 import {
   recordFormatOf,
@@ -44,6 +46,16 @@ export const sftpBatchPollerSource: SourceDefinition<SftpBatchPollerSettings, Sf
       lastPollAt: poller?.lastPollAt === undefined ? undefined : new Date(poller.lastPollAt).toISOString(),
       lastError: poller?.lastError ? `${poller.lastError.code}: ${poller.lastError.detail}` : undefined,
     };
+  },
+  // `osprey test`: a sample is a whole file, checked and split by the same reader the poller runs.
+  readSample: async (file, config) => {
+    const reader = fileRecordReader(config);
+    const open = () => createReadStream(file);
+    const check = await reader.check(open);
+    if (!check.ok) return { ok: false, error: { code: check.code, detail: check.detail } };
+    const records: SampleRecord[] = [];
+    for await (const r of reader.records(open)) records.push(r.error ? { text: r.text, error: r.error } : { text: r.text });
+    return { ok: true, records };
   },
   summary: (config) => `SFTP ${config.host}:${config.port}${config.directory}`,
 };

@@ -36,7 +36,7 @@ export async function testCommand(argv: string[]): Promise<number> {
       continue;
     }
     for (const test of readChannelTests(testFile)) {
-      const result = runChannelTest(spec, project.resourcesFor(spec), projectRoot, test);
+      const result = await runChannelTest(spec, project.resourcesFor(spec), projectRoot, test);
       if (result.passed) {
         passed++;
         process.stdout.write(`✓ ${spec.name} › ${test.name}\n`);

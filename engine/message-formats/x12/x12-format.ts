@@ -22,7 +22,10 @@ export function x12Qualified(message: X12Message, segmentId: string, qualifier: 
 function keysOf(message: X12Message): FormatKeys {
   const keys: FormatKeys = { messageType: message.get('ST-1') ?? '835' };
   const controlId = message.get('CLP-1');
-  if (controlId !== undefined) keys.controlId = controlId;
+  // A reversal (CLP02 = 22) and the claim's corrected payment usually come in the same remittance,
+  // under the same TRN02 and CLP01: the reversal gets an identity of its own, or the corrected
+  // payment would be taken for its duplicate and never posted.
+  if (controlId !== undefined) keys.controlId = message.get('CLP-2') === '22' ? `${controlId}#reversal` : controlId;
   const payer = x12Qualified(message, 'N1', 'PR', 4) ?? message.get('TRN-3');
   const trace = message.get('TRN-2');
   if (payer !== undefined || trace !== undefined) keys.sender = `${payer ?? ''}|${trace ?? ''}`;
@@ -37,7 +40,7 @@ function keysOf(message: X12Message): FormatKeys {
 
 /**
  * The X12 format module. `parse` reads one record's text (it must start with its ISA);
- * `keys`: controlId = CLP01, sender = `<payer id (N1*PR N104, else TRN03)>|<TRN02>`, messageType =
+ * `keys`: controlId = CLP01 (`CLP01#reversal` for a reversal, CLP02 = 22), sender = `<payer id (N1*PR N104, else TRN03)>|<TRN02>`, messageType =
  * ST01 (`835`), patientId = NM1*QC NM109, visitId = CLP07 (the payer's claim control number),
  * facility = the payee's N1*PE N104; `render` puts one segment per line.
  */

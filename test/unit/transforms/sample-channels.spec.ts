@@ -39,10 +39,10 @@ for (const { channel, folder } of SAMPLE_CHANNELS) {
 
     for (const sample of samples) {
       describe(sample.split('/').pop()!, () => {
-        it('passes its declarative test case as `osprey test` runs it', () => {
+        it('passes its declarative test case as `osprey test` runs it', async () => {
           const tc = cases.find((c) => c.input === sample);
           expect(tc, 'test case').to.not.equal(undefined);
-          const result = runChannelTest(ch.spec, ch.resources, ROOT, tc!);
+          const result = await runChannelTest(ch.spec, ch.resources, ROOT, tc!);
           expect(result.problems.join('\n')).to.equal('');
           expect(result.passed).to.equal(true);
           for (const d of ch.destinations) expect(tc!.expect?.[d.name], `${d.name} golden file`).to.equal(expectedPath(channel, sample, d.name));

@@ -20,6 +20,9 @@ import { runPipeline, type PipelineResources } from '../../../engine/channel-run
 import { channelEnvironment } from '../../../engine/engine-config/http-exposure.ts';
 import { loadEngineConfig } from '../../../engine/engine-config/load-engine-config.ts';
 import { decodeHl7, Hl7Message } from '../../../engine/message-formats/hl7v2/index.ts';
+import { messageFormat } from '../../../engine/message-formats/index.ts';
+import type { FormatMessage } from '../../../engine/message-formats/message-format.ts';
+import { sourceDefinition } from '../../../engine/channel-runtime/adapter-registry.ts';
 import type { ProcessingOutcome } from '../../../engine/message-store/message-store.ts';
 import { createTransformContext, type LookupValue } from '../../../engine/transform-sdk/index.ts';
 
@@ -123,7 +126,7 @@ export interface RunOptions {
  * Runs one parsed message through the engine's pipeline for the channel. `lookup` replaces the
  * lookup tables (to test a missing row); by default the engine's tables are used.
  */
-export function runMessage(channel: ChannelUnderTest, msg: Hl7Message, lookup?: Lookup, options: RunOptions = {}): SampleRun {
+export function runMessage(channel: ChannelUnderTest, msg: FormatMessage, lookup?: Lookup, options: RunOptions = {}): SampleRun {
   const resources: PipelineResources = lookup ? { ...channel.resources, lookups: { get: lookup } } : channel.resources;
   const pipelineChannel = { ...channel.spec, name: options.channelName ?? channel.name };
   const input = {
@@ -164,16 +167,43 @@ function stepOutcome(outcome: ProcessingOutcome): StepOutcome {
   }
 }
 
+/** One record of a file sample: refused by the source (its error), or run through the pipeline. */
+export type RecordRun = { index: number; sourceError: { code: string; detail: string } } | ({ index: number; sourceError?: undefined } & SampleRun);
+
+/** A file sample as the channel's file source reads it (checked, then split), each record run as `osprey test` runs it. */
+export async function runSampleFile(
+  channel: ChannelUnderTest,
+  samplePath: string,
+  options: { lookup?: Lookup; run?: RunOptions } = {},
+): Promise<{ refused?: { code: string; detail: string }; records: RecordRun[] }> {
+  const readSample = sourceDefinition(channel.spec.source.type).readSample;
+  if (!readSample) throw new Error(`channel ${channel.name}'s source does not read files`);
+  const sample = await readSample(join(ROOT, samplePath), channel.spec.source.config);
+  if (!sample.ok) return { refused: { ...sample.error }, records: [] };
+  const format = messageFormat(channel.spec.source.format);
+  return {
+    records: sample.records.map((r, index): RecordRun => {
+      if (r.error) return { index, sourceError: { ...r.error } };
+      return { index, ...runMessage(channel, format.parse(r.text), options.lookup, { messageId: `test-${samplePath}#${index}`, ...options.run }) };
+    }),
+  };
+}
+
+/** What each destination receives from all the records of a file, in record order. */
+export function deliveredByFile(channel: ChannelUnderTest, records: readonly RecordRun[]): Record<string, unknown[]> {
+  return Object.fromEntries(channel.destinations.map((d) => [d.name, records.flatMap((r) => (r.sourceError ? [] : (r.delivered[d.name] ?? [])))]));
+}
+
 /** `samples/expected/<channel>/<stem>.<destination>.json` for a sample path. */
 export function expectedPath(channel: string, samplePath: string, destination: string): string {
-  const stem = samplePath.split('/').pop()!.replace(/\.hl7$/, '');
+  const stem = samplePath.split('/').pop()!.replace(/\.(hl7|835|x12|csv)$/, '');
   return `samples/expected/${channel}/${stem}.${destination}.json`;
 }
 
 /** The sample files of a folder under samples/, as project-relative paths. */
-export function samplesIn(folder: string): string[] {
+export function samplesIn(folder: string, extensions: readonly string[] = ['.hl7']): string[] {
   return readdirSync(join(ROOT, folder))
-    .filter((f) => f.endsWith('.hl7'))
+    .filter((f) => extensions.some((e) => f.endsWith(e)))
     .sort()
     .map((f) => `${folder}/${f}`);
 }
@@ -182,6 +212,12 @@ export function samplesIn(folder: string): string[] {
 export function goldenText(payloads: unknown[]): string {
   return `${JSON.stringify(payloads, null, 2)}\n`;
 }
+
+/** The file channels' samples: each file is one case, read the way the SFTP source reads it. */
+export const FILE_SAMPLE_CHANNELS = [
+  { channel: 'sftp-835-to-erp', folder: 'samples/x12/835', extensions: ['.835', '.x12'] },
+  { channel: 'sftp-charges-to-erp', folder: 'samples/batch', extensions: ['.csv'] },
+] as const;
 
 export const SAMPLE_CHANNELS = [
   { channel: 'adt-to-rcm-erp', folder: 'samples/hl7v2/adt' },
