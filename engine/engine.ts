@@ -163,7 +163,8 @@ export class Engine {
     for (const [name, instance] of this.channels) {
       try {
         await instance.start();
-        this.logger.info('channel started', { channel: name, port: instance.sourceAddress?.port });
+        if (instance.disabledReason) this.logger.info('channel not run, as configured', { channel: name, reason: instance.disabledReason });
+        else this.logger.info('channel started', { channel: name, port: instance.sourceAddress?.port });
       } catch (err) {
         this.channelFailed(this.specs.get(name)!, err);
       }
