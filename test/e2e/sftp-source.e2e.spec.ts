@@ -63,6 +63,24 @@ async function polls(api: ApiLike, channel: string, n = 2): Promise<void> {
   );
 }
 
+/**
+ * Writes a generated 835 into `inbox` as the temp-name convention wants (`.name.filepart`, then a
+ * rename), so the poller never sees it half written.
+ */
+async function drop835(inbox: string, name: string, options: Parameters<typeof generate835>[1]): Promise<Awaited<ReturnType<typeof generate835>>> {
+  const temp = join(inbox, `.${name}.filepart`);
+  const result = await generate835(temp, options);
+  renameSync(temp, join(inbox, name));
+  return result;
+}
+
+/** Copies a file into `inbox` under a temporary name, then renames it (a complete upload). */
+function place(source: string, inbox: string, name: string): void {
+  const temp = join(inbox, `${name}.tmp`);
+  copyFileSync(source, temp);
+  renameSync(temp, join(inbox, name));
+}
+
 /** Claim ids applied at the stand-in (first applications only), in order. */
 const appliedClaims = (erp: ErpStandIn): string[] => erp.applied.filter((a) => a.path === PATH).map((a) => claimIdOf(a.payload) ?? '?');
 
@@ -156,7 +174,7 @@ describe('SFTP source end to end (real OpenSSH server, real engine, ERP stand-in
   describe('structural check', () => {
     it('quarantines a truncated 835 under error/ with a .reason file and stores nothing of it', async () => {
       const { name, inbox, base } = await channel();
-      const result = await generate835(join(inbox, 'cut.835'), { claims: 30, seed: 13, truncateAfterClaims: 17 });
+      const result = await drop835(inbox, 'cut.835', { claims: 30, seed: 13, truncateAfterClaims: 17 });
       expect(result.truncated).to.equal(true);
       const [file] = await waitFor(async () => (await files(engine!, name)).filter((f) => f.state === 'QUARANTINED').length === 1 && files(engine!, name), { timeoutMs: 15_000, what: 'cut.835 QUARANTINED' });
       expect(file.error.code).to.equal('OSPREY_ERR_X12_ENVELOPE');
@@ -176,10 +194,10 @@ describe('SFTP source end to end (real OpenSSH server, real engine, ERP stand-in
       const { name, inbox } = await channel();
       const gen = join(makeTempDir('sftp-gen'), 'a.835');
       await generate835(gen, { claims: 25, seed: 14 });
-      copyFileSync(gen, join(inbox, 'a.835'));
+      place(gen, inbox, 'a.835');
       await waitFor(() => erp.applied.length >= 25, { timeoutMs: 15_000, what: '25 claims at the ERP' });
       await waitFor(async () => (await files(engine!, name))[0]?.state === 'DONE', { timeoutMs: 15_000, what: 'a.835 DONE' });
-      copyFileSync(gen, join(inbox, 'a.835'));
+      place(gen, inbox, 'a.835');
       const rows = await waitFor(async () => {
         const r = await files(engine!, name);
         return r.length === 2 && r[0].state !== 'PROCESSING' && r;
@@ -196,12 +214,12 @@ describe('SFTP source end to end (real OpenSSH server, real engine, ERP stand-in
       const { name, inbox } = await channel();
       // The same seed gives the same claims (CLP01) under the same payer and TRN02; the corrected
       // file holds 10 more.
-      await generate835(join(inbox, 'b.835'), { claims: 20, seed: 15 });
+      await drop835(inbox, 'b.835', { claims: 20, seed: 15 });
       await waitFor(() => erp.applied.length >= 20, { timeoutMs: 15_000, what: '20 claims at the ERP' });
       await waitFor(async () => (await files(engine!, name))[0]?.state === 'DONE', { timeoutMs: 15_000, what: 'b.835 DONE' });
       const gen = join(makeTempDir('sftp-gen'), 'b.835');
       await generate835(gen, { claims: 30, seed: 15 });
-      copyFileSync(gen, join(inbox, 'b.835'));
+      place(gen, inbox, 'b.835');
       const rows = await waitFor(async () => {
         const r = await files(engine!, name);
         return r.length === 2 && r[0].state === 'DONE' && r;
@@ -227,7 +245,7 @@ describe('SFTP source end to end (real OpenSSH server, real engine, ERP stand-in
         const { name, inbox } = await channel({}, own);
         await polls(engine!, name, 1);
         const presented = await own.replaceHostKey();
-        await generate835(join(inbox, 'c.835'), { claims: 5, seed: 16 });
+        await drop835(inbox, 'c.835', { claims: 5, seed: 16 });
         const view = await waitFor(async () => {
           const v = await sourceView(engine!, name);
           return typeof v?.lastError === 'string' && v.lastError.startsWith('OSPREY_ERR_SFTP_HOST_KEY') && v;
@@ -351,12 +369,16 @@ describe('SFTP source end to end, engine as a child process', function () {
     const CLAIMS = 30_000;
     const run = await prepare('sftp-kill9');
     let p = await run.start();
-    await generate835(join(run.inbox, 'big.835'), { claims: CLAIMS, seed: 21, payers: 2 });
+    await drop835(run.inbox, 'big.835', { claims: CLAIMS, seed: 21, payers: 2 });
     // Killed while records of the file are being stored (some stored, not all).
+    let seen: unknown;
     const at = await waitFor(async () => {
       const [f] = await files(p, run.name);
+      seen = f ?? (await sourceView(p, run.name));
       return f?.state === 'PROCESSING' && f.recordsDone >= 2_000 && f.recordsDone;
-    }, { timeoutMs: 60_000, intervalMs: 10, what: 'big.835 part-way through' });
+    }, { timeoutMs: 60_000, intervalMs: 10, what: 'big.835 part-way through' }).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen ${JSON.stringify(seen)}\n${p.log().slice(-3000)}`);
+    });
     await p.kill9();
     expect(at).to.be.lessThan(CLAIMS);
     p = await run.start();
@@ -375,7 +397,7 @@ describe('SFTP source end to end, engine as a child process', function () {
   it('a 50 MB 835 with the server stopped mid-download: reconnects with backoff, takes the file later, peak RSS under 300 MB', async () => {
     const run = await prepare('sftp-big', { batch: { maxItems: 200, maxWait: '50ms' } });
     const gen = join(makeTempDir('sftp-gen'), 'fifty.835');
-    const made = await generate835(gen, { claims: 115_000, seed: 22, payers: 3 });
+    const made = await generate835(gen, { claims: 118_000, seed: 22, payers: 3 });
     expect(made.bytes).to.be.greaterThan(50 * 1024 * 1024);
     const p = await run.start();
     copyFileSync(gen, join(run.inbox, 'fifty.835.tmp'));
