@@ -51,6 +51,17 @@ const options = {
   'engine-node-args': { type: 'string', default: '' },
 } as const;
 
+// Other scenarios run on their own and exit (their own options, the same JSON last line).
+const scenarioAt = process.argv.indexOf('--scenario');
+const scenario = scenarioAt >= 0 ? process.argv[scenarioAt + 1] : process.argv.find((a) => a.startsWith('--scenario='))?.slice('--scenario='.length);
+if (scenario === 'sftp-835') {
+  await import('./sftp-835.ts');
+  await new Promise(() => undefined);
+} else if (scenario !== undefined && scenario !== 'mllp') {
+  process.stderr.write(`unknown --scenario ${scenario} (mllp, sftp-835)\n`);
+  process.exit(2);
+}
+
 function parseBenchArgs() {
   try {
     return parseArgs({ options }).values;
