@@ -31,6 +31,9 @@ export class PendingWrites {
   readonly #writing = new Map<string, Promise<void>>();
   /** Writes that ended recently; bounded, oldest dropped first. */
   readonly #ended = new Map<string, Ended>();
+  /** Entries still holding a delivery, oldest first from `#payloadHead`: their payloads are dropped once stale. */
+  readonly #withPayload: Ended[] = [];
+  #payloadHead = 0;
 
   readonly #now: () => number;
 
@@ -82,7 +85,19 @@ export class PendingWrites {
   #remember(id: string, ended: Ended): void {
     this.#ended.delete(id);
     this.#ended.set(id, ended);
-    if (this.#ended.size > (this.options.remembered ?? 10_000)) this.#ended.delete(this.#ended.keys().next().value as string);
+    if (this.#ended.size > (this.options.remembered ?? 4096)) this.#ended.delete(this.#ended.keys().next().value as string);
+    if (ended.delivery) this.#withPayload.push(ended);
+    // A copy older than the handover window is never handed over: its payload is dropped now rather
+    // than when the entry ages out (a backlog of large payloads, an 835 claim's text each, stayed in
+    // memory for nothing). Entries are queued in the order they were written: the oldest first.
+    const staleBefore = ended.at - (this.options.freshMs ?? HANDOVER_FRESH_MS);
+    while (this.#payloadHead < this.#withPayload.length && this.#withPayload[this.#payloadHead]!.at < staleBefore) {
+      this.#withPayload[this.#payloadHead++]!.delivery = undefined;
+    }
+    if (this.#payloadHead > 1024) {
+      this.#withPayload.splice(0, this.#payloadHead);
+      this.#payloadHead = 0;
+    }
   }
 }
 

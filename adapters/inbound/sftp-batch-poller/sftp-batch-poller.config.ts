@@ -35,7 +35,7 @@ export const SFTP_POLLER_DEFAULTS = {
   dedupeWindow: '400d',
   reconnectInitialMs: 1_000,
   reconnectMaxMs: 60_000,
-  recordsInFlight: 256,
+  recordsInFlight: 64,
 } as const;
 
 const OptionalText = (description: string, examples: string[]) => Type.Optional(Type.String({ description, examples }));
