@@ -1,7 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=1024
 // SPDX-License-Identifier: Apache-2.0
 // The `osprey` command. Registers the TypeScript loader (tsx) so that the engine, channels'
-// transforms and the CLI run from source with no manual build step.
+// transforms and the CLI run from source with no manual build step. The shebang's V8 heap settings
+// are the engine's (engine/engine-config/node-options.ts).
 //
 // `messages`, `send` and the help only talk to a running engine: they load no transform and no
 // engine module, and their modules use only TypeScript that erases to JavaScript. On a Node that

@@ -7,6 +7,7 @@
  * way, the sandbox off (the sink is the receiver), and the store and bus of the chosen mode.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { ENGINE_NODE_OPTIONS } from '../../engine/engine-config/node-options.ts';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { processCpuMs } from './host-cpu.ts';
@@ -110,7 +111,7 @@ export class EngineProcess {
 
   /** Starts `osprey start` and resolves once the sample channel is RUNNING; rejects with the engine's own words otherwise. */
   static async start(o: EngineProcessOptions): Promise<EngineProcess> {
-    const child = spawn(process.execPath, [...(o.nodeArgs ?? []), 'bin/osprey.js', 'start', '--config', o.configFile], {
+    const child = spawn(process.execPath, [...ENGINE_NODE_OPTIONS, ...(o.nodeArgs ?? []), 'bin/osprey.js', 'start', '--config', o.configFile], {
       cwd: o.repoRoot,
       env: { ...process.env, ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Runs the engine as a CHILD process, the way it runs in production (`node bin/osprey.js start
- * --config <file>`), so a test can kill it with SIGKILL and start it again on the same data dir.
+ * Runs the engine as a CHILD process, the way it runs in production (`node <ENGINE_NODE_OPTIONS>
+ * bin/osprey.js start --config <file>`), so a test can kill it with SIGKILL and start it again on the same data dir.
  * stdout and stderr go to a log file in the test's temp dir (shown when a start fails).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { ENGINE_NODE_OPTIONS } from '../../engine/engine-config/node-options.ts';
 import { REPO_ROOT } from './test-engine.ts';
 import { waitFor } from './wait-for.ts';
 
@@ -50,7 +51,7 @@ export class EngineProcess {
   /** Spawns the engine and resolves once `/readyz` answers 200 (every channel running, recovery done). */
   static async start(options: EngineProcessOptions, readyTimeoutMs = 30_000): Promise<EngineProcess> {
     const fd = openSync(options.logFile, 'a');
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'osprey.js'), 'start', '--config', options.configFile], {
+    const child = spawn(process.execPath, [...ENGINE_NODE_OPTIONS, join(REPO_ROOT, 'bin', 'osprey.js'), 'start', '--config', options.configFile], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', fd, fd],
