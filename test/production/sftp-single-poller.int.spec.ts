@@ -224,7 +224,7 @@ describe('production mode: SFTP source, two instances, one poller (real PostgreS
       const [f] = await files(active.process!, channel);
       const delivered = c.standIn.appliedTo(PATH).length;
       seen = { file: f, delivered };
-      return f?.state === 'PROCESSING' && f.recordsDone >= 1_000 && f.recordsDone < CLAIMS && delivered > 0 && { stored: f.recordsDone as number, delivered };
+      return f?.state === 'PROCESSING' && f.recordsDone >= 4_000 && f.recordsDone < CLAIMS && delivered > 0 && { stored: f.recordsDone as number, delivered };
     }, { timeoutMs: 60_000, intervalMs: 10, what: 'big.835 part-way through' }).catch(async (err: Error) => {
       throw new Error(`${err.message}; last seen ${JSON.stringify(seen)}\n${await diagnostics(c)}`);
     });
@@ -235,6 +235,10 @@ describe('production mode: SFTP source, two instances, one poller (real PostgreS
     // The survivor's next try takes the lock the killed session held.
     await waitFor(async () => ACTIVE_STATES.includes((await sourceView(survivor.process!, channel))?.state), { timeoutMs: 30_000, intervalMs: 10, what: `${survivor.name} to take the lease` });
     const takeoverMs = Date.now() - killedAt;
+    // Resumed: the survivor stores the file's next records (downloaded again, stored ones skipped).
+    const storedAtKill = ((await files(survivor.process!, channel))[0]?.recordsDone as number | undefined) ?? 0;
+    await waitFor(async () => (await files(survivor.process!, channel))[0]?.recordsDone > storedAtKill, { timeoutMs: 60_000, intervalMs: 20, what: `${survivor.name} to store records of big.835 again` });
+    const resumeMs = Date.now() - killedAt;
 
     try {
       await waitFor(async () => (await files(survivor.process!, channel))[0]?.state === 'DONE', { timeoutMs: 120_000, intervalMs: 100, what: 'big.835 DONE on the survivor' });
@@ -256,7 +260,7 @@ describe('production mode: SFTP source, two instances, one poller (real PostgreS
     expect(filesTakenBy(survivor), 'the survivor resumed big.835').to.deep.equal(['big.835']);
     const redelivered = c.standIn.requestsTo(PATH).length - CLAIMS;
     console.log(
-      `      [sftp kill -9] killed ${active.name} at ${at.stored}/${CLAIMS} stored, ${at.delivered} applied; ${survivor.name} took the lease in ${takeoverMs} ms; ` +
+      `      [sftp kill -9] killed ${active.name} at ${at.stored}/${CLAIMS} stored, ${at.delivered} applied; ${survivor.name} took the lease in ${takeoverMs} ms, stored again after ${resumeMs} ms; ` +
         `${(CLAIMS / spanS).toFixed(0)} claims/s drop → last applied (${spanS.toFixed(1)} s), ${redelivered} request(s) beyond one per claim`,
     );
   });
