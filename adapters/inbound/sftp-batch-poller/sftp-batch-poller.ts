@@ -63,6 +63,8 @@ export interface PollerSeams {
 class Interrupted extends Error {}
 
 const PROGRESS_EVERY_MS = 10_000;
+/** How often an instance without the channel's lease tries to take it. */
+const STANDBY_RETRY_MS = 5_000;
 
 export class SftpBatchPoller implements InboundAdapter {
   state: PollerState = 'starting';
@@ -140,8 +142,10 @@ export class SftpBatchPoller implements InboundAdapter {
     while (!this.#stopping) {
       const lease = await this.#acquire();
       if (!lease) {
+        // Another instance polls; try again soon, so that a takeover after it dies does not wait a
+        // whole poll interval (30 s by default).
         this.state = 'standby';
-        await this.#sleep(this.#config.pollIntervalMs);
+        await this.#sleep(Math.min(this.#config.pollIntervalMs, STANDBY_RETRY_MS));
         continue;
       }
       let lost = false;
