@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=1024
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=1024
 // SPDX-License-Identifier: Apache-2.0
 // The `osprey` command. Registers the TypeScript loader (tsx) so that the engine, channels'
 // transforms and the CLI run from source with no manual build step. The shebang's V8 heap settings
