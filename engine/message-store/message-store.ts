@@ -11,7 +11,7 @@
  */
 import type { FileLedger, SingleActive } from '../adapter-sdk/file-source-services.ts';
 import type { ErrorCode } from '../errors/error-codes.ts';
-import type { MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
+import type { FormatKeys, MessageFormatName, RecordLineage } from '../message-formats/message-format.ts';
 
 /** Message states, in the words integration engineers already use (Mirth). */
 export const MessageState = {
@@ -33,18 +33,8 @@ export const DeliveryState = {
 } as const;
 export type DeliveryState = (typeof DeliveryState)[keyof typeof DeliveryState];
 
-/** Business keys extracted at ingest and indexed for search. */
-export interface BusinessKeys {
-  controlId?: string;
-  /** MSH-3 and MSH-4 as sent, joined by `|`: the sender identity used for de-duplication. */
-  sender?: string;
-  /** e.g. `ADT^A01`. */
-  messageType?: string;
-  patientId?: string;
-  /** Visit (PV1-19) or appointment (SCH-1/SCH-2) id. */
-  visitId?: string;
-  facility?: string;
-}
+/** Business keys extracted at ingest by the message's format module, and indexed for search. */
+export type BusinessKeys = FormatKeys;
 
 export interface StoredError {
   code: ErrorCode;

@@ -12,6 +12,7 @@ import { posix } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Duration, StringEnum, parseDuration } from '../../../engine/adapter-sdk/index.ts';
 import { CsvRecordSchema, type CsvRecordSchemaInput } from '../../../engine/message-formats/csv-record/index.ts';
+import type { SftpConnectOptions } from '../../shared/sftp/sftp-connection.ts';
 
 const closed = { additionalProperties: false } as const;
 
@@ -118,15 +119,9 @@ export const SftpBatchPollerSourceSchema = Type.Object(
 
 export type SftpBatchPollerSettings = Static<typeof SftpBatchPollerSourceSchema>;
 
-export interface SftpBatchPollerConfig {
-  host: string;
+/** The connection settings (shared with the SFTP destination) with defaults filled in, and the poller's own. */
+export interface SftpBatchPollerConfig extends SftpConnectOptions {
   port: number;
-  user: string;
-  keyFile?: string;
-  privateKey?: string;
-  passphrase?: string;
-  password?: string;
-  hostKey: string;
   directory: string;
   globs: string[];
   format: FileFormat;

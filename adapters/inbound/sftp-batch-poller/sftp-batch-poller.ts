@@ -94,7 +94,7 @@ export class SftpBatchPoller implements InboundAdapter {
     this.#lease = deps.services[SINGLE_ACTIVE] as SingleActive | undefined;
     this.#reader = fileRecordReader(config);
     this.#seams = {
-      connect: seams.connect ?? ((c) => connectSftp({ host: c.host, port: c.port, user: c.user, keyFile: c.keyFile, privateKey: c.privateKey, passphrase: c.passphrase, password: c.password, hostKey: c.hostKey })),
+      connect: seams.connect ?? connectSftp,
       now: seams.now ?? Date.now,
     };
   }
