@@ -65,6 +65,8 @@ class Interrupted extends Error {}
 const PROGRESS_EVERY_MS = 10_000;
 /** How often an instance without the channel's lease tries to take it. */
 const STANDBY_RETRY_MS = 5_000;
+/** How long stop() waits for the poll loop to end. */
+const STOP_WAIT_MS = 10_000;
 
 export class SftpBatchPoller implements InboundAdapter {
   state: PollerState = 'starting';
@@ -114,7 +116,16 @@ export class SftpBatchPoller implements InboundAdapter {
     this.#stopping = true;
     this.#wake?.();
     await this.#connection?.end();
-    await this.#loop;
+    // The loop ends at its next step (a record, a poll, a wait); one blocked on a remote operation
+    // is not waited for past STOP_WAIT_MS: a file cut short is taken again at the next start.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), STOP_WAIT_MS);
+      timer.unref?.();
+    });
+    const ended = await Promise.race([this.#loop?.then(() => 'ended' as const) ?? Promise.resolve('ended' as const), late]);
+    clearTimeout(timer);
+    if (ended === 'late') this.#logger.warn('sftp poller did not stop in time; left to end on its own', { channel: this.#channel, state: this.state });
     this.#loop = undefined;
     this.state = 'stopped';
   }

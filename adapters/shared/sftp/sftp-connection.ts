@@ -350,13 +350,26 @@ class Ssh2SftpConnection implements SftpConnection {
   async end(): Promise<void> {
     if (this.#ended) return;
     this.#ended = true;
+    // ssh2-sftp-client's end() waits for the server's close; a server that never answers (gone,
+    // half-closed) would hold it for ever, and with it the engine's stop. Bounded, then cut.
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<'cut'>((resolve) => {
+      timer = setTimeout(() => resolve('cut'), END_WAIT_MS);
+      timer.unref?.();
+    });
     try {
-      await this.#client.end();
+      const ended = await Promise.race([this.#client.end().then(() => 'ended' as const), cut]);
+      if (ended === 'cut') (this.#client as unknown as { client?: { destroy?: () => void } }).client?.destroy?.();
     } catch {
       // The connection is gone either way.
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
+
+/** How long end() waits for the server to close the connection before cutting it. */
+const END_WAIT_MS = 3_000;
 
 /** @see SftpReadOptions.concurrency */
 export const DEFAULT_READ_CONCURRENCY = 16;
