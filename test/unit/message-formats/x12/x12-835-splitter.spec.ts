@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
@@ -121,6 +123,11 @@ describe('x12 835 splitter (split835)', () => {
       const path = join(dir, 'fifty.835');
       const g = await generate835(path, { claims: 120_000, payers: 3, seed: 5 });
       expect(statSync(path).size).to.be.greaterThan(50 * 1024 * 1024);
+      // What is kept alive, not what V8 has yet to collect: each sample follows a full collection
+      // (V8's lazier heap sizing on Node 24 let garbage alone pass 100 MB).
+      v8.setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      gc();
       const base = process.memoryUsage();
       let peakHeap = base.heapUsed;
       let peakRss = base.rss;
@@ -130,6 +137,7 @@ describe('x12 835 splitter (split835)', () => {
         n++;
         if (r.text.length === 0) throw new Error('empty record');
         if (n % 2000 === 0) {
+          gc();
           const mu = process.memoryUsage();
           peakHeap = Math.max(peakHeap, mu.heapUsed);
           peakRss = Math.max(peakRss, mu.rss);
