@@ -19,7 +19,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generate835 } from '../test/helpers/generate-835.ts';
-import { EngineProcess, freePort } from '../test/helpers/engine-process.ts';
+import { embeddedEngineConfigYaml, EngineProcess, freePort } from '../test/helpers/engine-process.ts';
 import { claimIdOf, sftpTestChannelYaml } from '../test/helpers/sftp-test-channel.ts';
 import { startThrowawaySshd, type ThrowawaySshd } from '../test/helpers/throwaway-sshd.ts';
 import { processCpuMs } from './lib/host-cpu.ts';
@@ -99,30 +99,7 @@ async function main(): Promise<Record<string, unknown>> {
   mkdirSync(channels);
   writeFileSync(join(channels, `${CHANNEL}.channel.yaml`), sftpTestChannelYaml({ name: CHANNEL, sshd, directory: inbox, url, pollInterval: '200ms' }));
   const configFile = join(tmp, 'osprey.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'store:',
-      '  type: sqlite',
-      `  path: ${JSON.stringify(join(tmp, 'osprey.db'))}`,
-      '  synchronous: full',
-      'bus:',
-      '  type: local',
-      'http:',
-      '  host: 127.0.0.1',
-      '  port: ${OSPREY_HTTP_PORT}',
-      'channels:',
-      `  dir: ${JSON.stringify(channels)}`,
-      'lookups:',
-      '  dir: config/lookups',
-      'sandbox:',
-      '  enabled: false',
-      'logging:',
-      '  level: warn',
-      '  format: json',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(configFile, embeddedEngineConfigYaml({ dbPath: join(tmp, 'osprey.db'), channelsDir: channels }));
   const httpPort = await freePort();
   engine = await EngineProcess.start({ configFile, env: { OSPREY_HTTP_PORT: String(httpPort), OSPREY_LOG_LEVEL: 'warn' }, httpPort, logFile: join(tmp, 'engine.log') });
   log(`bench: sftp-835, ${CLAIMS} claims (${PAYERS} payers), engine pid ${engine.pid}, sshd :${sshd.port}, temp ${tmp}`);

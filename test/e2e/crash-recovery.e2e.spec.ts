@@ -25,7 +25,7 @@ import { deterministicId } from '../../engine/transform-sdk/index.ts';
 import { Hl7Message } from '../../engine/message-formats/hl7v2/index.ts';
 import { ENCOUNTER_EVENT } from '../../transforms/canonical-events/encounter-event.ts';
 import { ErpStandIn, ok, type Arrival } from '../fixtures/erp-stand-in.ts';
-import { EngineProcess, freePort } from '../helpers/engine-process.ts';
+import { embeddedEngineConfigYaml, EngineProcess, freePort } from '../helpers/engine-process.ts';
 import { parseAck, RawMllpClient } from '../helpers/mllp-raw-client.ts';
 import { destinationTargets, sampleCases } from '../helpers/samples.ts';
 import { makeTempDir, REPO_ROOT, removeTempDirs } from '../helpers/test-engine.ts';
@@ -154,32 +154,11 @@ async function prepareRun(name: string, standIn: ErpStandIn): Promise<Run> {
   const configFile = join(dir, 'osprey.yaml');
   writeFileSync(
     configFile,
-    [
-      'store:',
-      '  type: sqlite',
-      `  path: ${JSON.stringify(join(dataDir, 'osprey.db'))}`,
-      '  synchronous: full',
-      'bus:',
-      '  type: local',
-      'http:',
-      '  host: 127.0.0.1',
-      '  port: ${OSPREY_HTTP_PORT}',
-      'channels:',
-      '  dir: channels',
-      'lookups:',
-      '  dir: config/lookups',
-      'contracts:',
-      '  module: transforms/contracts/index.ts',
-      'rateLimits:',
-      '  erp-api: { perSecond: 5000, burst: 5000 }',
-      '  rcm-api: { perSecond: 5000, burst: 5000 }',
-      'sandbox:',
-      '  enabled: false',
-      'logging:',
-      '  level: warn',
-      '  format: json',
-      '',
-    ].join('\n'),
+    embeddedEngineConfigYaml({
+      dbPath: join(dataDir, 'osprey.db'),
+      channelsDir: 'channels',
+      extra: ['contracts:', '  module: transforms/contracts/index.ts', 'rateLimits:', '  erp-api: { perSecond: 5000, burst: 5000 }', '  rcm-api: { perSecond: 5000, burst: 5000 }'],
+    }),
   );
   const httpPort = await freePort();
   const adtPort = await freePort();

@@ -15,7 +15,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readF
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ErpStandIn } from '../fixtures/erp-stand-in.ts';
-import { EngineProcess, freePort } from '../helpers/engine-process.ts';
+import { embeddedEngineConfigYaml, EngineProcess, freePort } from '../helpers/engine-process.ts';
 import { generate835 } from '../helpers/generate-835.ts';
 import { claimIdOf, sftpTestChannelYaml, type SftpTestChannelOptions } from '../helpers/sftp-test-channel.ts';
 import { channelsDir } from '../helpers/test-channel.ts';
@@ -333,30 +333,7 @@ describe('SFTP source end to end, engine as a child process', function () {
     mkdirSync(inbox, { recursive: true });
     const channels = channelsDir({ [`${name}.channel.yaml`]: sftpTestChannelYaml({ name, sshd, directory: inbox, url: `${erp.url}${PATH}`, ...extra }) });
     const configFile = join(dir, 'osprey.yaml');
-    writeFileSync(
-      configFile,
-      [
-        'store:',
-        '  type: sqlite',
-        `  path: ${JSON.stringify(join(dir, 'osprey.db'))}`,
-        '  synchronous: full',
-        'bus:',
-        '  type: local',
-        'http:',
-        '  host: 127.0.0.1',
-        '  port: ${OSPREY_HTTP_PORT}',
-        'channels:',
-        `  dir: ${JSON.stringify(channels)}`,
-        'lookups:',
-        '  dir: config/lookups',
-        'sandbox:',
-        '  enabled: false',
-        'logging:',
-        '  level: warn',
-        '  format: json',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(configFile, embeddedEngineConfigYaml({ dbPath: join(dir, 'osprey.db'), channelsDir: channels }));
     const httpPort = await freePort();
     const start = async () => {
       engine = await EngineProcess.start({ configFile, env: { OSPREY_HTTP_PORT: String(httpPort), OSPREY_LOG_LEVEL: 'warn' }, httpPort, logFile: join(dir, 'engine.log') });

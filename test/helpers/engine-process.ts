@@ -24,6 +24,36 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * The engine configuration of a child-process engine on the embedded default (SQLite with
+ * `synchronous: full`, the local bus), its API on 127.0.0.1 at `${OSPREY_HTTP_PORT}`, no sandbox,
+ * warn-level JSON logs. `extra` lines (top-level YAML, e.g. `rateLimits:`) are appended.
+ */
+export function embeddedEngineConfigYaml(o: { dbPath: string; channelsDir: string; extra?: string[] }): string {
+  return [
+    'store:',
+    '  type: sqlite',
+    `  path: ${JSON.stringify(o.dbPath)}`,
+    '  synchronous: full',
+    'bus:',
+    '  type: local',
+    'http:',
+    '  host: 127.0.0.1',
+    '  port: ${OSPREY_HTTP_PORT}',
+    'channels:',
+    `  dir: ${JSON.stringify(o.channelsDir)}`,
+    'lookups:',
+    '  dir: config/lookups',
+    ...(o.extra ?? []),
+    'sandbox:',
+    '  enabled: false',
+    'logging:',
+    '  level: warn',
+    '  format: json',
+    '',
+  ].join('\n');
+}
+
 export interface EngineProcessOptions {
   configFile: string;
   /** Added to the test process's environment. */

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import { parseArgs } from 'node:util';
-import { apiFetch, defaultApiUrl } from '../api-client.ts';
-import { printTable } from './messages.ts';
+import { defaultApiUrl, printApiList } from '../api-client.ts';
 
 /** A file as `GET /api/files` answers it (the fields the table shows). */
 interface FileRow {
@@ -37,24 +36,16 @@ export async function filesCommand(argv: string[]): Promise<number> {
   // States are upper case in the API; `--state done` is what people type.
   if (values.state) query.set('state', values.state.toUpperCase());
   if (values.limit) query.set('limit', values.limit);
-  const res = await apiFetch(`${api}/api/files${query.size > 0 ? `?${query}` : ''}`);
-  const body = (await res.json()) as { files?: FileRow[]; error?: { code: string; message: string } };
-  if (!res.ok || !body.files) {
-    process.stderr.write(`${body.error?.code ?? res.status}: ${body.error?.message ?? 'request failed'}\n`);
-    return 1;
-  }
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(body.files, null, 2)}\n`);
-    return 0;
-  }
-  const rows = body.files.map((f) => [
-    f.version > 1 ? `${f.name} (v${f.version})` : f.name,
-    f.channel,
-    f.state + (f.error ? ` (${f.error.code})` : ''),
-    `${f.recordsDone}/${f.recordsTotal ?? '?'}`,
-    String(f.recordsErrored),
-    f.pickedAt,
-  ]);
-  printTable(['NAME', 'CHANNEL', 'STATE', 'DONE/TOTAL', 'ERRORS', 'PICKED AT'], rows);
-  return 0;
+  return printApiList<FileRow>(`${api}/api/files${query.size > 0 ? `?${query}` : ''}`, 'files', {
+    json: Boolean(values.json),
+    header: ['NAME', 'CHANNEL', 'STATE', 'DONE/TOTAL', 'ERRORS', 'PICKED AT'],
+    row: (f) => [
+      f.version > 1 ? `${f.name} (v${f.version})` : f.name,
+      f.channel,
+      f.state + (f.error ? ` (${f.error.code})` : ''),
+      `${f.recordsDone}/${f.recordsTotal ?? '?'}`,
+      String(f.recordsErrored),
+      f.pickedAt,
+    ],
+  });
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import { parseArgs } from 'node:util';
-import { apiFetch, defaultApiUrl } from '../api-client.ts';
+import { apiFetch, defaultApiUrl, printApiList } from '../api-client.ts';
 import { UsageError } from '../usage.ts';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
@@ -66,35 +66,19 @@ export async function messagesCommand(argv: string[]): Promise<number> {
     limit: values.limit,
   };
   for (const [k, v] of Object.entries(map)) if (v) query.set(k, v);
-  const res = await apiFetch(`${api}/api/messages?${query}`);
-  const body = (await res.json()) as {
-    messages?: Array<{ id: string; receivedAt: string; channel: string; state: string; keys: { messageType?: string; controlId?: string; patientId?: string }; error?: { code: string }; exceptionCategory?: string }>;
-    error?: { code: string; message: string };
-  };
-  if (!res.ok || !body.messages) {
-    process.stderr.write(`${body.error?.code ?? res.status}: ${body.error?.message ?? 'request failed'}\n`);
-    return 1;
-  }
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify(body.messages, null, 2)}\n`);
-    return 0;
-  }
-  const rows = body.messages.map((m) => [
-    m.id,
-    m.receivedAt,
-    m.channel,
-    m.keys.messageType ?? '',
-    m.keys.controlId ?? '',
-    m.keys.patientId ?? '',
-    m.state + (m.exceptionCategory ? ` (${m.exceptionCategory})` : m.error ? ` (${m.error.code})` : ''),
-  ]);
-  printTable(['ID', 'RECEIVED', 'CHANNEL', 'TYPE', 'CONTROL ID', 'PATIENT', 'STATE'], rows);
-  return 0;
+  type Row = { id: string; receivedAt: string; channel: string; state: string; keys: { messageType?: string; controlId?: string; patientId?: string }; error?: { code: string }; exceptionCategory?: string };
+  return printApiList<Row>(`${api}/api/messages?${query}`, 'messages', {
+    json: Boolean(values.json),
+    header: ['ID', 'RECEIVED', 'CHANNEL', 'TYPE', 'CONTROL ID', 'PATIENT', 'STATE'],
+    row: (m) => [
+      m.id,
+      m.receivedAt,
+      m.channel,
+      m.keys.messageType ?? '',
+      m.keys.controlId ?? '',
+      m.keys.patientId ?? '',
+      m.state + (m.exceptionCategory ? ` (${m.exceptionCategory})` : m.error ? ` (${m.error.code})` : ''),
+    ],
+  });
 }
 
-/** Prints rows under a header, columns padded to their widest cell. */
-export function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
-}
