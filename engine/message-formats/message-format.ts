@@ -25,6 +25,24 @@ export interface RecordLineage {
   line?: number;
   /** Control numbers or batch ids of the envelopes around the record (ISA13, GS06, ST02; BHS-11). */
   envelope?: Record<string, string>;
+  /** For a FHIR resource taken from a subscription: which notification or recovery brought it. */
+  fhir?: FhirLineage;
+}
+
+/** How a FHIR resource reached a channel (docs/design/0016-fhir-subscriptions.md). */
+export interface FhirLineage {
+  /** `Subscription/<id>`, or `default` when the server names none. */
+  subscription: string;
+  topic?: string;
+  /** The server's event number, when it gave one. */
+  eventNumber?: number;
+  /** The notification bundle's id, when it had one. */
+  notificationId?: string;
+  interaction: 'create' | 'update' | 'delete';
+  /** `notification`: in the notification itself; `resolved`: fetched for an id-only one; `recovered`: found by a recovery. */
+  via: 'notification' | 'resolved' | 'recovered';
+  /** The pending work (resolve or recover) that fetched it. */
+  workId?: string;
 }
 
 /** Business keys, as the store indexes them (same shape as the store's `BusinessKeys`). */
